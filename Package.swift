@@ -1,0 +1,59 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Converge",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "converge", targets: ["converge"]),
+        .library(name: "ConvergeCore", targets: ["ConvergeCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // Pure model: manifests, validation, diff, plan, renderers. No I/O.
+        .target(
+            name: "ConvergeCore",
+            dependencies: [
+                "Yams",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Debian's libgit2-dev, found through pkg-config.
+        .systemLibrary(
+            name: "Clibgit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        // Reads manifests from a commit's tree without a checkout.
+        .target(name: "ConvergeGit", dependencies: ["ConvergeCore", "Clibgit2"]),
+        // Docker Engine API over its unix socket, and the provider for DockerHost/Network/Container.
+        .target(
+            name: "ConvergeDocker",
+            dependencies: [
+                "ConvergeCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "converge",
+            dependencies: [
+                "ConvergeCore", "ConvergeGit", "ConvergeDocker",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"]),
+        .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
+        .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeDocker"]),
+        .testTarget(
+            name: "ConvergeEndToEndTests",
+            dependencies: ["ConvergeCore", "ConvergeDocker", "converge"]
+        ),
+    ]
+)

@@ -1,0 +1,187 @@
+import Yams
+
+/// A decoded and fully validated set of manifests: the desired state.
+///
+/// Built only through `ManifestSet.load`, which checks the whole set (syntax, types, unknown
+/// fields, names, references, cycles, cross-field rules) and throws every problem at once,
+/// so nothing is ever applied from a set that is partly wrong.
+public struct ManifestSet: Sendable {
+    public private(set) var resources: [Resource]
+    private var indexByID: [ResourceID: Int]
+
+    init(resources: [Resource]) {
+        self.resources = resources.sorted { $0.id < $1.id }
+        var index: [ResourceID: Int] = [:]
+        for (position, resource) in self.resources.enumerated() where index[resource.id] == nil {
+            index[resource.id] = position
+        }
+        self.indexByID = index
+    }
+
+    public subscript(id: ResourceID) -> Resource? {
+        indexByID[id].map { resources[$0] }
+    }
+
+    public func resources(ofKind kind: String) -> [Resource] {
+        resources.filter { $0.id.kind == kind }
+    }
+
+    /// The target a resource uses when its manifest names none: the only one of that kind.
+    public func defaultTarget(kind: String) -> ResourceID? {
+        let targets = resources(ofKind: kind)
+        return targets.count == 1 ? targets[0].id : nil
+    }
+
+    /// Decodes and validates `files`; throws `ManifestValidationError` with every problem.
+    public static func load(_ files: [SourceFile], registry: KindRegistry = .builtIn) throws -> ManifestSet {
+        let collector = DiagnosticCollector()
+        var decoded: [Resource] = []
+        for file in files.sorted(by: { $0.path < $1.path }) {
+            decoded += ManifestDecoder(registry: registry, collector: collector).decode(file)
+        }
+        let set = ManifestSet(resources: decoded)
+        set.validate(collector: collector)
+        if !collector.diagnostics.isEmpty {
+            throw ManifestValidationError(collector.diagnostics)
+        }
+        return set
+    }
+
+    private func validate(collector: DiagnosticCollector) {
+        var firstSeen: [ResourceID: Resource] = [:]
+        for resource in resources {
+            if let first = firstSeen[resource.id] {
+                collector.report(Diagnostic(
+                    "duplicate resource: \(resource.id) is also defined at \(first.location)",
+                    at: resource.location, resource: resource.id,
+                    hint: "names must be unique per kind; rename or remove one of them"))
+            } else {
+                firstSeen[resource.id] = resource
+            }
+        }
+        for resource in resources {
+            collector.currentResource = resource.id
+            for reference in resource.spec.references(in: self) where self[reference.target] == nil {
+                let known = resources(ofKind: reference.target.kind).map(\.id.name)
+                let hint = closestName(to: reference.target.name, among: known).map { "did you mean '\($0)'?" }
+                    ?? (known.isEmpty ? "no \(reference.target.kind) is defined in this manifest set" : "defined: \(known.joined(separator: ", "))")
+                collector.report("\(reference.field): refers to \(reference.target), which is not defined", at: reference.location, hint: hint)
+            }
+            resource.spec.validate(resource, in: self, collector: collector)
+        }
+        collector.currentResource = nil
+        for cycle in DependencyGraph(self).cycles() {
+            let first = cycle[0]
+            let path = (cycle + [first]).map(\.description).joined(separator: " → ")
+            collector.report(Diagnostic(
+                "dependency cycle: \(path)", at: self[first]?.location, resource: first,
+                hint: "remove one of these references so the resources can be ordered"))
+        }
+    }
+}
+
+/// Turns one file into resources: splits YAML documents, checks the envelope
+/// (`apiVersion`, `kind`, `metadata`) and hands `spec` to the kind.
+struct ManifestDecoder {
+    let registry: KindRegistry
+    let collector: DiagnosticCollector
+
+    func decode(_ file: SourceFile) -> [Resource] {
+        let fileStart = SourceLocation(file: file.path, line: 1, column: 1)
+        guard let text = String(validating: file.bytes, as: UTF8.self), !file.bytes.contains(0) else {
+            collector.report("not a text file (invalid UTF-8 or binary content)", at: fileStart, hint: "manifest files must be UTF-8 YAML; move other files out of the manifest folder")
+            return []
+        }
+        var resources: [Resource] = []
+        do {
+            let parser = try Parser(yaml: text)
+            var documentCount = 0
+            while let root = try parser.nextRoot() {
+                documentCount += 1
+                let node = ManifestNode(node: root, file: file.path, path: "", collector: collector)
+                if case .scalar(let scalar) = root, scalar.string.isEmpty { continue }
+                if let resource = decodeDocument(node) { resources.append(resource) }
+            }
+            if documentCount == 0 || (resources.isEmpty && !containsContent(text)) {
+                collector.report("the file holds no manifest", at: fileStart, hint: "add a document with apiVersion, kind, metadata and spec, or delete the file")
+            }
+        } catch let error as YamlError {
+            report(error, file: file.path)
+        } catch {
+            collector.report("cannot read YAML: \(error)", at: fileStart)
+        }
+        return resources
+    }
+
+    private func containsContent(_ text: String) -> Bool {
+        text.split(separator: "\n").contains { line in
+            let trimmed = line.drop { $0 == " " || $0 == "\t" }
+            return !trimmed.isEmpty && !trimmed.hasPrefix("#") && trimmed != "---" && trimmed != "..."
+        }
+    }
+
+    private func report(_ error: YamlError, file: String) {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            collector.report("invalid YAML: \(problem)", at: SourceLocation(file: file, line: mark.line, column: mark.column))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            collector.report("invalid YAML: duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.joined(separator: ", ")) in one mapping",
+                at: SourceLocation(file: file, line: context.mark.line, column: context.mark.column),
+                hint: "each key may appear once; remove the repeated one")
+        case .reader(let problem, _, _, _):
+            collector.report("invalid YAML: \(problem)", at: SourceLocation(file: file, line: 1, column: 1))
+        default:
+            collector.report("invalid YAML: \(error)", at: SourceLocation(file: file, line: 1, column: 1))
+        }
+    }
+
+    private func decodeDocument(_ node: ManifestNode) -> Resource? {
+        guard let document = node.mapping else { return nil }
+        let apiVersion = document.required("apiVersion", hint: "Converge kinds use \(KindRegistry.apiVersion)")?.string
+        let kindNode = document.required("kind")
+        let kindName = kindNode?.string
+        let metadataNode = document.required("metadata")?.mapping
+        let name = metadataNode?.required("name")?.string
+        let labels = metadataNode?.optional("labels")?.stringMap ?? [:]
+        let annotations = metadataNode?.optional("annotations")?.stringMap ?? [:]
+        metadataNode?.finish()
+
+        if let name, let nameNode = metadataNode?.optional("name") {
+            checkName(name, node: nameNode)
+        }
+        if let kindName, let name { collector.currentResource = ResourceID(kind: kindName, name: name) }
+        defer { collector.currentResource = nil }
+
+        guard let kindName, let kindNode else { document.finish(); return nil }
+        guard let kindType = registry.type(forKind: kindName) else {
+            let hint = closestName(to: kindName, among: registry.kindNames).map { "did you mean '\($0)'?" }
+                ?? "known kinds: \(registry.kindNames.joined(separator: ", "))"
+            kindNode.report("unknown kind '\(kindName)'", hint: hint)
+            _ = document.optional("spec")
+            document.finish()
+            return nil
+        }
+        if let apiVersion, apiVersion != KindRegistry.apiVersion, let versionNode = document.optional("apiVersion") {
+            versionNode.report("\(kindName) is served by apiVersion \(KindRegistry.apiVersion), not '\(apiVersion)'")
+        }
+        let specReader = document.required("spec")?.mapping
+        document.finish()
+        guard let name, let specReader else { return nil }
+        let metadata = Metadata(name: name, labels: labels, annotations: annotations)
+        guard let spec = kindType.init(spec: specReader, metadata: metadata) else { return nil }
+        specReader.finish()
+        return Resource(apiVersion: apiVersion ?? KindRegistry.apiVersion, metadata: metadata, spec: spec, location: kindNode.location)
+    }
+
+    /// Names become object names on live systems; Docker accepts `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+    private func checkName(_ name: String, node: ManifestNode) {
+        let allowed = name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x2D || byte == 0x2E || byte == 0x5F
+        }
+        let startsWell = name.first.map { $0.isLetter || $0.isNumber } ?? false
+        if !allowed || !startsWell || name.count > 128 {
+            node.report("invalid name '\(name)'", hint: "use letters, digits, '-', '_' or '.', starting with a letter or digit, at most 128 characters")
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import Crypto
+import Foundation
+
+/// What `converge reconcile` will do: the changes a person reviews, the steps the
+/// executor runs, and a digest that identifies exactly this plan.
+///
+/// Encoded as JSON this is the documented `--output json` schema (`formatVersion` 1):
+/// fields are only ever added, never renamed or removed, within a format version.
+public struct Plan: Sendable, Codable, Equatable {
+    public static let formatVersion = 1
+
+    public var formatVersion: Int
+    public var source: SourceRevision
+    /// The Converge instance whose objects were compared (the `converge.dev/managed-by` value).
+    public var instance: String
+    /// `sha256:` of the canonical encoding of `changes` and `steps`. The source commit
+    /// is left out on purpose: an identical change set from a later commit is the same plan,
+    /// while any different change gives a different digest (approvals bind to it).
+    public var digest: String
+    public var summary: Summary
+    public var changes: [ResourceChange]
+    public var steps: [PlanStep]
+
+    public struct Summary: Sendable, Codable, Equatable {
+        public var add: Int
+        public var change: Int
+        public var destroy: Int
+    }
+
+    public var isEmpty: Bool { changes.isEmpty }
+
+    init(source: SourceRevision, instance: String, changes: [ResourceChange], steps: [PlanStep]) {
+        self.formatVersion = Self.formatVersion
+        self.source = source
+        self.instance = instance
+        self.changes = changes
+        self.steps = steps
+        self.summary = Summary(
+            add: changes.filter { $0.action == .create || $0.action == .replace }.count,
+            change: changes.filter { $0.action == .update }.count,
+            destroy: changes.filter { $0.action == .delete || $0.action == .replace }.count)
+        self.digest = Self.digest(changes: changes, steps: steps)
+    }
+
+    static func digest(changes: [ResourceChange], steps: [PlanStep]) -> String {
+        struct Canonical: Encodable {
+            var changes: [ResourceChange]
+            var steps: [PlanStep]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(Canonical(changes: changes, steps: steps))) ?? Data()
+        return "sha256:" + SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+public enum ChangeAction: String, Sendable, Codable {
+    case create, update, replace, delete
+}
+
+/// One resource's change, as the plan shows it.
+public struct ResourceChange: Sendable, Codable, Equatable {
+    public var resource: ResourceID
+    public var action: ChangeAction
+    /// Why, when it is not evident from the fields (a replacement caused by a dependency).
+    public var reason: String?
+    public var fields: [FieldChange]
+
+    public init(resource: ResourceID, action: ChangeAction, reason: String? = nil, fields: [FieldChange]) {
+        self.resource = resource
+        self.action = action
+        self.reason = reason
+        self.fields = fields
+    }
+}
+
+/// One field's change. `path` is dotted for nested maps (`env.MODE`, `networks.net.ipv4`).
+public struct FieldChange: Sendable, Codable, Equatable {
+    public var path: String
+    public var before: FieldValue?
+    public var after: FieldValue?
+    public var forcesReplacement: Bool
+
+    public init(path: String, before: FieldValue?, after: FieldValue?, forcesReplacement: Bool) {
+        self.path = path
+        self.before = before
+        self.after = after
+        self.forcesReplacement = forcesReplacement
+    }
+}
+
+/// One executable step. A replacement is two steps (delete, then create) so that all
+/// deletes can run before the creates that reuse their names and addresses.
+public struct PlanStep: Sendable, Codable, Equatable {
+    public enum Action: String, Sendable, Codable {
+        case create, update, delete
+    }
+
+    /// Position in `Plan.steps`; `dependsOn` refers to these.
+    public var index: Int
+    public var resource: ResourceID
+    public var action: Action
+    public var dependsOn: [Int]
+
+    public init(index: Int, resource: ResourceID, action: Action, dependsOn: [Int]) {
+        self.index = index
+        self.resource = resource
+        self.action = action
+        self.dependsOn = dependsOn
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+
+/// Renders a plan for people: the terminal (Terraform-like, coloured when asked) and
+/// Markdown for pull-request comments. JSON is `Plan`'s own Codable form.
+public enum PlanRenderer {
+    public static func text(_ plan: Plan, color: Bool) -> String {
+        let style = TextStyle(enabled: color)
+        var lines: [String] = []
+        lines.append(style.bold("Converge plan") + " for \(describe(plan.source))")
+        lines.append("")
+        if plan.isEmpty {
+            lines.append(style.green("No changes.") + " The live state matches the manifests.")
+            return lines.joined(separator: "\n") + "\n"
+        }
+        for change in plan.changes {
+            let (symbol, paint, verb) = presentation(change.action, style: style)
+            var heading = "  # \(change.resource) \(verb)"
+            if let reason = change.reason { heading += " (\(reason))" }
+            lines.append(style.dim(heading))
+            lines.append(paint("\(symbol.padding(toLength: 3, withPad: " ", startingAt: 0)) \(change.resource)"))
+            let width = change.fields.map(\.path.count).max() ?? 0
+            for field in change.fields {
+                lines.append("      " + fieldLine(field, width: width, action: change.action, style: style))
+            }
+            lines.append("")
+        }
+        lines.append(style.bold("Plan: \(plan.summary.add) to add, \(plan.summary.change) to change, \(plan.summary.destroy) to destroy."))
+        lines.append(style.dim("Digest: \(plan.digest)"))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public static func markdown(_ plan: Plan) -> String {
+        var lines: [String] = []
+        lines.append("### Converge plan")
+        lines.append("")
+        lines.append("Source: `\(describe(plan.source))`  ")
+        lines.append("Digest: `\(plan.digest)`")
+        lines.append("")
+        if plan.isEmpty {
+            lines.append("**No changes.** The live state matches the manifests.")
+            return lines.joined(separator: "\n") + "\n"
+        }
+        lines.append("**Plan: \(plan.summary.add) to add, \(plan.summary.change) to change, \(plan.summary.destroy) to destroy.**")
+        lines.append("")
+        lines.append("| | Resource | Action |")
+        lines.append("|---|---|---|")
+        for change in plan.changes {
+            let (symbol, _, verb) = presentation(change.action, style: TextStyle(enabled: false))
+            let reason = change.reason.map { " (\($0))" } ?? ""
+            lines.append("| `\(symbol)` | `\(change.resource)` | \(verb)\(reason) |")
+        }
+        lines.append("")
+        lines.append("<details><summary>Field changes</summary>")
+        lines.append("")
+        lines.append("```diff")
+        for change in plan.changes {
+            let (symbol, _, _) = presentation(change.action, style: TextStyle(enabled: false))
+            lines.append("\(symbol) \(change.resource)")
+            let width = change.fields.map(\.path.count).max() ?? 0
+            for field in change.fields {
+                lines.append("    " + fieldLine(field, width: width, action: change.action, style: TextStyle(enabled: false)))
+            }
+        }
+        lines.append("```")
+        lines.append("")
+        lines.append("</details>")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func describe(_ source: SourceRevision) -> String {
+        var text = source.repository
+        if let path = source.path, !path.isEmpty { text += " (\(path))" }
+        if let commit = source.commit {
+            text += " @ \(commit.prefix(12))"
+            if let ref = source.ref, !commit.hasPrefix(ref) { text += " (\(ref))" }
+        }
+        return text
+    }
+
+    private static func presentation(_ action: ChangeAction, style: TextStyle) -> (String, (String) -> String, String) {
+        switch action {
+        case .create: return ("+", style.green, "will be created")
+        case .update: return ("~", style.yellow, "will be updated in place")
+        case .replace: return ("-/+", style.red, "must be replaced")
+        case .delete: return ("-", style.red, "will be destroyed")
+        }
+    }
+
+    private static func fieldLine(_ field: FieldChange, width: Int, action: ChangeAction, style: TextStyle) -> String {
+        let name = field.path.padding(toLength: width, withPad: " ", startingAt: 0)
+        switch (field.before, field.after) {
+        case (nil, let after?):
+            return style.green("+ \(name) = \(after.rendered)")
+        case (let before?, nil):
+            return style.red("- \(name) = \(before.rendered)")
+        case (let before?, let after?):
+            let note = field.forcesReplacement && action == .replace ? style.red("  # forces replacement") : ""
+            return style.yellow("~ \(name) = \(before.rendered) → \(after.rendered)") + note
+        case (nil, nil):
+            return "  \(name)"
+        }
+    }
+}
+
+/// ANSI styling that turns itself off when output is not a terminal.
+struct TextStyle {
+    var enabled: Bool
+
+    private func paint(_ code: String, _ text: String) -> String {
+        enabled ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
+    }
+
+    func bold(_ text: String) -> String { paint("1", text) }
+    func dim(_ text: String) -> String { paint("2", text) }
+    func green(_ text: String) -> String { paint("32", text) }
+    func yellow(_ text: String) -> String { paint("33", text) }
+    func red(_ text: String) -> String { paint("31", text) }
+}

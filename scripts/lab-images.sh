@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# Builds the local lab images that Converge's tests and demo run, without any image registry:
+#
+#   converge-lab/busybox:1  a root of Debian's busybox-static (/bin/busybox) with applet links,
+#                           a /www/index.html and minimal /etc/passwd and /etc/group.
+#                           Client: `sleep infinity`; HTTP server: `httpd -f -p 80 -h /www`.
+#   converge-lab/router:1   a Debian bookworm minbase root (debootstrap) with iproute2,
+#                           nftables, iptables, frr and iputils-ping. CMD sleep infinity.
+#
+# Each image carries the label converge.dev/recipe=<sha256 of its recipe>; an image whose
+# label matches the current recipe is reused, so a second run costs only the checks.
+#
+# Environment:
+#   CONVERGE_SKIP_ROUTER_IMAGE=1    don't build (or check) the router image
+#   CONVERGE_REBUILD_LAB_IMAGES=1   rebuild even when the recipe label matches
+#   CONVERGE_DEBIAN_MIRROR=URL      Debian mirror for debootstrap (default: the one apt uses)
+set -euo pipefail
+
+BUSYBOX_IMAGE="converge-lab/busybox:1"
+ROUTER_IMAGE="converge-lab/router:1"
+RECIPE_LABEL="converge.dev/recipe"
+
+# Applets the tests rely on; the image links every applet busybox has, these must be among them.
+BUSYBOX_REQUIRED_APPLETS="sh ping wget httpd nc sleep ip cat echo ls route ifconfig hostname printf grep true false env"
+BUSYBOX_CHANGES=('CMD ["/bin/sh"]')
+
+ROUTER_SUITE="bookworm"
+ROUTER_INCLUDE="iproute2,nftables,iptables,frr,iputils-ping"
+ROUTER_CHANGES=('CMD ["sleep","infinity"]')
+
+say() { printf 'lab-images: %s\n' "$*"; }
+die() { printf 'lab-images: ERROR: %s\n' "$*" >&2; exit 1; }
+
+command -v docker >/dev/null || die "docker is not installed: run scripts/setup.sh"
+docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
+    || die "the Docker engine does not answer on /var/run/docker.sock: run scripts/setup.sh"
+
+# One run at a time: two concurrent builds of the same tag would race.
+exec 9>/var/lock/converge-lab-images.lock
+if ! flock -n 9; then
+    say "another lab-images run holds /var/lock/converge-lab-images.lock; waiting (up to 20 min)"
+    flock -w 1200 9 || die "timed out waiting for /var/lock/converge-lab-images.lock"
+fi
+
+sha256_of_stdin() { sha256sum | cut -d' ' -f1; }
+
+image_recipe() {  # IMAGE -> the recipe label of the local image, or nothing
+    docker image inspect --format "{{ index .Config.Labels \"$RECIPE_LABEL\" }}" "$1" 2>/dev/null || true
+}
+
+needs_build() {  # IMAGE HASH
+    local have
+    [[ "${CONVERGE_REBUILD_LAB_IMAGES:-0}" == 1 ]] && return 0
+    have="$(image_recipe "$1")"
+    [[ "$have" != "$2" ]]
+}
+
+# Removes a scratch root made here: unmounts anything left mounted below it first (never
+# follows mounts while deleting), so a failed debootstrap can't take host files with it.
+remove_root() {
+    local dir="$1" m
+    [[ -n "$dir" && -d "$dir" ]] || return 0
+    while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done < <(awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/mounts | sort -r)
+    if awk -v d="$dir" '$2 == d || index($2, d "/") == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+        say "WARNING: $dir still has mounts below it; left in place"
+        return 0
+    fi
+    rm -rf --one-file-system "$dir"
+}
+
+SCRATCH_DIRS=()
+cleanup() {
+    local d
+    for d in "${SCRATCH_DIRS[@]}"; do remove_root "$d"; done
+}
+trap cleanup EXIT
+
+import_root() {  # DIR IMAGE HASH CHANGES...
+    local dir="$1" image="$2" hash="$3"; shift 3
+    local args=() c old new
+    for c in "$@"; do args+=(-c "$c"); done
+    args+=(-c "LABEL $RECIPE_LABEL=$hash")
+    old="$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
+    tar --numeric-owner -C "$dir" -c . | docker import "${args[@]}" - "$image" >/dev/null
+    new="$(docker image inspect --format '{{.Id}}' "$image")"
+    # The replaced image is now untagged: drop it unless a container still uses it.
+    if [[ -n "$old" && "$old" != "$new" ]]; then
+        docker image rm "$old" >/dev/null 2>&1 || true
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# busybox image. The recipe is this function's text, the applet list, the image changes and the
+# busybox binary itself (its hash and its Debian version).
+build_busybox_rootfs() {
+    local root="$1" busybox="$2" applet
+    mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,www,var/run,proc,sys,dev}
+    chmod 1777 "$root/tmp"
+    chmod 700 "$root/root"
+    install -m 0755 "$busybox" "$root/bin/busybox"
+    "$busybox" --list >"$root/.applets"
+    while IFS= read -r applet; do
+        [[ -z "$applet" || "$applet" == busybox || "$applet" == */* ]] && continue
+        ln -s busybox "$root/bin/$applet"
+    done <"$root/.applets"
+    rm -f "$root/.applets"
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+    printf 'root:x:0:\nnogroup:x:65534:\nnobody:x:65534:\n' >"$root/etc/group"
+    printf 'converge lab http server\n' >"$root/www/index.html"
+}
+
+busybox_image() {
+    local busybox=/bin/busybox applet version recipe hash root start
+    [[ -x "$busybox" ]] || die "$busybox is missing: install Debian's busybox-static (scripts/setup.sh)"
+    if ldd "$busybox" >/dev/null 2>&1; then
+        die "$busybox is dynamically linked: install Debian's busybox-static instead of busybox"
+    fi
+    local applets
+    applets=" $("$busybox" --list | tr '\n' ' ') "
+    for applet in $BUSYBOX_REQUIRED_APPLETS; do
+        [[ "$applets" == *" $applet "* ]] || die "busybox at $busybox has no '$applet' applet"
+    done
+    version="$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || "$busybox" | head -n1)"
+    recipe="$(declare -f build_busybox_rootfs
+              printf '%s\n' "$BUSYBOX_REQUIRED_APPLETS" "${BUSYBOX_CHANGES[@]}" \
+                  "busybox-static $version" "$(sha256sum <"$busybox")")"
+    hash="$(printf '%s' "$recipe" | sha256_of_stdin)"
+
+    if needs_build "$BUSYBOX_IMAGE" "$hash"; then
+        start=$SECONDS
+        say "building $BUSYBOX_IMAGE (busybox-static $version, recipe ${hash:0:12})"
+        root="$(mktemp -d /var/tmp/converge-busybox-root.XXXXXX)"
+        SCRATCH_DIRS+=("$root")
+        build_busybox_rootfs "$root" "$busybox"
+        import_root "$root" "$BUSYBOX_IMAGE" "$hash" "${BUSYBOX_CHANGES[@]}"
+        remove_root "$root"
+        say "built $BUSYBOX_IMAGE in $((SECONDS - start)) s"
+    else
+        say "$BUSYBOX_IMAGE is up to date (recipe ${hash:0:12})"
+    fi
+
+    local out
+    out="$(docker run --rm "$BUSYBOX_IMAGE" sh -c 'wget --help >/dev/null 2>&1; command -v httpd nc ping ip >/dev/null && echo ok' 2>&1)" \
+        || die "$BUSYBOX_IMAGE does not run: $out"
+    [[ "$out" == ok ]] || die "$BUSYBOX_IMAGE check printed '$out' instead of 'ok'"
+    say "$BUSYBOX_IMAGE runs: ok"
+}
+
+# ---------------------------------------------------------------------------------------------
+# router image.
+
+# The Debian mirror apt already uses for the suite: one-line sources (sources.list, *.list) and
+# deb822 sources (*.sources), first match wins; deb.debian.org otherwise.
+debian_mirror() {
+    if [[ -n "${CONVERGE_DEBIAN_MIRROR:-}" ]]; then
+        printf '%s\n' "$CONVERGE_DEBIAN_MIRROR"
+        return
+    fi
+    local f uri=""
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [[ -r "$f" ]] || continue
+        uri="$(awk -v suite="$ROUTER_SUITE" '
+            /^[ \t]*deb[ \t]/ {
+                i = 2
+                if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+                if ($(i + 1) == suite) { print $i; exit }
+            }' "$f")"
+        [[ -n "$uri" ]] && break
+    done
+    if [[ -z "$uri" ]]; then
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [[ -r "$f" ]] || continue
+            uri="$(awk -v suite="$ROUTER_SUITE" '
+                function flush() {
+                    if (types ~ /(^| )deb( |$)/ && enabled != "no" && (" " suites " ") ~ (" " suite " ") && uris != "") {
+                        split(uris, u, " "); print u[1]; done = 1
+                    }
+                    types = ""; suites = ""; uris = ""; enabled = ""
+                }
+                /^[ \t]*#/ { next }
+                /^[ \t]*$/ { flush(); if (done) exit; next }
+                {
+                    key = tolower($1); sub(/:$/, "", key)
+                    val = $0; sub(/^[^:]*:[ \t]*/, "", val)
+                    if (key == "types") types = val
+                    else if (key == "suites") suites = val
+                    else if (key == "uris") uris = val
+                    else if (key == "enabled") enabled = tolower(val)
+                }
+                END { if (!done) flush() }' "$f")"
+            [[ -n "$uri" ]] && break
+        done
+    fi
+    printf '%s\n' "${uri:-http://deb.debian.org/debian}"
+}
+
+# The recipe is this function's text, the suite, the package list and the image changes (not the
+# mirror: every mirror serves the same suite).
+build_router_rootfs() {
+    local root="$1" mirror="$2" cache="$3"
+    debootstrap --variant=minbase --include="$ROUTER_INCLUDE" --cache-dir="$cache" \
+        "$ROUTER_SUITE" "$root" "$mirror" >"$root.log" 2>&1 || {
+        tail -n 30 "$root.log" >&2
+        die "debootstrap of $ROUTER_SUITE from $mirror failed (log above, full log: $root.log)"
+    }
+    rm -f "$root.log"
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/tmp/* \
+        "$root"/var/log/*.log "$root"/var/log/apt/*
+}
+
+router_image() {
+    local recipe hash mirror root cache start out
+    recipe="$(declare -f build_router_rootfs
+              printf '%s\n' "$ROUTER_SUITE" "$ROUTER_INCLUDE" "${ROUTER_CHANGES[@]}")"
+    hash="$(printf '%s' "$recipe" | sha256_of_stdin)"
+
+    if needs_build "$ROUTER_IMAGE" "$hash"; then
+        command -v debootstrap >/dev/null || die "debootstrap is not installed: run scripts/setup.sh"
+        mirror="$(debian_mirror)"
+        start=$SECONDS
+        say "building $ROUTER_IMAGE with debootstrap $ROUTER_SUITE from $mirror (recipe ${hash:0:12}; about a minute)"
+        root="$(mktemp -d /var/tmp/converge-router-root.XXXXXX)"
+        SCRATCH_DIRS+=("$root")
+        cache=/var/cache/converge/debootstrap
+        mkdir -p "$cache"
+        build_router_rootfs "$root" "$mirror" "$cache"
+        say "debootstrap done in $((SECONDS - start)) s; importing"
+        import_root "$root" "$ROUTER_IMAGE" "$hash" "${ROUTER_CHANGES[@]}"
+        remove_root "$root"
+        say "built $ROUTER_IMAGE in $((SECONDS - start)) s"
+    else
+        say "$ROUTER_IMAGE is up to date (recipe ${hash:0:12})"
+    fi
+
+    out="$(docker run --rm "$ROUTER_IMAGE" sh -c 'nft --version && ip -V && test -x /usr/lib/frr/zebra && command -v ping' 2>&1)" \
+        || die "$ROUTER_IMAGE does not run: $out"
+    say "$ROUTER_IMAGE runs: ${out//$'\n'/; }"
+}
+
+total_start=$SECONDS
+busybox_image
+if [[ "${CONVERGE_SKIP_ROUTER_IMAGE:-0}" == 1 ]]; then
+    say "skipping $ROUTER_IMAGE (CONVERGE_SKIP_ROUTER_IMAGE=1)"
+else
+    router_image
+fi
+say "done in $((SECONDS - total_start)) s"
