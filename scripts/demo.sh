@@ -41,13 +41,13 @@ reconcile() {
 }
 
 say "1/3 what would change"
-reconcile --dry-run --repo manifests "$@"
+reconcile --dry-run --repo . --path manifests "$@"
 
 say "2/3 apply"
-reconcile --repo manifests "$@"
+reconcile --repo . --path manifests "$@"
 
 say "3/3 what is left to change"
-reconcile --dry-run --repo manifests "$@"
+reconcile --dry-run --repo . --path manifests "$@"
 if [[ "$last_rc" == 0 ]]; then
     say "the Docker engine now matches manifests/"
 else

@@ -4,6 +4,10 @@ import Foundation
 
 /// Collects the YAML blobs of a commit's tree.
 ///
+/// Hidden entries (name starting with ".") are skipped, folders included, as the CLI's
+/// folder source does: they hold CI and tool configuration, not manifests. A `path` that
+/// itself names a hidden folder or file is still read.
+///
 /// The tree is walked once (`git_tree_walk`, which loads each subtree once), collecting
 /// blob ids; then each blob is read once by id. That is O(files), with no per-file path
 /// lookups, so ten thousand manifests load in a fraction of a second.
@@ -99,6 +103,10 @@ enum TreeReader {
         let code = withExtendedLifetime(state) {
             git_tree_walk(tree, GIT_TREEWALK_PRE, { root, entry, payload in
                 guard let entry, let payload, let name = git_tree_entry_name(entry) else { return 0 }
+                // Hidden files and folders (`.github/workflows/ci.yml`, `.gitlab-ci.yml`,
+                // `.pre-commit-config.yaml`) are tool configuration, not manifests; a positive
+                // return skips the entry and, for a folder, everything under it.
+                if name.pointee == 0x2E { return 1 }
                 guard git_tree_entry_type(entry) == GIT_OBJECT_BLOB else { return 0 }
                 // Regular files only: symbolic links are stored as blobs holding the target
                 // path, which is not a manifest.

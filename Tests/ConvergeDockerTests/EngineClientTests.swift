@@ -220,6 +220,24 @@ struct EngineClientTests {
         }
     }
 
+    @Test func cancellationStopsAWaitingCall() async throws {
+        try await withScratch { scratch in
+            let id = try await engine.createContainer(
+                name: scratch.name("cancel"),
+                ContainerCreate(
+                    image: Self.image, cmd: ["sleep", "3600"], labels: [scratch.labelKey: scratch.prefix],
+                    hostConfig: DockerHostConfig(networkMode: "none")))
+            try await engine.startContainer(id)
+            let engine = self.engine
+            let task = Task { try await engine.exec(container: id, command: ["sleep", "10"]) }
+            try await Task.sleep(for: .milliseconds(300))
+            let start = ContinuousClock.now
+            task.cancel()
+            await #expect(throws: CancellationError.self) { try await task.value }
+            #expect(ContinuousClock.now - start < .seconds(2))
+        }
+    }
+
     // MARK: - Pure
 
     @Test func demultiplexesFramesSplitAnywhere() throws {

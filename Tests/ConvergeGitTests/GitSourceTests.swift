@@ -15,6 +15,10 @@ private let sampleFiles: [String: String?] = [
     "manifests/app.yaml.orig": "kind: Old\n",
     "scripts/deploy.sh": "#!/bin/sh\n",
     "notes.txt": "hello\n",
+    // Hidden files and folders hold tool configuration, never manifests.
+    ".github/workflows/ci.yml": "on: push\n",
+    ".gitlab-ci.yml": "stages: []\n",
+    "manifests/.drafts/wip.yaml": "kind: Draft\n",
 ]
 
 private func paths(_ snapshot: GitSnapshot) -> [String] {
@@ -168,6 +172,20 @@ struct LocalRepositoryTests {
         let root = try GitSource.load(GitSourceRequest(repository: repo, path: "."))
         #expect(paths(root).count == 4)
         #expect(root.revision.path == nil)
+    }
+
+    @Test func hiddenEntriesAreSkippedUnlessPathNamesThem() throws {
+        let fixture = try GitFixture()
+        let repo = try fixture.makeRepository("work")
+        try fixture.commit(sampleFiles, in: repo)
+
+        let root = try GitSource.load(GitSourceRequest(repository: repo))
+        #expect(!paths(root).contains { $0.split(separator: "/").contains { $0.hasPrefix(".") } })
+
+        let explicit = try GitSource.load(GitSourceRequest(repository: repo, path: "manifests/.drafts"))
+        #expect(paths(explicit) == ["manifests/.drafts/wip.yaml"])
+        let file = try GitSource.load(GitSourceRequest(repository: repo, path: ".gitlab-ci.yml"))
+        #expect(paths(file) == [".gitlab-ci.yml"])
     }
 
     @Test func pathNamingOneYAMLFileReturnsThatFile() throws {

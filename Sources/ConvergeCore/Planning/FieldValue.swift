@@ -71,6 +71,15 @@ extension FieldValue {
     public static func strings(_ values: [String]) -> FieldValue { .list(values.map(FieldValue.string)) }
     public static func stringMap(_ values: [String: String]) -> FieldValue { .map(FieldMap(values.mapValues(FieldValue.string))) }
 
+    /// An empty list or map.
+    public var isEmptyCollection: Bool {
+        switch self {
+        case .list(let items): return items.isEmpty
+        case .map(let map): return map.isEmpty
+        default: return false
+        }
+    }
+
     /// How the plan shows the value: JSON-like, strings quoted.
     public var rendered: String {
         switch self {

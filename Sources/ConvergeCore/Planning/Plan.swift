@@ -25,6 +25,12 @@ public struct Plan: Sendable, Codable, Equatable {
         public var add: Int
         public var change: Int
         public var destroy: Int
+
+        public init(add: Int, change: Int, destroy: Int) {
+            self.add = add
+            self.change = change
+            self.destroy = destroy
+        }
     }
 
     public var isEmpty: Bool { changes.isEmpty }

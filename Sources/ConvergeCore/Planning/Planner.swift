@@ -47,8 +47,9 @@ public struct Planner: Sendable {
             let desired = resource.spec.desiredFields(metadata: resource.metadata)
             desiredFieldsByID[resource.id] = desired
             guard let live = observedByID[resource.id] else {
-                changesByID[resource.id] = ResourceChange(resource: resource.id, action: .create, fields: desired.entries.map {
-                    FieldChange(path: $0.key, before: nil, after: $0.value, forcesReplacement: false)
+                // Empty lists and maps are defaults, not news: a create shows what is set.
+                changesByID[resource.id] = ResourceChange(resource: resource.id, action: .create, fields: desired.entries.compactMap {
+                    $0.value.isEmptyCollection ? nil : FieldChange(path: $0.key, before: nil, after: $0.value, forcesReplacement: false)
                 })
                 continue
             }
@@ -75,7 +76,7 @@ public struct Planner: Sendable {
         }
 
         let steps = Self.steps(for: changesByID, set: set, observed: observedByID)
-        let order = Dictionary(uniqueKeysWithValues: steps.enumerated().map { ($0.element.resource, $0.offset) }.reversed())
+        let order = Dictionary(steps.enumerated().map { ($0.element.resource, $0.offset) }, uniquingKeysWith: min)
         let changes = changesByID.values.sorted { (order[$0.resource] ?? 0, $0.resource) < (order[$1.resource] ?? 0, $1.resource) }
         return Plan(source: source, instance: instance, changes: changes, steps: steps)
     }

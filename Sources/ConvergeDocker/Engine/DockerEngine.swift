@@ -414,8 +414,8 @@ public struct DockerEngine: Sendable {
 
     static func errorMessage(_ response: UnixSocketHTTPResponse) -> String {
         let bytes = Data(response.body.readableBytesView)
-        if let body = try? JSONDecoder().decode(ErrorBody.self, from: bytes), let message = body.message,
-            !message.isEmpty
+        if let body = try? JSONDecoder().decode(ErrorBody.self, from: bytes),
+            let message = body.message?.trimmingCharacters(in: .whitespacesAndNewlines), !message.isEmpty
         {
             return message
         }
