@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "converge", targets: ["converge"]),
         .library(name: "ConvergeCore", targets: ["ConvergeCore"]),
+        .library(name: "ConvergeGit", targets: ["ConvergeGit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -255,22 +255,43 @@ public struct ContainerSpec: ResourceSpec {
             } else if ip == networkSpec.gateway ?? IPv4Address(subnet.address.value + 1), networkSpec.driver == "bridge" {
                 collector.report("spec.networks: \(ip) is the gateway of \(networkID)", at: where_, hint: "the bridge takes the gateway address; pick another")
             }
-            for other in set.resources(ofKind: Self.kind) where other.id < resource.id {
-                guard let otherSpec = other.spec(as: ContainerSpec.self),
-                      otherSpec.networks.contains(where: { $0.network == attachment.network && $0.ipv4 == ip }) else { continue }
-                collector.report("spec.networks: \(ip) on \(networkID) is also given to \(other.id)", at: where_, hint: "each container needs its own address")
-            }
-        }
-        for port in ports {
-            guard let hostPort = port.hostPort else { continue }
-            for other in set.resources(ofKind: Self.kind) where other.id < resource.id {
-                guard let otherSpec = other.spec(as: ContainerSpec.self), otherSpec.target(in: set) == target(in: set),
-                      otherSpec.ports.contains(where: { $0.hostPort == hostPort && $0.protocolName == port.protocolName }) else { continue }
-                collector.report("spec.ports: host port \(hostPort)/\(port.protocolName) is also published by \(other.id)", at: port.location)
-            }
         }
         for dependency in dependsOn where dependency.name == resource.id.name {
             collector.report("spec.dependsOn: a container cannot depend on itself", at: dependency.location)
+        }
+    }
+
+    /// Addresses and host ports are given once: the first holder (by name) keeps them and
+    /// every later one is reported.
+    public static func validate(_ resources: [Resource], in set: ManifestSet, collector: DiagnosticCollector) {
+        var addressHolders: [String: ResourceID] = [:]
+        var portHolders: [String: ResourceID] = [:]
+        for resource in resources {
+            guard let spec = resource.spec(as: ContainerSpec.self) else { continue }
+            for attachment in spec.networks {
+                guard let ip = attachment.ipv4 else { continue }
+                let key = "\(attachment.network)/\(ip)"
+                if let holder = addressHolders[key] {
+                    collector.report(Diagnostic(
+                        "spec.networks: \(ip) on Network/\(attachment.network) is also given to \(holder)",
+                        at: attachment.ipv4Location ?? attachment.location, resource: resource.id,
+                        hint: "each container needs its own address"))
+                } else {
+                    addressHolders[key] = resource.id
+                }
+            }
+            let host = spec.target(in: set)?.name ?? ""
+            for port in spec.ports {
+                guard let hostPort = port.hostPort else { continue }
+                let key = "\(host)/\(port.hostIP ?? "0.0.0.0"):\(hostPort)/\(port.protocolName)"
+                if let holder = portHolders[key] {
+                    collector.report(Diagnostic(
+                        "spec.ports: host port \(hostPort)/\(port.protocolName) is also published by \(holder)",
+                        at: port.location, resource: resource.id, hint: "publish each host port from one container"))
+                } else {
+                    portHolders[key] = resource.id
+                }
+            }
         }
     }
 

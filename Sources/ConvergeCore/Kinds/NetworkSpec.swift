@@ -61,13 +61,28 @@ public struct NetworkSpec: ResourceSpec {
 
     public func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector) {
         host.validate(in: set, collector: collector)
-        guard let subnet else { return }
-        for other in set.resources(ofKind: Self.kind) where other.id < resource.id {
-            guard let otherSpec = other.spec(as: NetworkSpec.self), let otherSubnet = otherSpec.subnet,
-                  otherSpec.target(in: set) == target(in: set), otherSubnet.overlaps(subnet) else { continue }
-            collector.report(
-                "spec.subnet: \(subnet) overlaps \(otherSubnet) of \(other.id) on the same host",
-                at: subnetLocation ?? resource.location, hint: "give each network its own address range")
+    }
+
+    /// Subnets on one host must not overlap: sorted by first address, each is compared with
+    /// the one reaching furthest among those before it.
+    public static func validate(_ resources: [Resource], in set: ManifestSet, collector: DiagnosticCollector) {
+        let byHost = Dictionary(grouping: resources.compactMap { resource -> (ResourceID?, Resource, IPv4Network)? in
+            guard let spec = resource.spec(as: NetworkSpec.self), let subnet = spec.subnet else { return nil }
+            return (spec.target(in: set), resource, subnet)
+        }, by: { $0.0 })
+        for (_, networks) in byHost.sorted(by: { ($0.key?.name ?? "") < ($1.key?.name ?? "") }) {
+            let sorted = networks.sorted { ($0.2.networkAddress, $0.1.id) < ($1.2.networkAddress, $1.1.id) }
+            var widest: (Resource, IPv4Network)?
+            for (_, resource, subnet) in sorted {
+                if let (other, otherSubnet) = widest, otherSubnet.broadcastAddress >= subnet.networkAddress {
+                    let spec = resource.spec(as: NetworkSpec.self)
+                    collector.report(Diagnostic(
+                        "spec.subnet: \(subnet) overlaps \(otherSubnet) of \(other.id) on the same host",
+                        at: spec?.subnetLocation ?? resource.location, resource: resource.id,
+                        hint: "give each network its own address range"))
+                }
+                if widest == nil || subnet.broadcastAddress > widest!.1.broadcastAddress { widest = (resource, subnet) }
+            }
         }
     }
 

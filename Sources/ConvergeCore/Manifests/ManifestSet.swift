@@ -8,6 +8,7 @@ import Yams
 public struct ManifestSet: Sendable {
     public private(set) var resources: [Resource]
     private var indexByID: [ResourceID: Int]
+    private var resourcesByKind: [String: [Resource]]
 
     init(resources: [Resource]) {
         self.resources = resources.sorted { $0.id < $1.id }
@@ -16,6 +17,7 @@ public struct ManifestSet: Sendable {
             index[resource.id] = position
         }
         self.indexByID = index
+        self.resourcesByKind = Dictionary(grouping: self.resources, by: \.id.kind)
     }
 
     public subscript(id: ResourceID) -> Resource? {
@@ -23,7 +25,7 @@ public struct ManifestSet: Sendable {
     }
 
     public func resources(ofKind kind: String) -> [Resource] {
-        resources.filter { $0.id.kind == kind }
+        resourcesByKind[kind] ?? []
     }
 
     /// The target a resource uses when its manifest names none: the only one of that kind.
@@ -70,6 +72,9 @@ public struct ManifestSet: Sendable {
             resource.spec.validate(resource, in: self, collector: collector)
         }
         collector.currentResource = nil
+        for (kind, members) in resourcesByKind.sorted(by: { $0.key < $1.key }) {
+            type(of: members[0].spec).validate(members, in: self, collector: collector)
+        }
         for cycle in DependencyGraph(self).cycles() {
             let first = cycle[0]
             let path = (cycle + [first]).map(\.description).joined(separator: " → ")

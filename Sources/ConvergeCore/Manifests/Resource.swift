@@ -59,6 +59,10 @@ public protocol ResourceSpec: Sendable {
     /// Checks that need other resources (an IP inside its network's subnet, for example).
     func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector)
 
+    /// Checks across all resources of this kind (unique addresses, non-overlapping
+    /// subnets), done once per set so large sets stay fast.
+    static func validate(_ resources: [Resource], in set: ManifestSet, collector: DiagnosticCollector)
+
     /// The fields the diff compares: those the manifest sets, plus those whose engine
     /// default is known to be empty (so removing them from a manifest is seen).
     func desiredFields(metadata: Metadata) -> FieldMap
@@ -70,6 +74,7 @@ public protocol ResourceSpec: Sendable {
 extension ResourceSpec {
     public static var isTarget: Bool { false }
     public func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector) {}
+    public static func validate(_ resources: [Resource], in set: ManifestSet, collector: DiagnosticCollector) {}
     public func desiredFields(metadata: Metadata) -> FieldMap { FieldMap() }
     public static func changeMode(forField field: String) -> ChangeMode { .replace }
 }

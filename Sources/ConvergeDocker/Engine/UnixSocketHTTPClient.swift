@@ -180,11 +180,19 @@ public struct UnixSocketHTTPClient: Sendable {
         do {
             return try await withTaskCancellationHandler {
                 try await channel.executeThenClose { inbound, outbound in
-                    try await outbound.write(.head(requestHead))
-                    if let body {
-                        try await outbound.write(.body(.byteBuffer(body)))
+                    // One batch, so the request is written and flushed in one event-loop turn.
+                    // The engine may answer and close as soon as it has read enough (with
+                    // `Connection: close` it always closes), so a failed write is not yet a
+                    // failed request: the complete answer may already be waiting in `inbound`.
+                    var parts: [HTTPClientRequestPart] = [.head(requestHead)]
+                    if let body { parts.append(.body(.byteBuffer(body))) }
+                    parts.append(.end(nil))
+                    var writeError: (any Error)?
+                    do {
+                        try await outbound.write(contentsOf: parts)
+                    } catch {
+                        writeError = error
                     }
-                    try await outbound.write(.end(nil))
 
                     var responseHead: HTTPResponseHead?
                     var responseBody = ByteBuffer()
@@ -218,6 +226,7 @@ public struct UnixSocketHTTPClient: Sendable {
                     }
                     // The stream ended without `.end`. NIO's decoder normally emits `.end` when a
                     // close-delimited body ends, so this is a connection lost mid-response.
+                    if let writeError { throw writeError }
                     throw UnixSocketHTTPTransportError.connectionClosed(
                         path: path,
                         detail: responseHead == nil ? "no response received" : "body incomplete")
@@ -255,7 +264,7 @@ public struct UnixSocketHTTPClient: Sendable {
         if let error = error as? ChannelError, error == .ioOnClosedChannel || error == .alreadyClosed
             || error == .eof
         {
-            return UnixSocketHTTPTransportError.connectionClosed(path: socketPath, detail: "closed by peer")
+            return UnixSocketHTTPTransportError.connectionClosed(path: socketPath, detail: "closed by peer: \(error)")
         }
         return UnixSocketHTTPTransportError.io(path: socketPath, detail: String(describing: error))
     }

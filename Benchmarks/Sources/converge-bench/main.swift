@@ -1,0 +1,3 @@
+import ConvergeCore
+import ConvergeGit
+print(KindRegistry.builtIn.kindNames)
