@@ -4,7 +4,7 @@
 #   1. converge reconcile --dry-run   shows the plan (exit 2: changes pending)
 #   2. converge reconcile             applies it
 #   3. converge reconcile --dry-run   shows nothing left to do (exit 0: in sync)
-# Extra arguments go to every `converge reconcile`, e.g. `scripts/demo.sh --log-format json`.
+# Extra arguments go to every `converge reconcile`, e.g. `scripts/demo.sh --output markdown`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,6 +1,10 @@
 import ArgumentParser
 import ConvergeCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `converge`: GitOps reconciler for hybrid infrastructure.
 @main
 struct ConvergeCommand: AsyncParsableCommand {
@@ -11,4 +15,20 @@ struct ConvergeCommand: AsyncParsableCommand {
         abstract: "Keep live infrastructure in line with the manifests committed to Git.",
         version: version,
         subcommands: [ValidateCommand.self, ReconcileCommand.self])
+
+    /// A closed pipe (`converge … | head`, a remote hanging up on libgit2) must surface as an
+    /// error on that write, not kill the process halfway through a change.
+    static func main() async {
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
