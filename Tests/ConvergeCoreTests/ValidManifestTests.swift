@@ -118,7 +118,7 @@ struct ValidManifestTests {
         #expect(diagnostics.map(\.location) == [
             SourceLocation(file: "web.yaml", line: 7, column: 18),
             SourceLocation(file: "web.yaml", line: 8, column: 10),
-            SourceLocation(file: "web.yaml", line: 10, column: 24),
+            SourceLocation(file: "web.yaml", line: 10, column: 22),
         ])
         #expect(diagnostics.allSatisfy { $0.resource == ResourceID(kind: "Container", name: "web") })
     }

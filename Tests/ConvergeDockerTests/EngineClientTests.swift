@@ -8,7 +8,7 @@ import Testing
 /// A missing socket is a failure, not a skip.
 @Suite("Docker Engine client")
 struct EngineClientTests {
-    static let image = "converge-lab/busybox:test"
+    static let image = "converge-lab/busybox:1"
     let engine = DockerEngine(requestTimeout: .seconds(30))
 
     // MARK: - Against the engine
@@ -270,7 +270,7 @@ struct EngineClientTests {
             DockerEngine.filters(label: ["a=b", "c"], name: ["x"]) == #"{"label":["a=b","c"],"name":["x"]}"#)
         #expect(DockerEngine.query(["all": "true", "filters": #"{"label":["a=b"]}"#, "skip": nil])
             == "?all=true&filters=%7B%22label%22%3A%5B%22a%3Db%22%5D%7D")
-        #expect(DockerEngine.segment("converge-lab/busybox:test", allowSlash: true) == "converge-lab/busybox:test")
+        #expect(DockerEngine.segment("converge-lab/busybox:1", allowSlash: true) == "converge-lab/busybox:1")
         #expect(DockerEngine.segment("a/b c") == "a%2Fb%20c")
         #expect(APIVersionNegotiator.lower("1.43", "1.41") == "1.41")
         #expect(APIVersionNegotiator.lower("1.40", "1.41") == "1.40")
@@ -341,17 +341,33 @@ struct EngineClientTests {
             throw lastError!
         }
 
+        /// Removes every container, then every network, whose name starts with the prefix.
+        /// Retries a few times so that one transient failure does not leave objects behind.
         func removeAll() async {
+            var lastError: (any Error)?
+            for attempt in 0..<5 {
+                do {
+                    for container in try await engine.listContainers(all: true, nameFilters: [prefix])
+                    where container.name?.hasPrefix(prefix) == true {
+                        try await ignoringNotFound { try await engine.removeContainer(container.id, force: true) }
+                    }
+                    for network in try await engine.listNetworks(nameFilters: [prefix])
+                    where network.name.hasPrefix(prefix) {
+                        try await ignoringNotFound { try await engine.removeNetwork(network.id) }
+                    }
+                    return
+                } catch {
+                    lastError = error
+                    try? await Task.sleep(for: .milliseconds(200 * (attempt + 1)))
+                }
+            }
+            Issue.record("cleanup of \(prefix) failed: \(lastError.map { "\($0)" } ?? "?")")
+        }
+
+        private func ignoringNotFound(_ body: () async throws -> Void) async throws {
             do {
-                for container in try await engine.listContainers(all: true, nameFilters: [prefix])
-                where container.name?.hasPrefix(prefix) == true {
-                    try? await engine.removeContainer(container.id, force: true)
-                }
-                for network in try await engine.listNetworks(nameFilters: [prefix]) where network.name.hasPrefix(prefix) {
-                    try? await engine.removeNetwork(network.id)
-                }
-            } catch {
-                Issue.record("cleanup of \(prefix) failed: \(error)")
+                try await body()
+            } catch let error as DockerEngineError where error.isNotFound {
             }
         }
     }

@@ -77,7 +77,9 @@ public struct ContainerSpec: ResourceSpec {
 
     public init(spec: MappingReader, metadata: Metadata) {
         host = DockerHostReference(reading: spec)
-        image = spec.required("image", hint: "the image to run, e.g. converge-lab/busybox:1")?.string ?? ""
+        let imageNode = spec.required("image", hint: "the image to run, e.g. converge-lab/busybox:1")
+        let imageText = imageNode?.string
+        image = imageText ?? ""
         command = spec.optional("command")?.stringList
         entrypoint = spec.optional("entrypoint")?.stringList
         env = [:]
@@ -118,8 +120,8 @@ public struct ContainerSpec: ResourceSpec {
         dependsOn = (spec.optional("dependsOn")?.list ?? []).compactMap { node in
             node.string.map { (name: $0, location: node.location) }
         }
-        if image.contains(where: \.isWhitespace) || (image.isEmpty && spec.optional("image") != nil) {
-            spec.optional("image")?.report("invalid image reference '\(image)'")
+        if let imageText, imageText.isEmpty || imageText.contains(where: \.isWhitespace) {
+            imageNode?.report("invalid image reference '\(imageText)'")
         }
     }
 
@@ -239,12 +241,15 @@ public struct ContainerSpec: ResourceSpec {
             }
             let networkID = ResourceID(kind: NetworkSpec.kind, name: attachment.network)
             guard let network = set[networkID], let networkSpec = network.spec(as: NetworkSpec.self) else { continue }
-            if networkSpec.target(in: set) != target(in: set) {
+            // Only when both hosts exist: a missing or unresolved host is reported on its own.
+            if let mine = target(in: set), let theirs = networkSpec.target(in: set), set[mine] != nil, set[theirs] != nil, mine != theirs {
                 collector.report("spec.networks: \(networkID) is on another DockerHost", at: attachment.location)
             }
             guard let ip = attachment.ipv4 else { continue }
             let where_ = attachment.ipv4Location ?? attachment.location
             guard let subnet = networkSpec.subnet else {
+                // A subnet that is written but invalid is reported on the network.
+                guard networkSpec.subnetLocation == nil else { continue }
                 collector.report("spec.networks: a fixed ipv4 needs a subnet on \(networkID)", at: where_, hint: "add spec.subnet to the network")
                 continue
             }
@@ -265,13 +270,16 @@ public struct ContainerSpec: ResourceSpec {
     /// every later one is reported.
     public static func validate(_ resources: [Resource], in set: ManifestSet, collector: DiagnosticCollector) {
         var addressHolders: [String: ResourceID] = [:]
-        var portHolders: [String: ResourceID] = [:]
+        // host/port/protocol → who binds it on which address; 0.0.0.0 takes every address.
+        var portHolders: [String: [(ip: String, holder: ResourceID)]] = [:]
         for resource in resources {
             guard let spec = resource.spec(as: ContainerSpec.self) else { continue }
             for attachment in spec.networks {
                 guard let ip = attachment.ipv4 else { continue }
                 let key = "\(attachment.network)/\(ip)"
                 if let holder = addressHolders[key] {
+                    // The same container listing the network twice is reported as such.
+                    guard holder != resource.id else { continue }
                     collector.report(Diagnostic(
                         "spec.networks: \(ip) on Network/\(attachment.network) is also given to \(holder)",
                         at: attachment.ipv4Location ?? attachment.location, resource: resource.id,
@@ -283,13 +291,15 @@ public struct ContainerSpec: ResourceSpec {
             let host = spec.target(in: set)?.name ?? ""
             for port in spec.ports {
                 guard let hostPort = port.hostPort else { continue }
-                let key = "\(host)/\(port.hostIP ?? "0.0.0.0"):\(hostPort)/\(port.protocolName)"
-                if let holder = portHolders[key] {
+                let key = "\(host)/\(hostPort)/\(port.protocolName)"
+                let ip = port.hostIP ?? "0.0.0.0"
+                if let holder = portHolders[key]?.first(where: { $0.ip == ip || $0.ip == "0.0.0.0" || ip == "0.0.0.0" })?.holder {
+                    let other = holder == resource.id ? "is published twice" : "is also published by \(holder)"
                     collector.report(Diagnostic(
-                        "spec.ports: host port \(hostPort)/\(port.protocolName) is also published by \(holder)",
+                        "spec.ports: host port \(hostPort)/\(port.protocolName) \(other)",
                         at: port.location, resource: resource.id, hint: "publish each host port from one container"))
                 } else {
-                    portHolders[key] = resource.id
+                    portHolders[key, default: []].append((ip, resource.id))
                 }
             }
         }

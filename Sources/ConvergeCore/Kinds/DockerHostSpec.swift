@@ -19,7 +19,10 @@ public struct DockerHostSpec: ResourceSpec {
         let text = endpoint?.string ?? Self.defaultEndpoint
         guard text.hasPrefix("unix://"), text.count > "unix://".count else {
             endpoint?.report("unsupported endpoint '\(text)'", hint: "use unix:///path/to/docker.sock; TCP endpoints are not supported yet")
-            return nil
+            // Kept (the set is rejected anyway) so resources on this host are not also
+            // reported as having none.
+            socketPath = ""
+            return
         }
         socketPath = String(text.dropFirst("unix://".count))
     }

@@ -6,6 +6,11 @@ public final class DiagnosticCollector {
     public private(set) var diagnostics: [Diagnostic] = []
     /// The resource being decoded; stamped on every diagnostic reported meanwhile.
     var currentResource: ResourceID?
+    /// Resources whose kind and name are known but whose spec could not be decoded: they
+    /// exist in the manifests, so references to them are not reported as undefined.
+    var undecodable: Set<ResourceID> = []
+    /// Files that could not be read as YAML, so whatever they define is unknown.
+    var unreadableFiles: [String] = []
 
     public init() {}
 
@@ -31,7 +36,7 @@ public struct ManifestNode {
     }
 
     public func report(_ message: String, hint: String? = nil) {
-        collector.report("\(path): \(message)", at: location, hint: hint)
+        collector.report(path.isEmpty ? message : "\(path): \(message)", at: location, hint: hint)
     }
 
     private var typeName: String {
@@ -61,7 +66,12 @@ public struct ManifestNode {
             switch scalar.string {
             case "true", "True", "TRUE": return true
             case "false", "False", "FALSE": return false
-            default: break
+            default:
+                // `yes`, `on`, `1`…: show the text itself, not what YAML 1.1 would call it.
+                if !scalar.isNull {
+                    report("expected true or false, found '\(scalar.string)'", hint: "write true or false")
+                    return nil
+                }
             }
         }
         report("expected true or false, found \(typeName)")

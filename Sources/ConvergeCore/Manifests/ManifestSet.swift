@@ -63,10 +63,15 @@ public struct ManifestSet: Sendable {
         }
         for resource in resources {
             collector.currentResource = resource.id
-            for reference in resource.spec.references(in: self) where self[reference.target] == nil {
+            // A target that is written but could not be decoded has its own diagnostic.
+            for reference in resource.spec.references(in: self)
+            where self[reference.target] == nil && !collector.undecodable.contains(reference.target) {
                 let known = resources(ofKind: reference.target.kind).map(\.id.name)
-                let hint = closestName(to: reference.target.name, among: known).map { "did you mean '\($0)'?" }
+                var hint = closestName(to: reference.target.name, among: known).map { "did you mean '\($0)'?" }
                     ?? (known.isEmpty ? "no \(reference.target.kind) is defined in this manifest set" : "defined: \(known.joined(separator: ", "))")
+                if !collector.unreadableFiles.isEmpty {
+                    hint += "; it may be in \(collector.unreadableFiles.joined(separator: ", ")), which could not be read"
+                }
                 collector.report("\(reference.field): refers to \(reference.target), which is not defined", at: reference.location, hint: hint)
             }
             resource.spec.validate(resource, in: self, collector: collector)
@@ -75,7 +80,8 @@ public struct ManifestSet: Sendable {
         for (kind, members) in resourcesByKind.sorted(by: { $0.key < $1.key }) {
             type(of: members[0].spec).validate(members, in: self, collector: collector)
         }
-        for cycle in DependencyGraph(self).cycles() {
+        // A resource naming itself is reported by its kind ("cannot depend on itself").
+        for cycle in DependencyGraph(self).cycles() where cycle.count > 1 {
             let first = cycle[0]
             let path = (cycle + [first]).map(\.description).joined(separator: " → ")
             collector.report(Diagnostic(
@@ -111,9 +117,11 @@ struct ManifestDecoder {
                 collector.report("the file holds no manifest", at: fileStart, hint: "add a document with apiVersion, kind, metadata and spec, or delete the file")
             }
         } catch let error as YamlError {
-            report(error, file: file.path)
+            report(error, file: file.path, text: text)
+            collector.unreadableFiles.append(file.path)
         } catch {
             collector.report("cannot read YAML: \(error)", at: fileStart)
+            collector.unreadableFiles.append(file.path)
         }
         return resources
     }
@@ -125,10 +133,26 @@ struct ManifestDecoder {
         }
     }
 
-    private func report(_ error: YamlError, file: String) {
+    private func report(_ error: YamlError, file: String, text: String) {
         switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            collector.report("invalid YAML: \(problem)", at: SourceLocation(file: file, line: mark.line, column: mark.column))
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _), .composer(let context, let problem, let mark, _):
+            // libyaml finds an unclosed quote or bracket only at the end of the file; the
+            // context ("while scanning a quoted scalar") says where it was opened.
+            var message = "invalid YAML: \(problem)"
+            var at = mark
+            var hint: String?
+            if let context, problem.hasSuffix("end of stream") {
+                message += " \(context.text)"
+                at = context.mark
+                hint = "a quote or bracket opened here is never closed"
+            } else if let context, context.mark.line != at.line || context.mark.column != at.column {
+                message += " (\(context.text) at line \(context.mark.line), column \(context.mark.column))"
+            }
+            let line = text.split(separator: "\n", omittingEmptySubsequences: false).dropFirst(at.line - 1).first
+            if line?.unicodeScalars.dropFirst(at.column - 1).first == "\t" {
+                hint = "indent with spaces; YAML does not allow tabs"
+            }
+            collector.report(message, at: SourceLocation(file: file, line: at.line, column: at.column), hint: hint)
         case .duplicatedKeysInMapping(let duplicates, let context):
             collector.report("invalid YAML: duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.joined(separator: ", ")) in one mapping",
                 at: SourceLocation(file: file, line: context.mark.line, column: context.mark.column),
@@ -147,6 +171,8 @@ struct ManifestDecoder {
         let kindName = kindNode?.string
         let metadataNode = document.required("metadata")?.mapping
         let name = metadataNode?.required("name")?.string
+        if let kindName, let name { collector.currentResource = ResourceID(kind: kindName, name: name) }
+        defer { collector.currentResource = nil }
         let labels = metadataNode?.optional("labels")?.stringMap ?? [:]
         let annotations = metadataNode?.optional("annotations")?.stringMap ?? [:]
         metadataNode?.finish()
@@ -154,10 +180,12 @@ struct ManifestDecoder {
         if let name, let nameNode = metadataNode?.optional("name") {
             checkName(name, node: nameNode)
         }
-        if let kindName, let name { collector.currentResource = ResourceID(kind: kindName, name: name) }
-        defer { collector.currentResource = nil }
 
-        guard let kindName, let kindNode else { document.finish(); return nil }
+        guard let kindName, let kindNode else {
+            _ = document.optional("spec")  // unreadable without a kind, but not an unknown field
+            document.finish()
+            return nil
+        }
         guard let kindType = registry.type(forKind: kindName) else {
             let hint = closestName(to: kindName, among: registry.kindNames).map { "did you mean '\($0)'?" }
                 ?? "known kinds: \(registry.kindNames.joined(separator: ", "))"
@@ -171,10 +199,19 @@ struct ManifestDecoder {
         }
         let specReader = document.required("spec")?.mapping
         document.finish()
-        guard let name, let specReader else { return nil }
-        let metadata = Metadata(name: name, labels: labels, annotations: annotations)
-        guard let spec = kindType.init(spec: specReader, metadata: metadata) else { return nil }
+        let id = name.map { ResourceID(kind: kindType.kind, name: $0) }
+        guard let specReader else {
+            if let id { collector.undecodable.insert(id) }
+            return nil
+        }
+        // The spec is checked even without a name, so its problems come in the same run.
+        let metadata = Metadata(name: name ?? "", labels: labels, annotations: annotations)
+        guard let spec = kindType.init(spec: specReader, metadata: metadata) else {
+            if let id { collector.undecodable.insert(id) }
+            return nil
+        }
         specReader.finish()
+        guard name != nil else { return nil }
         return Resource(apiVersion: apiVersion ?? KindRegistry.apiVersion, metadata: metadata, spec: spec, location: kindNode.location)
     }
 
