@@ -14,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         // Pure model: manifests, validation, diff, plan, renderers. No I/O.
@@ -42,6 +43,22 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Debian's libsqlite3-dev, found through pkg-config.
+        .systemLibrary(
+            name: "Csqlite3",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        // The run journal: the store protocol, its schema, and the embedded SQLite backend.
+        .target(name: "ConvergeStore", dependencies: ["Csqlite3"]),
+        // The same store on PostgreSQL, for processes and replicas sharing work.
+        .target(
+            name: "ConvergeStorePostgres",
+            dependencies: [
+                "ConvergeStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
         .executableTarget(
             name: "converge",
             dependencies: [
@@ -51,6 +68,7 @@ let package = Package(
         ),
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"], exclude: ["Corpus"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
+        .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres"]),
         .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeDocker"]),
         .testTarget(
             name: "ConvergeEndToEndTests",

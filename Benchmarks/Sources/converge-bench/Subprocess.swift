@@ -37,7 +37,6 @@ enum Subprocess {
     static func run(
         _ arguments: [String],
         environment overrides: [String: String] = [:],
-        directory: String? = nil,
         stdinPath: String = "/dev/null",
         inheritStderr: Bool = false
     ) throws -> Result {
@@ -57,9 +56,6 @@ enum Subprocess {
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         if !inheritStderr {
             posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        }
-        if let directory {
-            posix_spawn_file_actions_addchdir_np(&actions, directory)
         }
 
         var environment = ProcessInfo.processInfo.environment
@@ -95,9 +91,9 @@ enum Subprocess {
     /// Runs and throws unless the exit code is 0.
     @discardableResult
     static func check(
-        _ arguments: [String], environment: [String: String] = [:], directory: String? = nil, stdinPath: String = "/dev/null"
+        _ arguments: [String], environment: [String: String] = [:], stdinPath: String = "/dev/null"
     ) throws -> Result {
-        let result = try run(arguments, environment: environment, directory: directory, stdinPath: stdinPath)
+        let result = try run(arguments, environment: environment, stdinPath: stdinPath)
         guard result.succeeded else { throw Failure(description: result.summary) }
         return result
     }
@@ -127,7 +123,7 @@ enum Clock {
 /// Peak resident set size of this process so far, in MiB (`getrusage(RUSAGE_SELF).ru_maxrss`).
 func peakRSSMiB() -> Double {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
     return Double(usage.ru_maxrss) / 1024
 }
 

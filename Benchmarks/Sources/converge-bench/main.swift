@@ -1,3 +1,147 @@
-import ConvergeCore
-import ConvergeGit
-print(KindRegistry.builtIn.kindNames)
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let usage = """
+    usage: converge-bench <plan|git-load|docker|all> [options]
+
+      plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
+      git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
+      docker     converge reconcile vs docker-compose up -d, 50 containers on 5 networks
+      all        the three, in that order
+
+    options:
+      --runs N            timed runs for plan and git-load (default 5)
+      --rounds N          rounds for docker, each tool once per round (default 3)
+      --json              print the figures as JSON on stdout instead of a table
+      --converge PATH     converge binary for docker (default: build it with
+                          `swift build -c release --product converge` in the main package)
+      --package-path DIR  the main Converge package (default: the folder above Benchmarks/)
+
+    Each benchmark runs in a fresh child process of this one, so its peak memory is its own.
+    Figures are printed next to their targets; nothing fails on a target.
+    """
+
+struct Options {
+    var benchmarks: [String] = []
+    var runs = 5
+    var rounds = 3
+    var json = false
+    var child = false
+    var converge: String?
+    var packagePath = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    /// The arguments a child gets: the same options, one benchmark, `--child`.
+    func childArguments(for benchmark: String) -> [String] {
+        var arguments = [benchmark, "--child", "--runs", String(runs), "--rounds", String(rounds), "--package-path", packagePath]
+        if let converge { arguments += ["--converge", converge] }
+        return arguments
+    }
+}
+
+func parse(_ arguments: [String]) -> Options {
+    var options = Options()
+    var iterator = arguments.makeIterator()
+    func value(_ flag: String) -> String {
+        guard let next = iterator.next() else { fail("\(flag) needs a value") }
+        return next
+    }
+    func count(_ flag: String) -> Int {
+        guard let number = Int(value(flag)), number > 0 else { fail("\(flag) needs a positive number") }
+        return number
+    }
+    while let argument = iterator.next() {
+        switch argument {
+        case "plan", "git-load", "docker": options.benchmarks.append(argument)
+        case "all": options.benchmarks += ["plan", "git-load", "docker"]
+        case "--runs": options.runs = count(argument)
+        case "--rounds": options.rounds = count(argument)
+        case "--json": options.json = true
+        case "--child": options.child = true
+        case "--converge": options.converge = URL(fileURLWithPath: value(argument)).standardizedFileURL.path
+        case "--package-path": options.packagePath = URL(fileURLWithPath: value(argument)).standardizedFileURL.path
+        case "-h", "--help", "help":
+            print(usage)
+            exit(0)
+        default: fail("unknown argument '\(argument)'")
+        }
+    }
+    if options.benchmarks.isEmpty { fail("name a benchmark") }
+    return options
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("converge-bench: \(message)\n\n\(usage)\n".utf8))
+    exit(64)
+}
+
+/// In the child: run one benchmark and print its rows as JSON.
+func runChild(_ options: Options) -> Int32 {
+    let benchmark = options.benchmarks[0]
+    do {
+        let rows: [Row]
+        switch benchmark {
+        case "plan": rows = try PlanBenchmark.run(runs: options.runs)
+        case "git-load": rows = try GitBenchmark.run(runs: options.runs)
+        default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, packagePath: options.packagePath)
+        }
+        let data = try JSONEncoder().encode(ChildReport(rows: rows))
+        FileHandle.standardOutput.write(data)
+        return 0
+    } catch {
+        log("\(benchmark): ERROR: \(error)")
+        return 1
+    }
+}
+
+/// In the parent: one fresh child per benchmark, then the table.
+func runParent(_ options: Options) -> Int32 {
+    var rows: [Row] = []
+    var failed: [String] = []
+    for benchmark in options.benchmarks {
+        log("\(benchmark): starting a child process")
+        do {
+            let result = try Subprocess.run([Subprocess.selfPath] + options.childArguments(for: benchmark), inheritStderr: true)
+            guard result.succeeded, let report = try? JSONDecoder().decode(ChildReport.self, from: Data(result.stdout.utf8)) else {
+                log("\(benchmark): the child failed (exit \(result.status)); its figures are missing")
+                failed.append(benchmark)
+                continue
+            }
+            rows += report.rows
+        } catch {
+            log("\(benchmark): \(error)")
+            failed.append(benchmark)
+        }
+    }
+    if options.json {
+        struct Output: Encodable {
+            var date: String
+            var cpus: Int
+            var memoryGiB: Double
+            var rows: [Row]
+            var failed: [String]
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let output = Output(
+            date: ISO8601DateFormatter().string(from: Date()), cpus: ProcessInfo.processInfo.activeProcessorCount,
+            memoryGiB: (Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824 * 10).rounded() / 10,
+            rows: rows, failed: failed)
+        let data = (try? encoder.encode(output)) ?? Data()
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    } else {
+        print(Table.render(rows))
+        if !failed.isEmpty { print("\nfailed (no figures): \(failed.joined(separator: ", "))") }
+    }
+    return failed.isEmpty ? 0 : 1
+}
+
+let options = parse(Array(CommandLine.arguments.dropFirst()))
+if options.child {
+    exit(runChild(options))
+} else {
+    exit(runParent(options))
+}

@@ -20,8 +20,9 @@ public enum DurationText {
             rest = rest.dropFirst(suffix.count)
             guard let unit = units.first(where: { $0.suffix == suffix }) else { return nil }
             let (product, overflow) = number.multipliedReportingOverflow(by: unit.nanoseconds)
-            guard !overflow else { return nil }
-            total += product
+            let (sum, sumOverflow) = total.addingReportingOverflow(product)
+            guard !overflow, !sumOverflow else { return nil }
+            total = sum
         }
         return total
     }

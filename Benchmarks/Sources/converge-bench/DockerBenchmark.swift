@@ -1,0 +1,268 @@
+import ConvergeCore
+import Dispatch
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `docker`: `converge reconcile` creating 50 containers on 5 networks against
+/// `docker-compose up -d` of the same set, alternating, plus the no-op reconcile.
+///
+/// Everything it makes carries a unique `cvb-<random>` prefix (and the converge objects the
+/// `bench-<random>` instance label) and is removed at the end, on failure and on SIGINT/SIGTERM.
+final class DockerBenchmark: @unchecked Sendable {
+    static let name = "docker"
+    static let image = "converge-lab/busybox:1"
+    static let networkCount = 5
+    static let containersPerNetwork = 10
+    /// 10.213.X.0/24: a private range no other test of the project uses.
+    static func subnet(_ network: Int) -> String { "10.213.\(network).0/24" }
+    static func address(_ network: Int, _ slot: Int) -> String { "10.213.\(network).\(10 + slot)" }
+
+    let suffix = randomSuffix()
+    var prefix: String { "cvb-\(suffix)" }
+    var instance: String { "bench-\(suffix)" }
+    var composeProject: String { "cvb\(suffix)compose" }
+    let root: String
+    let converge: String
+    var manifests: String { root + "/manifests" }
+    var emptySet: String { root + "/empty" }
+    var composeFile: String { root + "/docker-compose.yml" }
+    var composeEnvironment: [String: String] { ["COMPOSE_PROJECT_NAME": composeProject, "COMPOSE_INTERACTIVE_NO_CLI": "1"] }
+    private var cleanedUp = false
+    private let lock = NSLock()
+
+    init(converge: String) throws {
+        self.converge = converge
+        root = try makeTemporaryDirectory(prefix: "cvb-docker-")
+    }
+
+    static func run(rounds: Int, converge: String?, packagePath: String) throws -> [Row] {
+        let binary = try converge ?? buildConverge(packagePath: packagePath)
+        let bench = try DockerBenchmark(converge: binary)
+        let signals = bench.cleanUpOnSignals()
+        defer {
+            signals.forEach { $0.cancel() }
+            bench.cleanUp()
+        }
+        return try bench.measure(rounds: rounds)
+    }
+
+    /// `swift build -c release --product converge` in the main package; the binary's path
+    /// comes from `--show-bin-path`.
+    static func buildConverge(packagePath: String) throws -> String {
+        log("docker: swift build -c release --product converge in \(packagePath) (may take a while the first time)")
+        let build = try Subprocess.run(["swift", "build", "--package-path", packagePath, "-c", "release", "--product", "converge"])
+        guard build.succeeded else { throw Subprocess.Failure(description: build.summary) }
+        let binPath = try Subprocess.check(["swift", "build", "--package-path", packagePath, "-c", "release", "--show-bin-path"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        log("docker: converge binary \(binPath)/converge (build step took \(Table.format(build.seconds, .seconds)))")
+        return binPath + "/converge"
+    }
+
+    // MARK: Measuring
+
+    func measure(rounds: Int) throws -> [Row] {
+        try writeInputs()
+        try Subprocess.check(["docker", "image", "inspect", Self.image])
+        log("docker: prefix \(prefix), converge instance \(instance), compose project \(composeProject), \(rounds) rounds")
+
+        var convergeUp: [Double] = [], composeUp: [Double] = []
+        var noop: [Double] = [], dryRun: [Double] = []
+        var convergeDown: [Double] = [], composeDown: [Double] = []
+        var convergeRSS = 0, composeRSS = 0
+        var notes: [String] = []
+        for round in 0..<rounds {
+            // Alternate which goes first, so neither always runs on a just-cleaned engine.
+            let order = round % 2 == 0 ? ["converge", "compose"] : ["compose", "converge"]
+            for tool in order {
+                if tool == "converge" {
+                    let up = try convergeRun([manifests], expect: [0])
+                    try expectRunning(label: "converge.dev/managed-by=\(instance)", tool: "converge reconcile")
+                    let again = try convergeRun([manifests], expect: [0])
+                    let dry = try convergeRun([manifests, "--dry-run"], expect: [0, 2])
+                    if dry.status == 2 { notes.append("round \(round + 1): --dry-run after apply found changes pending (exit 2)") }
+                    let down = try convergeRun([emptySet], expect: [0])
+                    try sweepConverge()
+                    convergeUp.append(up.seconds); noop.append(again.seconds); dryRun.append(dry.seconds); convergeDown.append(down.seconds)
+                    convergeRSS = max(convergeRSS, up.maxRSSKiB, again.maxRSSKiB)
+                    log("docker: round \(round + 1)/\(rounds): converge up \(Table.format(up.seconds, .seconds)), no-op \(Table.format(again.seconds, .seconds)), dry-run \(Table.format(dry.seconds, .seconds)), teardown \(Table.format(down.seconds, .seconds))")
+                } else {
+                    let up = try compose(["up", "-d"])
+                    try expectRunning(label: "com.docker.compose.project=\(composeProject)", tool: "docker-compose up -d")
+                    let down = try compose(["down", "--remove-orphans", "--timeout", "1"])
+                    composeUp.append(up.seconds); composeDown.append(down.seconds)
+                    composeRSS = max(composeRSS, up.maxRSSKiB)
+                    log("docker: round \(round + 1)/\(rounds): docker-compose up \(Table.format(up.seconds, .seconds)), down \(Table.format(down.seconds, .seconds))")
+                }
+            }
+        }
+
+        let total = Self.networkCount * Self.containersPerNetwork
+        let ratio = Stats.median(convergeUp) / Stats.median(composeUp)
+        let what = "\(Self.networkCount) internal networks + \(total) containers"
+        return [
+            Row(Self.name, "converge reconcile: create \(what)", samples: convergeUp,
+                note: "release binary \(converge), default --parallelism 8; peak RSS of converge \(String(format: "%.1f", Double(convergeRSS) / 1024)) MiB (wait4)"),
+            Row(Self.name, "docker-compose up -d: same set", samples: composeUp,
+                note: "docker-compose \(composeVersion()) (version \"2.4\" file), peak RSS \(String(format: "%.1f", Double(composeRSS) / 1024)) MiB"),
+            Row(Self.name, "ratio converge / compose (medians)", samples: [ratio], unit: .ratio, target: "<= 0.5", bound: 0.5),
+            Row(Self.name, "converge reconcile, no-op (in sync)", samples: noop, target: "< 0.5 s", bound: 0.5),
+            Row(Self.name, "converge reconcile --dry-run, in sync", samples: dryRun, target: "< 0.5 s", bound: 0.5,
+                note: notes.isEmpty ? nil : notes.joined(separator: "; ")),
+            Row(Self.name, "converge teardown (reconcile DockerHost-only set)", samples: convergeDown),
+            Row(Self.name, "docker-compose down", samples: composeDown),
+        ]
+    }
+
+    private func convergeRun(_ arguments: [String], expect codes: Set<Int32>) throws -> Subprocess.Result {
+        let result = try Subprocess.run(
+            [converge, "reconcile"] + arguments + ["--instance", instance, "--color", "never"],
+            environment: ["NO_COLOR": "1"])
+        guard codes.contains(result.status) else { throw Subprocess.Failure(description: result.summary) }
+        return result
+    }
+
+    private func compose(_ arguments: [String]) throws -> Subprocess.Result {
+        try Subprocess.check(["docker-compose", "-f", composeFile, "-p", composeProject, "--ansi", "never"] + arguments,
+                             environment: composeEnvironment)
+    }
+
+    private func composeVersion() -> String {
+        (try? Subprocess.run(["docker-compose", "version", "--short"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? "?"
+    }
+
+    /// Not a benchmark assertion: a run that did not make all containers measured nothing.
+    private func expectRunning(label: String, tool: String) throws {
+        let running = try Subprocess.check(["docker", "ps", "-q", "--filter", "label=\(label)", "--filter", "status=running"])
+            .stdout.split(separator: "\n").count
+        let wanted = Self.networkCount * Self.containersPerNetwork
+        guard running == wanted else {
+            throw Subprocess.Failure(description: "\(tool) left \(running) running containers, expected \(wanted)")
+        }
+    }
+
+    // MARK: Inputs
+
+    private func writeInputs() throws {
+        let manager = FileManager.default
+        try manager.createDirectory(atPath: manifests, withIntermediateDirectories: true)
+        try manager.createDirectory(atPath: emptySet, withIntermediateDirectories: true)
+        try write(ManifestGenerator.host, to: manifests + "/host.yaml")
+        try write(ManifestGenerator.host, to: emptySet + "/host.yaml")
+
+        var networks: [String] = []
+        var containers: [String] = []
+        var compose = "version: \"2.4\"\nnetworks:\n"
+        for network in 0..<Self.networkCount {
+            let name = "\(prefix)-net\(network)"
+            networks.append("""
+                apiVersion: converge.dev/v1alpha1
+                kind: Network
+                metadata:
+                  name: \(name)
+                spec:
+                  subnet: \(Self.subnet(network))
+                  internal: true
+
+                """)
+            compose += """
+                  net\(network):
+                    driver: bridge
+                    internal: true
+                    ipam:
+                      config:
+                        - subnet: \(Self.subnet(network))
+
+                """
+        }
+        compose += "services:\n"
+        for network in 0..<Self.networkCount {
+            for slot in 0..<Self.containersPerNetwork {
+                let index = network * Self.containersPerNetwork + slot
+                let number = index < 10 ? "0\(index)" : "\(index)"
+                containers.append("""
+                    apiVersion: converge.dev/v1alpha1
+                    kind: Container
+                    metadata:
+                      name: \(prefix)-c\(number)
+                    spec:
+                      image: \(Self.image)
+                      command: [sleep, "2147483647"]
+                      networks:
+                        - name: \(prefix)-net\(network)
+                          ipv4: \(Self.address(network, slot))
+
+                    """)
+                compose += """
+                      c\(number):
+                        image: \(Self.image)
+                        container_name: \(prefix)-k\(number)
+                        command: [sleep, "2147483647"]
+                        networks:
+                          net\(network):
+                            ipv4_address: \(Self.address(network, slot))
+
+                    """
+            }
+        }
+        try write(networks.joined(separator: "---\n"), to: manifests + "/networks.yaml")
+        try write(containers.joined(separator: "---\n"), to: manifests + "/containers.yaml")
+        try write(compose, to: composeFile)
+    }
+
+    private func write(_ text: String, to path: String) throws {
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+    }
+
+    // MARK: Cleaning up
+
+    /// Removes whatever converge left under this instance's label.
+    private func sweepConverge() throws {
+        let label = "label=\(OwnershipLabel.managedBy)=\(instance)"
+        let containers = try Subprocess.check(["docker", "ps", "-aq", "--filter", label]).stdout.split(separator: "\n").map(String.init)
+        if !containers.isEmpty { try Subprocess.check(["docker", "rm", "-f"] + containers) }
+        let networks = try Subprocess.check(["docker", "network", "ls", "-q", "--filter", label]).stdout.split(separator: "\n").map(String.init)
+        if !networks.isEmpty { try Subprocess.check(["docker", "network", "rm"] + networks) }
+    }
+
+    /// Everything this run may have made: converge's objects (by label), compose's project,
+    /// and any container or network whose name carries the unique prefix; then the temp folder.
+    func cleanUp() {
+        lock.lock()
+        defer { lock.unlock() }
+        guard !cleanedUp else { return }
+        cleanedUp = true
+        try? sweepConverge()
+        if FileManager.default.fileExists(atPath: composeFile) {
+            _ = try? Subprocess.run(["docker-compose", "-f", composeFile, "-p", composeProject, "--ansi", "never", "down", "--remove-orphans", "--timeout", "1"],
+                                    environment: composeEnvironment)
+        }
+        for filter in ["label=com.docker.compose.project=\(composeProject)", "name=\(prefix)"] {
+            let containers = (try? Subprocess.run(["docker", "ps", "-aq", "--filter", filter]).stdout.split(separator: "\n").map(String.init)) ?? []
+            if !containers.isEmpty { _ = try? Subprocess.run(["docker", "rm", "-f"] + containers) }
+            let networks = (try? Subprocess.run(["docker", "network", "ls", "-q", "--filter", filter]).stdout.split(separator: "\n").map(String.init)) ?? []
+            if !networks.isEmpty { _ = try? Subprocess.run(["docker", "network", "rm"] + networks) }
+        }
+        let left = (try? Subprocess.run(["docker", "ps", "-aq", "--filter", "name=\(prefix)"]).stdout) ?? ""
+        if !left.isEmpty { log("docker: WARNING: containers named \(prefix)* are still there: \(left)") }
+        try? FileManager.default.removeItem(atPath: root)
+        log("docker: cleaned up \(prefix)*, instance \(instance), project \(composeProject)")
+    }
+
+    /// On SIGINT/SIGTERM: clean up, then exit as the signal would have.
+    private func cleanUpOnSignals() -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                log("docker: interrupted, cleaning up")
+                cleanUp()
+                exit(128 + number)
+            }
+            source.resume()
+            return source
+        }
+    }
+}

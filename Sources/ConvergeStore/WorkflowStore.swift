@@ -1,0 +1,233 @@
+import Foundation
+
+/// Where reconcile runs are journaled: one row per run, one per step, approvals and leases.
+///
+/// Two backends share this contract and one schema: SQLite (embedded, the CLI default) and
+/// PostgreSQL (several processes or replicas sharing work). Every method is a short
+/// transaction; nothing is held open between calls, so a process killed at any moment leaves
+/// the journal consistent.
+public protocol WorkflowStore: Sendable {
+    /// Creates or upgrades the schema (versioned migrations, each applied once).
+    func migrate() async throws
+
+    /// Records a new run and returns it with its id.
+    func createRun(_ run: NewRun) async throws -> RunRecord
+    func run(_ id: Int64) async throws -> RunRecord?
+    /// Runs, newest first.
+    func runs(_ filter: RunFilter) async throws -> [RunRecord]
+    /// Sets a run's status (and error text); `finished` stamps its end time.
+    func updateRun(_ id: Int64, status: RunStatus, error: String?, finished: Bool) async throws
+
+    /// Inserts or replaces the journal row of one step of a run, keyed by (run, step index).
+    func recordStep(_ step: StepRecord) async throws
+    /// The journal of a run, by step index.
+    func steps(run: Int64) async throws -> [StepRecord]
+
+    func recordApproval(_ approval: ApprovalRecord) async throws
+    func approvals(run: Int64) async throws -> [ApprovalRecord]
+
+    /// Takes every lease in `keys` for `run` atomically, or none: a key is free when it has
+    /// no lease, its lease expired, or it is already this run's. Otherwise reports a holder.
+    func acquireLeases(_ keys: [String], run: Int64, owner: String, ttl: Duration) async throws -> LeaseOutcome
+    /// Pushes the expiry of every lease of `run` held by `owner`; false when one was lost.
+    func renewLeases(run: Int64, owner: String, ttl: Duration) async throws -> Bool
+    func releaseLeases(run: Int64) async throws
+    /// Live leases, for reports and diagnostics.
+    func leases() async throws -> [LeaseRecord]
+}
+
+public enum RunStatus: String, Sendable, Codable, CaseIterable {
+    /// Created; leases not yet taken.
+    case pending
+    /// Stopped until `converge approve` or `converge reject`.
+    case awaitingApproval = "awaiting_approval"
+    case running
+    case succeeded
+    /// Failed with `--no-rollback`: what was done stays.
+    case failed
+    case rollingBack = "rolling_back"
+    case rolledBack = "rolled_back"
+    /// A compensation failed; each failure is listed in the steps.
+    case rollbackFailed = "rollback_failed"
+    case rejected
+    /// A newer plan for the same resources replaced it before it ran.
+    case superseded
+
+    /// True when the run will not change state any more.
+    public var isFinal: Bool {
+        switch self {
+        case .succeeded, .failed, .rolledBack, .rollbackFailed, .rejected, .superseded: return true
+        case .pending, .awaitingApproval, .running, .rollingBack: return false
+        }
+    }
+
+    /// Final and not a success: what `converge runs --failed` lists.
+    public var isFailure: Bool {
+        [.failed, .rolledBack, .rollbackFailed].contains(self)
+    }
+}
+
+/// What a caller provides to start a run.
+public struct NewRun: Sendable {
+    public var instance: String
+    public var repository: String
+    public var commit: String?
+    public var planDigest: String
+    /// The plan as JSON (`Plan`'s documented schema): a resumed run executes exactly this.
+    public var planJSON: String
+    public var status: RunStatus
+    /// `host:pid` of the process that created it.
+    public var executor: String
+    public var convergeVersion: String
+    /// Options the run was started with (JSON), e.g. `{"rollback":true}`.
+    public var optionsJSON: String
+
+    public init(instance: String, repository: String, commit: String?, planDigest: String, planJSON: String,
+                status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String = "{}") {
+        self.instance = instance
+        self.repository = repository
+        self.commit = commit
+        self.planDigest = planDigest
+        self.planJSON = planJSON
+        self.status = status
+        self.executor = executor
+        self.convergeVersion = convergeVersion
+        self.optionsJSON = optionsJSON
+    }
+}
+
+public struct RunRecord: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var instance: String
+    public var repository: String
+    public var commit: String?
+    public var planDigest: String
+    public var planJSON: String
+    public var status: RunStatus
+    public var executor: String
+    public var convergeVersion: String
+    public var optionsJSON: String
+    public var error: String?
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var finishedAt: Date?
+
+    public init(id: Int64, instance: String, repository: String, commit: String?, planDigest: String, planJSON: String,
+                status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String, error: String?,
+                createdAt: Date, updatedAt: Date, finishedAt: Date?) {
+        self.id = id
+        self.instance = instance
+        self.repository = repository
+        self.commit = commit
+        self.planDigest = planDigest
+        self.planJSON = planJSON
+        self.status = status
+        self.executor = executor
+        self.convergeVersion = convergeVersion
+        self.optionsJSON = optionsJSON
+        self.error = error
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.finishedAt = finishedAt
+    }
+}
+
+public struct RunFilter: Sendable {
+    public var statuses: Set<RunStatus>?
+    public var instance: String?
+    public var limit: Int
+
+    public init(statuses: Set<RunStatus>? = nil, instance: String? = nil, limit: Int = 100) {
+        self.statuses = statuses
+        self.instance = instance
+        self.limit = limit
+    }
+}
+
+public enum StepStatus: String, Sendable, Codable, CaseIterable {
+    /// Started and not finished: after a crash it is run again (steps are idempotent).
+    case running
+    case succeeded
+    case failed
+    /// Its compensation ran during rollback.
+    case compensated
+    case compensationFailed = "compensation_failed"
+}
+
+/// One row of the journal: the last known state of one step of one run.
+public struct StepRecord: Sendable, Codable, Equatable {
+    public var runID: Int64
+    public var index: Int
+    /// `Kind/name` of the resource the step acts on.
+    public var resource: String
+    /// create, update or delete.
+    public var action: String
+    public var status: StepStatus
+    public var attempts: Int
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// What the step recorded for its compensation (the object's state before it), as JSON.
+    public var output: String?
+    public var error: String?
+    /// The Converge version that ran it (runs can outlive an upgrade).
+    public var convergeVersion: String
+
+    public init(runID: Int64, index: Int, resource: String, action: String, status: StepStatus, attempts: Int,
+                startedAt: Date?, finishedAt: Date?, output: String?, error: String?, convergeVersion: String) {
+        self.runID = runID
+        self.index = index
+        self.resource = resource
+        self.action = action
+        self.status = status
+        self.attempts = attempts
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.output = output
+        self.error = error
+        self.convergeVersion = convergeVersion
+    }
+}
+
+public enum ApprovalDecision: String, Sendable, Codable {
+    case approved, rejected
+}
+
+/// A person's decision on a run, bound to the digest of the plan they reviewed.
+public struct ApprovalRecord: Sendable, Codable, Equatable {
+    public var runID: Int64
+    public var planDigest: String
+    public var decision: ApprovalDecision
+    public var approver: String
+    public var comment: String
+    public var at: Date
+
+    public init(runID: Int64, planDigest: String, decision: ApprovalDecision, approver: String, comment: String, at: Date) {
+        self.runID = runID
+        self.planDigest = planDigest
+        self.decision = decision
+        self.approver = approver
+        self.comment = comment
+        self.at = at
+    }
+}
+
+/// One resource's lease: which run holds it, for which process, until when.
+public struct LeaseRecord: Sendable, Codable, Equatable {
+    public var key: String
+    public var runID: Int64
+    public var owner: String
+    public var expiresAt: Date
+
+    public init(key: String, runID: Int64, owner: String, expiresAt: Date) {
+        self.key = key
+        self.runID = runID
+        self.owner = owner
+        self.expiresAt = expiresAt
+    }
+}
+
+public enum LeaseOutcome: Sendable, Equatable {
+    case acquired
+    /// The first key found held by another run, and its lease.
+    case held(LeaseRecord)
+}
