@@ -26,6 +26,9 @@ final class DockerBenchmark: @unchecked Sendable {
     var composeProject: String { "cvb\(suffix)compose" }
     let root: String
     let converge: String
+    /// `--parallelism` for the creating reconcile; nil leaves converge's default.
+    let parallelism: Int?
+    var parallelismArguments: [String] { parallelism.map { ["--parallelism", String($0)] } ?? [] }
     var manifests: String { root + "/manifests" }
     var emptySet: String { root + "/empty" }
     var composeFile: String { root + "/docker-compose.yml" }
@@ -33,14 +36,15 @@ final class DockerBenchmark: @unchecked Sendable {
     private var cleanedUp = false
     private let lock = NSLock()
 
-    init(converge: String) throws {
+    init(converge: String, parallelism: Int?) throws {
         self.converge = converge
+        self.parallelism = parallelism
         root = try makeTemporaryDirectory(prefix: "cvb-docker-")
     }
 
-    static func run(rounds: Int, converge: String?, packagePath: String) throws -> [Row] {
+    static func run(rounds: Int, converge: String?, parallelism: Int?, packagePath: String) throws -> [Row] {
         let binary = try converge ?? buildConverge(packagePath: packagePath)
-        let bench = try DockerBenchmark(converge: binary)
+        let bench = try DockerBenchmark(converge: binary, parallelism: parallelism)
         let signals = bench.cleanUpOnSignals()
         defer {
             signals.forEach { $0.cancel() }
@@ -78,7 +82,7 @@ final class DockerBenchmark: @unchecked Sendable {
             let order = round % 2 == 0 ? ["converge", "compose"] : ["compose", "converge"]
             for tool in order {
                 if tool == "converge" {
-                    let up = try convergeRun([manifests], expect: [0])
+                    let up = try convergeRun([manifests] + parallelismArguments, expect: [0])
                     try expectRunning(label: "converge.dev/managed-by=\(instance)", tool: "converge reconcile")
                     let again = try convergeRun([manifests], expect: [0])
                     let dry = try convergeRun([manifests, "--dry-run"], expect: [0, 2])
@@ -104,7 +108,7 @@ final class DockerBenchmark: @unchecked Sendable {
         let what = "\(Self.networkCount) internal networks + \(total) containers"
         return [
             Row(Self.name, "converge reconcile: create \(what)", samples: convergeUp,
-                note: "release binary \(converge), default --parallelism 8; peak RSS of converge \(String(format: "%.1f", Double(convergeRSS) / 1024)) MiB (wait4)"),
+                note: "release binary \(converge), \(parallelism.map { "--parallelism \($0)" } ?? "default --parallelism (8)"); peak RSS of converge \(String(format: "%.1f", Double(convergeRSS) / 1024)) MiB (wait4)"),
             Row(Self.name, "docker-compose up -d: same set", samples: composeUp,
                 note: "docker-compose \(composeVersion()) (version \"2.4\" file), peak RSS \(String(format: "%.1f", Double(composeRSS) / 1024)) MiB"),
             Row(Self.name, "ratio converge / compose (medians)", samples: [ratio], unit: .ratio, target: "<= 0.5", bound: 0.5),
@@ -221,10 +225,10 @@ final class DockerBenchmark: @unchecked Sendable {
     /// Removes whatever converge left under this instance's label.
     private func sweepConverge() throws {
         let label = "label=\(OwnershipLabel.managedBy)=\(instance)"
-        let containers = try Subprocess.check(["docker", "ps", "-aq", "--filter", label]).stdout.split(separator: "\n").map(String.init)
-        if !containers.isEmpty { try Subprocess.check(["docker", "rm", "-f"] + containers) }
-        let networks = try Subprocess.check(["docker", "network", "ls", "-q", "--filter", label]).stdout.split(separator: "\n").map(String.init)
-        if !networks.isEmpty { try Subprocess.check(["docker", "network", "rm"] + networks) }
+        let containers = try Subprocess.check(["docker", "ps", "-aq", "--filter", label], evenIfInterrupted: true).stdout.split(separator: "\n").map(String.init)
+        if !containers.isEmpty { try Subprocess.check(["docker", "rm", "-f"] + containers, evenIfInterrupted: true) }
+        let networks = try Subprocess.check(["docker", "network", "ls", "-q", "--filter", label], evenIfInterrupted: true).stdout.split(separator: "\n").map(String.init)
+        if !networks.isEmpty { try Subprocess.check(["docker", "network", "rm"] + networks, evenIfInterrupted: true) }
     }
 
     /// Everything this run may have made: converge's objects (by label), compose's project,
@@ -237,15 +241,15 @@ final class DockerBenchmark: @unchecked Sendable {
         try? sweepConverge()
         if FileManager.default.fileExists(atPath: composeFile) {
             _ = try? Subprocess.run(["docker-compose", "-f", composeFile, "-p", composeProject, "--ansi", "never", "down", "--remove-orphans", "--timeout", "1"],
-                                    environment: composeEnvironment)
+                                    environment: composeEnvironment, evenIfInterrupted: true)
         }
         for filter in ["label=com.docker.compose.project=\(composeProject)", "name=\(prefix)"] {
-            let containers = (try? Subprocess.run(["docker", "ps", "-aq", "--filter", filter]).stdout.split(separator: "\n").map(String.init)) ?? []
-            if !containers.isEmpty { _ = try? Subprocess.run(["docker", "rm", "-f"] + containers) }
-            let networks = (try? Subprocess.run(["docker", "network", "ls", "-q", "--filter", filter]).stdout.split(separator: "\n").map(String.init)) ?? []
-            if !networks.isEmpty { _ = try? Subprocess.run(["docker", "network", "rm"] + networks) }
+            let containers = (try? Subprocess.run(["docker", "ps", "-aq", "--filter", filter], evenIfInterrupted: true).stdout.split(separator: "\n").map(String.init)) ?? []
+            if !containers.isEmpty { _ = try? Subprocess.run(["docker", "rm", "-f"] + containers, evenIfInterrupted: true) }
+            let networks = (try? Subprocess.run(["docker", "network", "ls", "-q", "--filter", filter], evenIfInterrupted: true).stdout.split(separator: "\n").map(String.init)) ?? []
+            if !networks.isEmpty { _ = try? Subprocess.run(["docker", "network", "rm"] + networks, evenIfInterrupted: true) }
         }
-        let left = (try? Subprocess.run(["docker", "ps", "-aq", "--filter", "name=\(prefix)"]).stdout) ?? ""
+        let left = (try? Subprocess.run(["docker", "ps", "-aq", "--filter", "name=\(prefix)"], evenIfInterrupted: true).stdout) ?? ""
         if !left.isEmpty { log("docker: WARNING: containers named \(prefix)* are still there: \(left)") }
         try? FileManager.default.removeItem(atPath: root)
         log("docker: cleaned up \(prefix)*, instance \(instance), project \(composeProject)")
@@ -258,6 +262,7 @@ final class DockerBenchmark: @unchecked Sendable {
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { [self] in
                 log("docker: interrupted, cleaning up")
+                Subprocess.interrupt()
                 cleanUp()
                 exit(128 + number)
             }

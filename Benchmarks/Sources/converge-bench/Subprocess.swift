@@ -31,6 +31,23 @@ enum Subprocess {
 
     nonisolated(unsafe) private static var counter = 0
 
+    /// The child being waited for, and whether an interrupt asked to start no more.
+    private static let state = State()
+    private final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var running: pid_t = 0
+        var interrupted = false
+    }
+
+    /// For a signal handler: stop the running child and refuse to start new ones (except
+    /// those run with `evenIfInterrupted`, for cleaning up).
+    static func interrupt() {
+        state.lock.withLock {
+            state.interrupted = true
+            if state.running > 0 { kill(state.running, SIGTERM) }
+        }
+    }
+
     /// Runs `arguments` (the first one looked up in PATH) with stdout and stderr captured
     /// through temporary files, or inherited when `inheritStderr` is set.
     /// `stdinPath` feeds a file to standard input (default /dev/null).
@@ -38,7 +55,8 @@ enum Subprocess {
         _ arguments: [String],
         environment overrides: [String: String] = [:],
         stdinPath: String = "/dev/null",
-        inheritStderr: Bool = false
+        inheritStderr: Bool = false,
+        evenIfInterrupted: Bool = false
     ) throws -> Result {
         counter += 1
         let base = NSTemporaryDirectory() + "cvb-io-\(getpid())-\(counter)"
@@ -69,10 +87,16 @@ enum Subprocess {
 
         var pid: pid_t = 0
         let started = Clock.now()
-        let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
+        let spawned = try state.lock.withLock {
+            if state.interrupted && !evenIfInterrupted { throw Failure(description: "interrupted") }
+            let code = posix_spawnp(&pid, arguments[0], &actions, nil, argv, envp)
+            if code == 0 { state.running = pid }
+            return code
+        }
         guard spawned == 0 else {
             throw Failure(description: "cannot start `\(arguments[0])`: \(String(cString: strerror(spawned)))")
         }
+        defer { state.lock.withLock { state.running = 0 } }
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 {
@@ -91,9 +115,9 @@ enum Subprocess {
     /// Runs and throws unless the exit code is 0.
     @discardableResult
     static func check(
-        _ arguments: [String], environment: [String: String] = [:], stdinPath: String = "/dev/null"
+        _ arguments: [String], environment: [String: String] = [:], stdinPath: String = "/dev/null", evenIfInterrupted: Bool = false
     ) throws -> Result {
-        let result = try run(arguments, environment: environment, stdinPath: stdinPath)
+        let result = try run(arguments, environment: environment, stdinPath: stdinPath, evenIfInterrupted: evenIfInterrupted)
         guard result.succeeded else { throw Failure(description: result.summary) }
         return result
     }

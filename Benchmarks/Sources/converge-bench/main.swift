@@ -18,6 +18,7 @@ let usage = """
       --json              print the figures as JSON on stdout instead of a table
       --converge PATH     converge binary for docker (default: build it with
                           `swift build -c release --product converge` in the main package)
+      --parallelism N     passed to the creating `converge reconcile` (default: converge's own)
       --package-path DIR  the main Converge package (default: the folder above Benchmarks/)
 
     Each benchmark runs in a fresh child process of this one, so its peak memory is its own.
@@ -31,6 +32,7 @@ struct Options {
     var json = false
     var child = false
     var converge: String?
+    var parallelism: Int?
     var packagePath = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -38,6 +40,7 @@ struct Options {
     func childArguments(for benchmark: String) -> [String] {
         var arguments = [benchmark, "--child", "--runs", String(runs), "--rounds", String(rounds), "--package-path", packagePath]
         if let converge { arguments += ["--converge", converge] }
+        if let parallelism { arguments += ["--parallelism", String(parallelism)] }
         return arguments
     }
 }
@@ -59,6 +62,7 @@ func parse(_ arguments: [String]) -> Options {
         case "all": options.benchmarks += ["plan", "git-load", "docker"]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
+        case "--parallelism": options.parallelism = count(argument)
         case "--json": options.json = true
         case "--child": options.child = true
         case "--converge": options.converge = URL(fileURLWithPath: value(argument)).standardizedFileURL.path
@@ -86,7 +90,7 @@ func runChild(_ options: Options) -> Int32 {
         switch benchmark {
         case "plan": rows = try PlanBenchmark.run(runs: options.runs)
         case "git-load": rows = try GitBenchmark.run(runs: options.runs)
-        default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, packagePath: options.packagePath)
+        default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, parallelism: options.parallelism, packagePath: options.packagePath)
         }
         let data = try JSONEncoder().encode(ChildReport(rows: rows))
         FileHandle.standardOutput.write(data)

@@ -1,0 +1,2 @@
+import ConvergeStore
+import PostgresNIO
