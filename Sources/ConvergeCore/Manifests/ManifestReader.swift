@@ -129,6 +129,8 @@ extension Node.Scalar {
 public final class MappingReader {
     public let node: ManifestNode
     private let pairs: [(key: String, keyNode: Node, value: Node)]
+    /// Key → position in `pairs`: kinds read many keys, so lookups must not scan.
+    private let positions: [String: Int]
     private var consumed: Set<String> = []
     private var known: [String] = []
 
@@ -144,6 +146,7 @@ public final class MappingReader {
             }
         }
         self.pairs = pairs
+        self.positions = Dictionary(pairs.enumerated().map { ($0.element.key, $0.offset) }, uniquingKeysWith: { first, _ in first })
     }
 
     public var keys: [String] {
@@ -159,7 +162,7 @@ public final class MappingReader {
     /// The value under `key`, or nil (silently) when absent or null.
     public func optional(_ key: String) -> ManifestNode? {
         if consumed.insert(key).inserted { known.append(key) }
-        guard let pair = pairs.first(where: { $0.key == key }) else { return nil }
+        guard let pair = positions[key].map({ pairs[$0] }) else { return nil }
         if case .scalar(let scalar) = pair.value, scalar.isNull { return nil }
         return ManifestNode(node: pair.value, file: node.file, path: childPath(key), collector: node.collector)
     }
@@ -173,7 +176,7 @@ public final class MappingReader {
 
     /// Where `key` itself is written, for problems about a field found later in validation.
     public func keyLocation(_ key: String) -> SourceLocation {
-        guard let pair = pairs.first(where: { $0.key == key }), let mark = pair.keyNode.mark else { return location }
+        guard let pair = positions[key].map({ pairs[$0] }), let mark = pair.keyNode.mark else { return location }
         return SourceLocation(file: node.file, line: mark.line, column: mark.column)
     }
 

@@ -40,12 +40,10 @@ public struct Planner: Sendable {
 
         var conflicts: [OwnershipConflictError.Conflict] = []
         var changesByID: [ResourceID: ResourceChange] = [:]
-        let managedResources = set.resources.filter { !$0.isTarget }
-        var desiredFieldsByID: [ResourceID: FieldMap] = [:]
+        let managedResources = set.resources.filter { $0.isLiveObject }
 
         for resource in managedResources {
             let desired = resource.spec.desiredFields(metadata: resource.metadata)
-            desiredFieldsByID[resource.id] = desired
             guard let live = observedByID[resource.id] else {
                 // Empty lists and maps are defaults, not news: a create shows what is set.
                 changesByID[resource.id] = ResourceChange(resource: resource.id, action: .create, fields: desired.entries.compactMap {
@@ -78,7 +76,27 @@ public struct Planner: Sendable {
         let steps = Self.steps(for: changesByID, set: set, observed: observedByID)
         let order = Dictionary(steps.enumerated().map { ($0.element.resource, $0.offset) }, uniquingKeysWith: min)
         let changes = changesByID.values.sorted { (order[$0.resource] ?? 0, $0.resource) < (order[$1.resource] ?? 0, $1.resource) }
-        return Plan(source: source, instance: instance, changes: changes, steps: steps)
+        let approvals = Self.approvals(for: changes, set: set, observed: observedByID)
+        return Plan(source: source, instance: instance, changes: changes, steps: steps, approvals: approvals)
+    }
+
+    /// The approval policies that match at least one change. A change is matched against
+    /// its manifest's labels, or for a delete against the labels the live object carries.
+    static func approvals(for changes: [ResourceChange], set: ManifestSet, observed: [ResourceID: ObservedResource]) -> [ApprovalRequirement] {
+        set.resources(ofKind: ApprovalPolicySpec.kind).compactMap { policy in
+            guard let spec = policy.spec(as: ApprovalPolicySpec.self) else { return nil }
+            let matched = changes.filter { change in
+                var labels = set[change.resource]?.metadata.labels ?? [:]
+                if set[change.resource] == nil, case .map(let live)? = observed[change.resource]?.fields["labels"] {
+                    labels = Dictionary(uniqueKeysWithValues: live.entries.compactMap { entry in
+                        if case .string(let value) = entry.value { return (entry.key, value) } else { return nil }
+                    })
+                }
+                return spec.matches(change, labels: labels)
+            }
+            guard !matched.isEmpty else { return nil }
+            return ApprovalRequirement(policy: policy.id.name, resources: matched.map(\.resource), approvers: spec.approvers)
+        }
     }
 
     /// Adds the field changes between `before` and `after`; maps are compared key by key
@@ -98,6 +116,7 @@ public struct Planner: Sendable {
     /// A resource bound to one being replaced (a container on a recreated network) is
     /// replaced too, repeated until nothing more changes.
     private func cascadeReplacements(in set: ManifestSet, changes: inout [ResourceID: ResourceChange]) {
+        guard changes.values.contains(where: { $0.action == .replace }) else { return }
         var boundDependents: [ResourceID: [ResourceID]] = [:]
         for resource in set.resources {
             for reference in resource.spec.references(in: set) where reference.bindsLifetime {
