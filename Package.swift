@@ -59,10 +59,12 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
+        // Durable runs: journal, retries, leases, approvals, rollback (saga), resume.
+        .target(name: "ConvergeWorkflow", dependencies: ["ConvergeCore", "ConvergeStore"]),
         .executableTarget(
             name: "converge",
             dependencies: [
-                "ConvergeCore", "ConvergeGit", "ConvergeDocker",
+                "ConvergeCore", "ConvergeGit", "ConvergeDocker", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

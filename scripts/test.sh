@@ -5,6 +5,7 @@
 # Exits non-zero when the build or any test fails.
 #
 # Environment:
+#   CONVERGE_TEST_POSTGRES_URL   a PostgreSQL for the store tests; unset: scripts/postgres.sh starts one
 #   CONVERGE_SKIP_SETUP=1   don't run scripts/setup.sh (the machine is known to be ready)
 #   CI=true                 also exports CONVERGE_REQUIRE_COMPONENTS=1
 set -euo pipefail
@@ -28,6 +29,17 @@ start=$SECONDS
 echo "test: swift build"
 swift build
 echo "test: swift build done in $((SECONDS - start)) s"
+
+# The store tests need PostgreSQL: start the throwaway server (or reuse the running one) unless
+# the caller points at their own. If it cannot start, the PostgreSQL tests fail and say why.
+if [[ -z "${CONVERGE_TEST_POSTGRES_URL:-}" ]]; then
+    if pg_env="$(bash scripts/postgres.sh)"; then
+        eval "$pg_env"
+        export CONVERGE_TEST_POSTGRES_URL
+    else
+        echo "test: WARNING: scripts/postgres.sh failed; the PostgreSQL store tests will fail" >&2
+    fi
+fi
 
 start=$SECONDS
 echo "test: swift test $*"

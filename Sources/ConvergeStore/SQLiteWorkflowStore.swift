@@ -1,1 +1,369 @@
 import Csqlite3
+import Dispatch
+import Foundation
+
+/// The embedded journal: one SQLite file (e.g. `.converge/state.db`), shareable by several
+/// processes on the same machine.
+///
+/// Every call runs on a private serial queue, never on Swift's cooperative thread pool: SQLite
+/// calls block (on the disk, or up to the busy timeout while another process writes), and
+/// blocking the pool would stall unrelated tasks. Writes are `BEGIN IMMEDIATE` transactions, so
+/// leases and claims are atomic across processes.
+public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
+    // @unchecked: the only mutable state is `connection`, used exclusively from `queue`.
+
+    /// The database file.
+    public let path: String
+    private let queue: DispatchQueue
+    private let connection: SQLiteConnection
+
+    /// Opens (creating it and its parent folders if needed) the database at `path`. Call
+    /// `migrate()` before anything else.
+    ///
+    /// - Parameter busyTimeout: how long a write waits for another process's transaction
+    ///   before failing.
+    public init(path: String, busyTimeout: Duration = .seconds(10)) throws {
+        guard !path.isEmpty else {
+            throw StoreError.invalidConfiguration("the SQLite store path is empty: pass a file such as .converge/state.db")
+        }
+        self.path = path
+        if path != ":memory:" {
+            let parent = URL(fileURLWithPath: path).deletingLastPathComponent()
+            do {
+                try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
+            } catch {
+                throw StoreError.invalidConfiguration(
+                    "cannot create the folder \(parent.path) for the store \(path): \(error.localizedDescription)")
+            }
+        }
+        let timeout = Int32(clamping: busyTimeout.storeMilliseconds)
+        do {
+            connection = try SQLiteConnection(path: path, busyTimeoutMilliseconds: timeout)
+        } catch {
+            throw StoreError.database(operation: "open \(path)", message: "\(error)")
+        }
+        queue = DispatchQueue(label: "converge.store.sqlite")
+    }
+
+    /// Closes the database. Later calls fail. (Dropping the last reference closes it too.)
+    public func shutdown() async {
+        _ = try? await onQueue("shutdown") { $0.close() }
+    }
+
+    /// Runs `body` on the store's queue and hands its result back to the calling task. SQLite
+    /// errors become `StoreError.database` naming `operation`.
+    private func onQueue<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
+        let connection = self.connection
+        return try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                do {
+                    continuation.resume(returning: try body(connection))
+                } catch let error as SQLiteError {
+                    continuation.resume(throwing: StoreError.database(operation: operation, message: error.description))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    private static func nowMilliseconds() -> Int64 { Date().storeMilliseconds }
+
+    // MARK: Schema
+
+    public func migrate() async throws {
+        let path = self.path
+        try await onQueue("migrate \(path)") { db in
+            try db.writeTransaction {
+                try db.execute(WorkflowSchema.sqliteMigrationsTable)
+                let applied = Set(try db.query("SELECT version FROM schema_migrations") { $0.int(0) })
+                if let newest = applied.max(), newest > WorkflowSchema.latestVersion {
+                    throw StoreError.schemaTooNew(found: newest, supported: WorkflowSchema.latestVersion, location: path)
+                }
+                for migration in WorkflowSchema.migrations where !applied.contains(migration.version) {
+                    for statement in migration.sqlite { try db.execute(statement) }
+                    try db.run(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                        [.int(Int64(migration.version)), .int(Self.nowMilliseconds())])
+                }
+            }
+        }
+    }
+
+    // MARK: Runs
+
+    private static let selectRuns = "SELECT \(WorkflowSchema.runColumns) FROM runs"
+
+    public func createRun(_ run: NewRun) async throws -> RunRecord {
+        try await onQueue("create run") { db in
+            let now = Self.nowMilliseconds()
+            let id = try db.writeTransaction {
+                try db.run(
+                    """
+                    INSERT INTO runs (instance, repository, commit_id, plan_digest, plan_json, status, executor, converge_version,
+                                      options_json, manifests_json, error, created_at, updated_at, finished_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, NULL)
+                    """,
+                    [
+                        .text(run.instance), .text(run.repository), .text(run.commit), .text(run.planDigest), .text(run.planJSON),
+                        .text(run.status.rawValue), .text(run.executor), .text(run.convergeVersion), .text(run.optionsJSON),
+                        .text(run.manifestsJSON), .int(now), .int(now),
+                    ])
+                return db.lastInsertRowID
+            }
+            let at = Date(storeMilliseconds: now)
+            return RunRecord(
+                id: id, instance: run.instance, repository: run.repository, commit: run.commit, planDigest: run.planDigest,
+                planJSON: run.planJSON, status: run.status, executor: run.executor, convergeVersion: run.convergeVersion,
+                optionsJSON: run.optionsJSON, manifestsJSON: run.manifestsJSON, error: nil, createdAt: at, updatedAt: at,
+                finishedAt: nil)
+        }
+    }
+
+    public func run(_ id: Int64) async throws -> RunRecord? {
+        try await onQueue("read run \(id)") { db in
+            try db.query("\(Self.selectRuns) WHERE id = ?", [.int(id)], Self.runRecord).first
+        }
+    }
+
+    public func runs(_ filter: RunFilter) async throws -> [RunRecord] {
+        if let statuses = filter.statuses, statuses.isEmpty { return [] }
+        if filter.limit <= 0 { return [] }
+        return try await onQueue("list runs") { db in
+            var conditions: [String] = []
+            var values: [SQLiteValue] = []
+            if let instance = filter.instance {
+                conditions.append("instance = ?")
+                values.append(.text(instance))
+            }
+            if let statuses = filter.statuses {
+                let sorted = statuses.map(\.rawValue).sorted()
+                conditions.append("status IN (\(Array(repeating: "?", count: sorted.count).joined(separator: ", ")))")
+                values += sorted.map(SQLiteValue.text)
+            }
+            let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+            values.append(.int(Int64(filter.limit)))
+            return try db.query("\(Self.selectRuns)\(whereClause) ORDER BY id DESC LIMIT ?", values, Self.runRecord)
+        }
+    }
+
+    /// Sets status and error (nil clears it); `finished` stamps `finished_at`, otherwise it is
+    /// cleared (a resumed run is not finished any more).
+    public func updateRun(_ id: Int64, status: RunStatus, error: String?, finished: Bool) async throws {
+        try await onQueue("update run \(id)") { db in
+            let now = Self.nowMilliseconds()
+            let changed = try db.writeTransaction {
+                try db.run(
+                    "UPDATE runs SET status = ?, error = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+                    [.text(status.rawValue), .text(error), .int(now), finished ? .int(now) : .null, .int(id)])
+            }
+            if changed == 0 { throw StoreError.runNotFound(id) }
+        }
+    }
+
+    static func runRecord(_ row: SQLiteRow) throws -> RunRecord {
+        let statusText = row.string(6)
+        guard let status = RunStatus(rawValue: statusText) else {
+            throw StoreError.database(
+                operation: "read run \(row.int64(0))",
+                message: "unknown run status '\(statusText)' (written by a newer Converge?)")
+        }
+        return RunRecord(
+            id: row.int64(0), instance: row.string(1), repository: row.string(2), commit: row.optionalString(3),
+            planDigest: row.string(4), planJSON: row.string(5), status: status, executor: row.string(7),
+            convergeVersion: row.string(8), optionsJSON: row.string(9), manifestsJSON: row.string(10),
+            error: row.optionalString(11), createdAt: row.date(12), updatedAt: row.date(13), finishedAt: row.optionalDate(14))
+    }
+
+    // MARK: Steps
+
+    public func recordStep(_ step: StepRecord) async throws {
+        try await onQueue("record step \(step.index) of run \(step.runID)") { db in
+            do {
+                _ = try db.writeTransaction {
+                    try db.run(
+                        """
+                        INSERT INTO steps (\(WorkflowSchema.stepColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (run_id, step_index) DO UPDATE SET
+                            resource = excluded.resource, action = excluded.action, status = excluded.status,
+                            attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
+                            output = excluded.output, error = excluded.error, converge_version = excluded.converge_version
+                        """,
+                        [
+                            .int(step.runID), .int(Int64(step.index)), .text(step.resource), .text(step.action),
+                            .text(step.status.rawValue), .int(Int64(step.attempts)), .date(step.startedAt), .date(step.finishedAt),
+                            .text(step.output), .text(step.error), .text(step.convergeVersion),
+                        ])
+                }
+            } catch let error as SQLiteError where error.isForeignKeyViolation {
+                throw StoreError.runNotFound(step.runID)
+            }
+        }
+    }
+
+    public func steps(run: Int64) async throws -> [StepRecord] {
+        try await onQueue("read steps of run \(run)") { db in
+            try db.query("SELECT \(WorkflowSchema.stepColumns) FROM steps WHERE run_id = ? ORDER BY step_index", [.int(run)]) { row in
+                let statusText = row.string(4)
+                guard let status = StepStatus(rawValue: statusText) else {
+                    throw StoreError.database(
+                        operation: "read steps of run \(run)",
+                        message: "unknown step status '\(statusText)' (written by a newer Converge?)")
+                }
+                return StepRecord(
+                    runID: row.int64(0), index: row.int(1), resource: row.string(2), action: row.string(3), status: status,
+                    attempts: row.int(5), startedAt: row.optionalDate(6), finishedAt: row.optionalDate(7),
+                    output: row.optionalString(8), error: row.optionalString(9), convergeVersion: row.string(10))
+            }
+        }
+    }
+
+    // MARK: Approvals
+
+    public func recordApproval(_ approval: ApprovalRecord) async throws {
+        try await onQueue("record approval of run \(approval.runID)") { db in
+            do {
+                _ = try db.writeTransaction {
+                    try db.run(
+                        "INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at) VALUES (?, ?, ?, ?, ?, ?)",
+                        [
+                            .int(approval.runID), .text(approval.planDigest), .text(approval.decision.rawValue),
+                            .text(approval.approver), .text(approval.comment), .date(approval.at),
+                        ])
+                }
+            } catch let error as SQLiteError where error.isForeignKeyViolation {
+                throw StoreError.runNotFound(approval.runID)
+            }
+        }
+    }
+
+    public func approvals(run: Int64) async throws -> [ApprovalRecord] {
+        try await onQueue("read approvals of run \(run)") { db in
+            try db.query(
+                "SELECT run_id, plan_digest, decision, approver, comment, at FROM approvals WHERE run_id = ? ORDER BY id",
+                [.int(run)]
+            ) { row in
+                let decisionText = row.string(2)
+                guard let decision = ApprovalDecision(rawValue: decisionText) else {
+                    throw StoreError.database(
+                        operation: "read approvals of run \(run)", message: "unknown decision '\(decisionText)'")
+                }
+                return ApprovalRecord(
+                    runID: row.int64(0), planDigest: row.string(1), decision: decision, approver: row.string(3),
+                    comment: row.string(4), at: row.date(5))
+            }
+        }
+    }
+
+    // MARK: Leases
+
+    private static let selectLease = "SELECT key, run_id, owner, expires_at FROM leases WHERE key = ?"
+
+    private static func leaseRecord(_ row: SQLiteRow) -> LeaseRecord {
+        LeaseRecord(key: row.string(0), runID: row.int64(1), owner: row.string(2), expiresAt: row.date(3))
+    }
+
+    /// Takes `key` for `run` inside the caller's write transaction, or returns its live holder.
+    private static func takeLease(
+        _ db: SQLiteConnection, key: String, run: Int64, owner: String, now: Int64, expires: Int64
+    ) throws -> LeaseRecord? {
+        if let current = try db.query(selectLease, [.text(key)], leaseRecord).first,
+            current.runID != run, current.expiresAt.storeMilliseconds > now
+        {
+            return current
+        }
+        try db.run(
+            """
+            INSERT INTO leases (key, run_id, owner, expires_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (key) DO UPDATE SET run_id = excluded.run_id, owner = excluded.owner, expires_at = excluded.expires_at
+            """,
+            [.text(key), .int(run), .text(owner), .int(expires)])
+        return nil
+    }
+
+    public func acquireLeases(_ keys: [String], run: Int64, owner: String, ttl: Duration) async throws -> LeaseOutcome {
+        let keys = uniqued(keys)
+        if keys.isEmpty { return .acquired }
+        return try await onQueue("acquire leases for run \(run)") { db in
+            let now = Self.nowMilliseconds()
+            let expires = now + ttl.storeMilliseconds
+            // Rolling back on the first held key keeps it all-or-nothing.
+            struct Held: Error { var lease: LeaseRecord }
+            do {
+                try db.writeTransaction {
+                    for key in keys {
+                        if let holder = try Self.takeLease(db, key: key, run: run, owner: owner, now: now, expires: expires) {
+                            throw Held(lease: holder)
+                        }
+                    }
+                }
+                return .acquired
+            } catch let held as Held {
+                return .held(held.lease)
+            }
+        }
+    }
+
+    /// False, renewing nothing, when the run has no lease for `owner`, or one of its leases
+    /// expired (another run may have taken it meanwhile, or may yet) or passed to another owner.
+    public func renewLeases(run: Int64, owner: String, ttl: Duration) async throws -> Bool {
+        try await onQueue("renew leases of run \(run)") { db in
+            let now = Self.nowMilliseconds()
+            return try db.writeTransaction {
+                let mine = try db.query("SELECT owner, expires_at FROM leases WHERE run_id = ?", [.int(run)]) {
+                    ($0.string(0), $0.int64(1))
+                }
+                guard !mine.isEmpty, mine.allSatisfy({ $0.0 == owner && $0.1 > now }) else { return false }
+                try db.run(
+                    "UPDATE leases SET expires_at = ? WHERE run_id = ? AND owner = ?",
+                    [.int(now + ttl.storeMilliseconds), .int(run), .text(owner)])
+                return true
+            }
+        }
+    }
+
+    public func releaseLeases(run: Int64) async throws {
+        try await onQueue("release leases of run \(run)") { db in
+            _ = try db.writeTransaction { try db.run("DELETE FROM leases WHERE run_id = ?", [.int(run)]) }
+        }
+    }
+
+    public func leases() async throws -> [LeaseRecord] {
+        try await onQueue("list leases") { db in
+            try db.query(
+                "SELECT key, run_id, owner, expires_at FROM leases WHERE expires_at > ? ORDER BY key",
+                [.int(Self.nowMilliseconds())], Self.leaseRecord)
+        }
+    }
+
+    public func claimResumableRun(instance: String, owner: String, ttl: Duration) async throws -> RunRecord? {
+        try await onQueue("claim a run of \(instance)") { db in
+            let now = Self.nowMilliseconds()
+            return try db.writeTransaction { () throws -> RunRecord? in
+                // The write lock is held from BEGIN IMMEDIATE: no other process can claim between
+                // this read and the lease below.
+                guard
+                    let run = try db.query(
+                        """
+                        \(Self.selectRuns) WHERE instance = ? AND status IN (?, ?)
+                        AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.run_id = runs.id AND leases.expires_at > ?)
+                        ORDER BY id LIMIT 1
+                        """,
+                        [.text(instance), .text(RunStatus.running.rawValue), .text(RunStatus.rollingBack.rawValue), .int(now)],
+                        Self.runRecord
+                    ).first
+                else { return nil }
+                let holder = try Self.takeLease(
+                    db, key: runLeaseKey(run.id), run: run.id, owner: owner, now: now, expires: now + ttl.storeMilliseconds)
+                // Another run holding `run/<id>` would be a misuse of the key; don't claim over it.
+                return holder == nil ? run : nil
+            }
+        }
+    }
+}
+
+/// `keys` without repetitions, in their first order.
+package func uniqued(_ keys: [String]) -> [String] {
+    var seen = Set<String>()
+    return keys.filter { seen.insert($0).inserted }
+}

@@ -34,6 +34,71 @@ public protocol WorkflowStore: Sendable {
     func releaseLeases(run: Int64) async throws
     /// Live leases, for reports and diagnostics.
     func leases() async throws -> [LeaseRecord]
+
+    /// Claims one interrupted run of `instance` for `owner`, atomically, so that among several
+    /// processes looking for work exactly one gets each run: the oldest run in `running` or
+    /// `rolling_back` none of whose leases is live (its process died or stalled past the TTL)
+    /// gets a lease with key ``runLeaseKey(_:)`` for `owner`, and is returned. Nil when there is
+    /// nothing to resume. The caller then re-acquires the run's resource leases (same run: free).
+    func claimResumableRun(instance: String, owner: String, ttl: Duration) async throws -> RunRecord?
+}
+
+/// The lease key `claimResumableRun` takes for a run: `run/<id>`.
+public func runLeaseKey(_ run: Int64) -> String { "run/\(run)" }
+
+/// Why a store operation failed, worded for the person running Converge.
+public enum StoreError: Error, Equatable, CustomStringConvertible {
+    /// `updateRun`, `recordStep` or `recordApproval` named a run that does not exist.
+    case runNotFound(Int64)
+    /// The database was migrated by a newer Converge (it knows `supported`, found `found`):
+    /// an older binary must not write to a schema it does not understand.
+    case schemaTooNew(found: Int, supported: Int, location: String)
+    /// A bad path or URL, or an option the backend does not support.
+    case invalidConfiguration(String)
+    /// The database refused or failed an operation (`operation` names it, `message` is the
+    /// database's own text). Never contains a password.
+    case database(operation: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .runNotFound(let id):
+            return "run \(id) does not exist in the store (list runs with `converge runs`)"
+        case .schemaTooNew(let found, let supported, let location):
+            return "the store at \(location) has schema version \(found), newer than this Converge supports (\(supported)): "
+                + "upgrade Converge, or point it at another store"
+        case .invalidConfiguration(let message):
+            return message
+        case .database(let operation, let message):
+            return "store: \(operation) failed: \(message)"
+        }
+    }
+}
+
+extension Date {
+    /// Milliseconds since 1970, how both backends store time (integers: no time zones, and
+    /// identical in SQLite and PostgreSQL). Rounded to the nearest millisecond so that a value
+    /// read back converts to the same integer again.
+    public var storeMilliseconds: Int64 {
+        Int64((timeIntervalSince1970 * 1000).rounded())
+    }
+
+    /// A date from the store's milliseconds since 1970.
+    public init(storeMilliseconds ms: Int64) {
+        self.init(timeIntervalSince1970: Double(ms) / 1000)
+    }
+
+    /// This date as the store will return it: rounded to the millisecond.
+    public var storeRounded: Date { Date(storeMilliseconds: storeMilliseconds) }
+}
+
+extension Duration {
+    /// Whole milliseconds (rounded down, at least 0), for lease expiries.
+    public var storeMilliseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let ms = seconds.multipliedReportingOverflow(by: 1000)
+        if ms.overflow { return seconds < 0 ? 0 : Int64.max / 2 }
+        return max(0, ms.partialValue + attoseconds / 1_000_000_000_000_000)
+    }
 }
 
 public enum RunStatus: String, Sendable, Codable, CaseIterable {
@@ -81,9 +146,13 @@ public struct NewRun: Sendable {
     public var convergeVersion: String
     /// Options the run was started with (JSON), e.g. `{"rollback":true}`.
     public var optionsJSON: String
+    /// The manifest files the plan was computed from (JSON list of `{path, base64}`): a run
+    /// resumed by another process decodes exactly the desired state it started with.
+    public var manifestsJSON: String
 
     public init(instance: String, repository: String, commit: String?, planDigest: String, planJSON: String,
-                status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String = "{}") {
+                status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String = "{}",
+                manifestsJSON: String = "[]") {
         self.instance = instance
         self.repository = repository
         self.commit = commit
@@ -93,6 +162,7 @@ public struct NewRun: Sendable {
         self.executor = executor
         self.convergeVersion = convergeVersion
         self.optionsJSON = optionsJSON
+        self.manifestsJSON = manifestsJSON
     }
 }
 
@@ -107,14 +177,15 @@ public struct RunRecord: Sendable, Codable, Equatable {
     public var executor: String
     public var convergeVersion: String
     public var optionsJSON: String
+    public var manifestsJSON: String
     public var error: String?
     public var createdAt: Date
     public var updatedAt: Date
     public var finishedAt: Date?
 
     public init(id: Int64, instance: String, repository: String, commit: String?, planDigest: String, planJSON: String,
-                status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String, error: String?,
-                createdAt: Date, updatedAt: Date, finishedAt: Date?) {
+                status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String, manifestsJSON: String,
+                error: String?, createdAt: Date, updatedAt: Date, finishedAt: Date?) {
         self.id = id
         self.instance = instance
         self.repository = repository
@@ -125,6 +196,7 @@ public struct RunRecord: Sendable, Codable, Equatable {
         self.executor = executor
         self.convergeVersion = convergeVersion
         self.optionsJSON = optionsJSON
+        self.manifestsJSON = manifestsJSON
         self.error = error
         self.createdAt = createdAt
         self.updatedAt = updatedAt

@@ -1,2 +1,499 @@
 import ConvergeStore
+import Foundation
 import PostgresNIO
+
+/// The journal on PostgreSQL, for a controller with replicas or several processes sharing work.
+///
+/// Same schema and behaviour as `SQLiteWorkflowStore`. Concurrency comes from PostgreSQL itself:
+/// lease rows are taken with `INSERT … ON CONFLICT DO UPDATE … WHERE expired` (which locks the
+/// row it compares), claims use `FOR UPDATE SKIP LOCKED`, and migrations run under an advisory
+/// lock. Lease expiry is judged by the server's clock, so replicas with skewed clocks agree.
+///
+/// The pool needs a running task: the initializer starts one, `shutdown()` stops it.
+public final class PostgresWorkflowStore: WorkflowStore {
+    public let configuration: PostgresStoreConfiguration
+    private let client: PostgresClient
+    private let runTask: Task<Void, Never>
+    private let logger: Logger
+
+    /// Query logging off unless a logger is given (PostgresNIO logs queries at debug level).
+    private static let silentLogger: Logger = {
+        var logger = Logger(label: "converge.store.postgres")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    /// Connects lazily (the first call opens a connection) to `url`, e.g.
+    /// `postgres://converge:secret@db.example:5432/converge`. Call `migrate()` first.
+    public convenience init(url: String, logger: Logger? = nil) throws {
+        try self.init(configuration: PostgresStoreConfiguration(url: url), logger: logger)
+    }
+
+    public init(configuration: PostgresStoreConfiguration, logger: Logger? = nil) {
+        self.configuration = configuration
+        self.logger = logger ?? Self.silentLogger
+        // The pool's own background logging stays off: it reports every failed reconnection,
+        // and the store's errors already say what failed.
+        let client = PostgresClient(configuration: configuration.clientConfiguration)
+        self.client = client
+        runTask = Task { await client.run() }
+    }
+
+    deinit { runTask.cancel() }
+
+    /// Closes the pool's connections and waits until they are closed. Later calls fail.
+    public func shutdown() async {
+        runTask.cancel()
+        await runTask.value
+    }
+
+    // MARK: Plumbing
+
+    /// The server's clock in milliseconds since 1970, as SQL. `now()` is the transaction's start,
+    /// so every use inside one statement or transaction sees the same instant.
+    private static let nowMS = "(EXTRACT(EPOCH FROM now()) * 1000)::BIGINT"
+
+    /// Runs `body` with a pooled connection; errors become `StoreError`s naming `operation`.
+    ///
+    /// The pool retries a server it cannot reach for a long time before giving up, which would
+    /// leave `converge runs --store postgres://wrong…` hanging. So when no connection has come
+    /// within half a second, one direct connection attempt tells a slow pool (all connections
+    /// busy: keep waiting) from a server that is down, refuses the login or lacks the database
+    /// (fail now, with the server's reason).
+    private func withConnection<T: Sendable>(
+        _ operation: @autoclosure () -> String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let client = self.client
+        let started = Flag()
+        do {
+            return try await withThrowingTaskGroup(of: Outcome<T>.self) { group in
+                group.addTask {
+                    .value(
+                        try await client.withConnection { connection in
+                            started.set()
+                            return try await body(connection)
+                        })
+                }
+                group.addTask {
+                    try await Task.sleep(for: .milliseconds(500))
+                    if !started.isSet { try await self.probe() }
+                    return .probed
+                }
+                while let outcome = try await group.next() {
+                    if case .value(let value) = outcome {
+                        group.cancelAll()
+                        return value
+                    }
+                }
+                throw CancellationError()
+            }
+        } catch {
+            throw storeError(error, operation: operation())
+        }
+    }
+
+    private enum Outcome<T: Sendable>: Sendable {
+        case value(T)
+        case probed
+    }
+
+    /// Set once, read from any task.
+    private final class Flag: @unchecked Sendable {
+        // @unchecked: `value` is guarded by `lock`.
+        private let lock = NSLock()
+        private var value = false
+        func set() { lock.withLock { value = true } }
+        var isSet: Bool { lock.withLock { value } }
+    }
+
+    /// Opens and closes one connection outside the pool; throws why it cannot.
+    private func probe() async throws {
+        var tls = PostgresConnection.Configuration.TLS.disable
+        if configuration.tls != .disable {
+            // Same settings as the pool; only the connection attempt matters here.
+            let context = try NIOSSLContext(configuration: configuration.clientTLSConfiguration)
+            tls = configuration.tls == .prefer ? .prefer(context) : .require(context)
+        }
+        var probe = PostgresConnection.Configuration(
+            host: configuration.host, port: configuration.port, username: configuration.username,
+            password: configuration.password, database: configuration.database, tls: tls)
+        probe.options.connectTimeout = .milliseconds(configuration.connectTimeout.storeMilliseconds)
+        let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: self.logger)
+        try await connection.close().get()
+    }
+
+    /// Runs `body` in a transaction on one connection: committed when it returns, rolled back
+    /// when it throws (its error is what the caller sees).
+    private func transaction<T: Sendable>(
+        _ operation: @autoclosure () -> String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        try await withConnection(operation()) { connection in
+            try await connection.query("BEGIN", logger: self.logger)
+            do {
+                let result = try await body(connection)
+                try await connection.query("COMMIT", logger: self.logger)
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                throw error
+            }
+        }
+    }
+
+    private func storeError(_ error: any Error, operation: String) -> any Error {
+        if error is StoreError || error is Held { return error }
+        if let error = error as? PSQLError {
+            if let info = error.serverInfo, let message = info[.message] {
+                let state = info[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+                return StoreError.database(operation: operation, message: message + state)
+            }
+            if error.code == .poolClosed || error.code == .clientClosedConnection {
+                return StoreError.database(operation: operation, message: "the store was shut down")
+            }
+            let cause = error.underlying.map { ": \($0)" } ?? ""
+            return StoreError.database(
+                operation: operation,
+                message: "cannot talk to PostgreSQL at \(configuration.redactedURL) (\(error.code))\(cause)")
+        }
+        if let error = error as? PostgresDecodingError {
+            return StoreError.database(
+                operation: operation, message: "unexpected column type in '\(error.columnName)' (\(error.code))")
+        }
+        return StoreError.database(operation: operation, message: "\(error)")
+    }
+
+    private static func isForeignKeyViolation(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] == "23503"
+    }
+
+    // MARK: Schema
+
+    /// An arbitrary constant naming "Converge's schema" among advisory locks ('converge' in ASCII).
+    private static let migrationLock: Int64 = 0x636f_6e76_6572_6765
+
+    public func migrate() async throws {
+        let location = configuration.redactedURL
+        try await transaction("migrate \(location)") { connection in
+            // Serializes concurrent starts: the second waits, then finds everything applied.
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
+            try await connection.query(PostgresQuery(unsafeSQL: WorkflowSchema.postgresMigrationsTable), logger: self.logger)
+            var applied = Set<Int>()
+            for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: self.logger)
+                .decode(Int64.self)
+            {
+                applied.insert(Int(version))
+            }
+            if let newest = applied.max(), newest > WorkflowSchema.latestVersion {
+                throw StoreError.schemaTooNew(found: newest, supported: WorkflowSchema.latestVersion, location: location)
+            }
+            for migration in WorkflowSchema.migrations where !applied.contains(migration.version) {
+                for statement in migration.postgres {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (\(Int64(migration.version)), \(unescaped: Self.nowMS))",
+                    logger: self.logger)
+            }
+        }
+    }
+
+    // MARK: Runs
+
+    private typealias RunRow = (
+        Int64, String, String, String?, String, String, String, String, String, String, String, String?, Int64, Int64, Int64?
+    )
+
+    private static func runRecord(_ row: PostgresRow) throws -> RunRecord {
+        let r = try row.decode(RunRow.self)
+        guard let status = RunStatus(rawValue: r.6) else {
+            throw StoreError.database(
+                operation: "read run \(r.0)", message: "unknown run status '\(r.6)' (written by a newer Converge?)")
+        }
+        return RunRecord(
+            id: r.0, instance: r.1, repository: r.2, commit: r.3, planDigest: r.4, planJSON: r.5, status: status,
+            executor: r.7, convergeVersion: r.8, optionsJSON: r.9, manifestsJSON: r.10, error: r.11,
+            createdAt: Date(storeMilliseconds: r.12), updatedAt: Date(storeMilliseconds: r.13),
+            finishedAt: r.14.map(Date.init(storeMilliseconds:)))
+    }
+
+    private static func runRecords(_ rows: PostgresRowSequence) async throws -> [RunRecord] {
+        var records: [RunRecord] = []
+        for try await row in rows { records.append(try runRecord(row)) }
+        return records
+    }
+
+    public func createRun(_ run: NewRun) async throws -> RunRecord {
+        try await withConnection("create run") { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO runs (instance, repository, commit_id, plan_digest, plan_json, status, executor, converge_version,
+                                  options_json, manifests_json, error, created_at, updated_at, finished_at)
+                VALUES (\(run.instance), \(run.repository), \(run.commit), \(run.planDigest), \(run.planJSON),
+                        \(run.status.rawValue), \(run.executor), \(run.convergeVersion), \(run.optionsJSON), \(run.manifestsJSON),
+                        NULL, \(unescaped: Self.nowMS), \(unescaped: Self.nowMS), NULL)
+                RETURNING \(unescaped: WorkflowSchema.runColumns)
+                """, logger: self.logger)
+            guard let record = try await Self.runRecords(rows).first else {
+                throw StoreError.database(operation: "create run", message: "the server returned no row")
+            }
+            return record
+        }
+    }
+
+    public func run(_ id: Int64) async throws -> RunRecord? {
+        try await withConnection("read run \(id)") { connection in
+            try await Self.runRecords(
+                connection.query(
+                    "SELECT \(unescaped: WorkflowSchema.runColumns) FROM runs WHERE id = \(id)", logger: self.logger)
+            ).first
+        }
+    }
+
+    public func runs(_ filter: RunFilter) async throws -> [RunRecord] {
+        if let statuses = filter.statuses, statuses.isEmpty { return [] }
+        if filter.limit <= 0 { return [] }
+        var binds = PostgresBindings()
+        var conditions: [String] = []
+        if let instance = filter.instance {
+            binds.append(instance)
+            conditions.append("instance = $\(binds.count)")
+        }
+        if let statuses = filter.statuses {
+            binds.append(statuses.map(\.rawValue).sorted())
+            conditions.append("status = ANY($\(binds.count))")
+        }
+        binds.append(Int64(filter.limit))
+        let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT \(WorkflowSchema.runColumns) FROM runs\(whereClause) ORDER BY id DESC LIMIT $\(binds.count)",
+            binds: binds)
+        return try await withConnection("list runs") { connection in
+            try await Self.runRecords(connection.query(query, logger: self.logger))
+        }
+    }
+
+    /// Sets status and error (nil clears it); `finished` stamps `finished_at`, otherwise it is
+    /// cleared (a resumed run is not finished any more).
+    public func updateRun(_ id: Int64, status: RunStatus, error: String?, finished: Bool) async throws {
+        let found = try await withConnection("update run \(id)") { connection in
+            let rows = try await connection.query(
+                """
+                UPDATE runs SET status = \(status.rawValue), error = \(error), updated_at = \(unescaped: Self.nowMS),
+                    finished_at = \(unescaped: finished ? Self.nowMS : "NULL")
+                WHERE id = \(id) RETURNING id
+                """, logger: self.logger)
+            return try await rows.collect().count == 1
+        }
+        if !found { throw StoreError.runNotFound(id) }
+    }
+
+    // MARK: Steps
+
+    public func recordStep(_ step: StepRecord) async throws {
+        try await withConnection("record step \(step.index) of run \(step.runID)") { connection in
+            do {
+                try await connection.query(
+                    """
+                    INSERT INTO steps (\(unescaped: WorkflowSchema.stepColumns))
+                    VALUES (\(step.runID), \(Int64(step.index)), \(step.resource), \(step.action), \(step.status.rawValue),
+                            \(Int64(step.attempts)), \(step.startedAt?.storeMilliseconds), \(step.finishedAt?.storeMilliseconds),
+                            \(step.output), \(step.error), \(step.convergeVersion))
+                    ON CONFLICT (run_id, step_index) DO UPDATE SET
+                        resource = EXCLUDED.resource, action = EXCLUDED.action, status = EXCLUDED.status,
+                        attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+                        output = EXCLUDED.output, error = EXCLUDED.error, converge_version = EXCLUDED.converge_version
+                    """, logger: self.logger)
+            } catch where Self.isForeignKeyViolation(error) {
+                throw StoreError.runNotFound(step.runID)
+            }
+        }
+    }
+
+    public func steps(run: Int64) async throws -> [StepRecord] {
+        try await withConnection("read steps of run \(run)") { connection in
+            let rows = try await connection.query(
+                "SELECT \(unescaped: WorkflowSchema.stepColumns) FROM steps WHERE run_id = \(run) ORDER BY step_index",
+                logger: self.logger)
+            var steps: [StepRecord] = []
+            for try await s in rows.decode(
+                (Int64, Int64, String, String, String, Int64, Int64?, Int64?, String?, String?, String).self)
+            {
+                guard let status = StepStatus(rawValue: s.4) else {
+                    throw StoreError.database(
+                        operation: "read steps of run \(run)", message: "unknown step status '\(s.4)' (written by a newer Converge?)")
+                }
+                steps.append(
+                    StepRecord(
+                        runID: s.0, index: Int(s.1), resource: s.2, action: s.3, status: status, attempts: Int(s.5),
+                        startedAt: s.6.map(Date.init(storeMilliseconds:)), finishedAt: s.7.map(Date.init(storeMilliseconds:)),
+                        output: s.8, error: s.9, convergeVersion: s.10))
+            }
+            return steps
+        }
+    }
+
+    // MARK: Approvals
+
+    public func recordApproval(_ approval: ApprovalRecord) async throws {
+        try await withConnection("record approval of run \(approval.runID)") { connection in
+            do {
+                try await connection.query(
+                    """
+                    INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at)
+                    VALUES (\(approval.runID), \(approval.planDigest), \(approval.decision.rawValue), \(approval.approver),
+                            \(approval.comment), \(approval.at.storeMilliseconds))
+                    """, logger: self.logger)
+            } catch where Self.isForeignKeyViolation(error) {
+                throw StoreError.runNotFound(approval.runID)
+            }
+        }
+    }
+
+    public func approvals(run: Int64) async throws -> [ApprovalRecord] {
+        try await withConnection("read approvals of run \(run)") { connection in
+            let rows = try await connection.query(
+                "SELECT run_id, plan_digest, decision, approver, comment, at FROM approvals WHERE run_id = \(run) ORDER BY id",
+                logger: self.logger)
+            var approvals: [ApprovalRecord] = []
+            for try await a in rows.decode((Int64, String, String, String, String, Int64).self) {
+                guard let decision = ApprovalDecision(rawValue: a.2) else {
+                    throw StoreError.database(operation: "read approvals of run \(run)", message: "unknown decision '\(a.2)'")
+                }
+                approvals.append(
+                    ApprovalRecord(
+                        runID: a.0, planDigest: a.1, decision: decision, approver: a.3, comment: a.4,
+                        at: Date(storeMilliseconds: a.5)))
+            }
+            return approvals
+        }
+    }
+
+    // MARK: Leases
+
+    /// Thrown inside a lease transaction to roll it back and report the holder.
+    private struct Held: Error { var lease: LeaseRecord }
+
+    private static func leaseRecords(_ rows: PostgresRowSequence) async throws -> [LeaseRecord] {
+        var leases: [LeaseRecord] = []
+        for try await l in rows.decode((String, Int64, String, Int64).self) {
+            leases.append(LeaseRecord(key: l.0, runID: l.1, owner: l.2, expiresAt: Date(storeMilliseconds: l.3)))
+        }
+        return leases
+    }
+
+    public func acquireLeases(_ keys: [String], run: Int64, owner: String, ttl: Duration) async throws -> LeaseOutcome {
+        let keys = uniqued(keys)
+        if keys.isEmpty { return .acquired }
+        let ttl = ttl.storeMilliseconds
+        do {
+            try await transaction("acquire leases for run \(run)") { connection in
+                // One statement takes every free key. Rows are inserted in key order so that two
+                // transactions wanting overlapping sets lock them in the same order (no deadlock).
+                // A held key's row is locked too, so the holder read below is current.
+                let rows = try await connection.query(
+                    """
+                    INSERT INTO leases (key, run_id, owner, expires_at)
+                    SELECT k, \(run), \(owner), \(unescaped: Self.nowMS) + \(ttl) FROM unnest(\(keys)::TEXT[]) AS t(k) ORDER BY k
+                    ON CONFLICT (key) DO UPDATE SET run_id = EXCLUDED.run_id, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+                    WHERE leases.expires_at <= \(unescaped: Self.nowMS) OR leases.run_id = EXCLUDED.run_id
+                    RETURNING key
+                    """, logger: self.logger)
+                var taken = Set<String>()
+                for try await key in rows.decode(String.self) { taken.insert(key) }
+                guard let first = keys.first(where: { !taken.contains($0) }) else { return }
+                let holder = try await Self.leaseRecords(
+                    connection.query("SELECT key, run_id, owner, expires_at FROM leases WHERE key = \(first)", logger: self.logger))
+                guard let lease = holder.first else {
+                    throw StoreError.database(operation: "acquire leases for run \(run)", message: "lease '\(first)' vanished")
+                }
+                throw Held(lease: lease)
+            }
+            return .acquired
+        } catch let held as Held {
+            return .held(held.lease)
+        }
+    }
+
+    /// False, renewing nothing, when the run has no lease for `owner`, or one of its leases
+    /// expired (another run may have taken it meanwhile, or may yet) or passed to another owner.
+    public func renewLeases(run: Int64, owner: String, ttl: Duration) async throws -> Bool {
+        let ttl = ttl.storeMilliseconds
+        return try await transaction("renew leases of run \(run)") { connection in
+            let rows = try await connection.query(
+                """
+                SELECT owner, expires_at > \(unescaped: Self.nowMS) FROM leases WHERE run_id = \(run) FOR UPDATE
+                """, logger: self.logger)
+            var mine: [(String, Bool)] = []
+            for try await lease in rows.decode((String, Bool).self) { mine.append(lease) }
+            guard !mine.isEmpty, mine.allSatisfy({ $0.0 == owner && $0.1 }) else { return false }
+            try await connection.query(
+                """
+                UPDATE leases SET expires_at = \(unescaped: Self.nowMS) + \(ttl) WHERE run_id = \(run) AND owner = \(owner)
+                """, logger: self.logger)
+            return true
+        }
+    }
+
+    public func releaseLeases(run: Int64) async throws {
+        try await withConnection("release leases of run \(run)") { connection in
+            _ = try await connection.query("DELETE FROM leases WHERE run_id = \(run)", logger: self.logger)
+        }
+    }
+
+    public func leases() async throws -> [LeaseRecord] {
+        try await withConnection("list leases") { connection in
+            try await Self.leaseRecords(
+                connection.query(
+                    "SELECT key, run_id, owner, expires_at FROM leases WHERE expires_at > \(unescaped: Self.nowMS) ORDER BY key",
+                    logger: self.logger))
+        }
+    }
+
+    private enum ClaimAttempt: Sendable {
+        case nothing
+        case claimed(RunRecord)
+        /// Another claimer leased this run first.
+        case lost(Int64)
+    }
+
+    public func claimResumableRun(instance: String, owner: String, ttl: Duration) async throws -> RunRecord? {
+        let ttl = ttl.storeMilliseconds
+        let statuses = [RunStatus.running.rawValue, RunStatus.rollingBack.rawValue]
+        var passedOver: [Int64] = []
+        // A claimer whose snapshot predates another's commit can lock a run just claimed (the
+        // row lock is free again) and still see it as unleased; the lease insert below is the
+        // arbiter, and on losing it the claimer moves on to the next candidate.
+        for _ in 0..<10 {
+            let excluded = passedOver
+            let outcome: ClaimAttempt = try await transaction("claim a run of \(instance)") { connection in
+                let candidates = try await Self.runRecords(
+                    connection.query(
+                        """
+                        SELECT \(unescaped: WorkflowSchema.runColumns) FROM runs
+                        WHERE instance = \(instance) AND status = ANY(\(statuses)) AND id <> ALL(\(excluded)::BIGINT[])
+                          AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.run_id = runs.id
+                                          AND leases.expires_at > \(unescaped: Self.nowMS))
+                        ORDER BY id LIMIT 1
+                        FOR UPDATE SKIP LOCKED
+                        """, logger: self.logger))
+                guard let run = candidates.first else { return .nothing }
+                let taken = try await connection.query(
+                    """
+                    INSERT INTO leases (key, run_id, owner, expires_at)
+                    VALUES (\(runLeaseKey(run.id)), \(run.id), \(owner), \(unescaped: Self.nowMS) + \(ttl))
+                    ON CONFLICT (key) DO UPDATE SET run_id = EXCLUDED.run_id, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+                    WHERE leases.expires_at <= \(unescaped: Self.nowMS)
+                    RETURNING key
+                    """, logger: self.logger
+                ).collect()
+                return taken.isEmpty ? .lost(run.id) : .claimed(run)
+            }
+            switch outcome {
+            case .nothing: return nil
+            case .claimed(let run): return run
+            case .lost(let id): passedOver.append(id)
+            }
+        }
+        return nil
+    }
+}

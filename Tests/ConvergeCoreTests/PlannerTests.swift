@@ -8,7 +8,7 @@ func manifestSet(_ yaml: String, file: String = "test.yaml") throws -> ManifestS
 
 /// The live state that exactly matches `set`, as a provider would report it.
 func inSyncObservation(of set: ManifestSet) -> [ObservedResource] {
-    set.resources.filter { !$0.isTarget }.map { resource in
+    set.resources.filter { $0.isLiveObject }.map { resource in
         ObservedResource(id: resource.id, fields: resource.spec.desiredFields(metadata: resource.metadata),
                          ownership: .managed, externalID: "id-\(resource.id.name)",
                          dependencies: resource.spec.references(in: set).map(\.target).filter { $0.kind == NetworkSpec.kind })

@@ -42,7 +42,7 @@ struct ValidManifestTests {
         #expect(!set.resources(ofKind: "Container").isEmpty)
         // Every network and container resolves to the one host.
         let host = try #require(set.defaultTarget(kind: "DockerHost"))
-        for resource in set.resources where !resource.isTarget {
+        for resource in set.resources where resource.isLiveObject {
             #expect(resource.spec.target(in: set) == host, "\(resource.id) is not on \(host)")
         }
     }

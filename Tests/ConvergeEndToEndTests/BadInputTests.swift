@@ -21,7 +21,7 @@ import Testing
         try await Lab.with { lab in
             let before = try await engineObjects(lab.engine)
             let folder = Self.corpus.appendingPathComponent(caseName).path
-            let result = try lab.reconcile(folder)
+            let result = try await lab.reconcile(folder)
             #expect(result.exitCode == 1, "\(result.stdout)")
             #expect(result.stderr.contains("nothing was changed"), "\(result.stderr)")
             let firstExpected = try String(contentsOfFile: folder + "/expected.txt", encoding: .utf8)

@@ -5,39 +5,39 @@ import Testing
 @Suite struct GitSourceCLITests {
     @Test func refSelectsBranchTagOrCommit() async throws {
         try await Lab.with { lab in
-            let repo = try lab.gitRepository()
+            let repo = try await lab.gitRepository()
             var first = lab.labManifests()
             first["containers.yaml"] = nil
-            let firstCommit = try repo.commit(first.mapKeys { "deploy/\($0)" }, message: "networks only")
-            try repo.git("tag", "v1")
-            try repo.git("branch", "networks-only")
-            try repo.commit(lab.labManifests().mapKeys { "deploy/\($0)" }, message: "add containers")
+            let firstCommit = try await repo.commit(first.mapKeys { "deploy/\($0)" }, message: "networks only")
+            try await repo.git("tag", "v1")
+            try await repo.git("branch", "networks-only")
+            try await repo.commit(lab.labManifests().mapKeys { "deploy/\($0)" }, message: "add containers")
 
-            func planSummary(_ extra: String...) throws -> String {
-                let result = try run(convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--path", "deploy", "--instance", lab.instance] + extra, in: lab.directory)
+            func planSummary(_ extra: String...) async throws -> String {
+                let result = try await run(convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--path", "deploy", "--instance", lab.instance] + extra, in: lab.directory)
                 #expect(result.exitCode == 2, "\(result.stderr)")
                 return result.stdout.split(separator: "\n").first { $0.hasPrefix("Plan:") }.map(String.init) ?? result.stderr
             }
-            #expect(try planSummary() == "Plan: 4 to add, 0 to change, 0 to destroy.")
-            #expect(try planSummary("--ref", "main") == "Plan: 4 to add, 0 to change, 0 to destroy.")
-            #expect(try planSummary("--ref", "v1") == "Plan: 2 to add, 0 to change, 0 to destroy.")
-            #expect(try planSummary("--ref", "networks-only") == "Plan: 2 to add, 0 to change, 0 to destroy.")
-            #expect(try planSummary("--ref", firstCommit) == "Plan: 2 to add, 0 to change, 0 to destroy.")
-            #expect(try planSummary("--ref", String(firstCommit.prefix(10))) == "Plan: 2 to add, 0 to change, 0 to destroy.")
+            #expect(try await planSummary() == "Plan: 4 to add, 0 to change, 0 to destroy.")
+            #expect(try await planSummary("--ref", "main") == "Plan: 4 to add, 0 to change, 0 to destroy.")
+            #expect(try await planSummary("--ref", "v1") == "Plan: 2 to add, 0 to change, 0 to destroy.")
+            #expect(try await planSummary("--ref", "networks-only") == "Plan: 2 to add, 0 to change, 0 to destroy.")
+            #expect(try await planSummary("--ref", firstCommit) == "Plan: 2 to add, 0 to change, 0 to destroy.")
+            #expect(try await planSummary("--ref", String(firstCommit.prefix(10))) == "Plan: 2 to add, 0 to change, 0 to destroy.")
 
-            let fileURL = try run(convergeBinary, ["reconcile", "--dry-run", "--repo", "file://" + repo.directory.path, "--path", "deploy", "--ref", "v1", "--instance", lab.instance, "--output", "json"], in: lab.directory)
+            let fileURL = try await run(convergeBinary, ["reconcile", "--dry-run", "--repo", "file://" + repo.directory.path, "--path", "deploy", "--ref", "v1", "--instance", lab.instance, "--output", "json"], in: lab.directory)
             #expect(fileURL.exitCode == 2, "\(fileURL.stderr)")
             #expect(fileURL.stdout.contains(firstCommit))
 
-            let missingRef = try run(convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--ref", "no-such-branch"], in: lab.directory)
+            let missingRef = try await run(convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--ref", "no-such-branch"], in: lab.directory)
             #expect(missingRef.exitCode == 1)
             #expect(missingRef.stderr.contains("ref 'no-such-branch' not found"))
 
-            let missingPath = try run(convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--path", "nowhere"], in: lab.directory)
+            let missingPath = try await run(convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--path", "nowhere"], in: lab.directory)
             #expect(missingPath.exitCode == 1)
             #expect(missingPath.stderr.contains("path 'nowhere' does not exist"))
 
-            let notARepo = try run(convergeBinary, ["validate", "--repo", lab.directory.appendingPathComponent("absent").path], in: lab.directory)
+            let notARepo = try await run(convergeBinary, ["validate", "--repo", lab.directory.appendingPathComponent("absent").path], in: lab.directory)
             #expect(notARepo.exitCode == 1)
             #expect(!notARepo.stderr.isEmpty)
             #expect(try await lab.managedNetworks().isEmpty)

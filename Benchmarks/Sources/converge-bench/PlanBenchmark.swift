@@ -57,7 +57,7 @@ enum PlanBenchmark {
     /// The live state that matches `set` exactly, as a provider would report it (the same
     /// shape as `inSyncObservation` in Tests/ConvergeCoreTests/PlannerTests.swift).
     static func observation(of set: ManifestSet) -> [ObservedResource] {
-        set.resources.filter { !$0.isTarget }.map { resource in
+        set.resources.filter { $0.isLiveObject }.map { resource in
             ObservedResource(
                 id: resource.id, fields: resource.spec.desiredFields(metadata: resource.metadata),
                 ownership: .managed, externalID: "id-\(resource.id.name)",

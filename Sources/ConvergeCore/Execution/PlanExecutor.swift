@@ -15,20 +15,22 @@ public struct PlanExecutor: Sendable {
         self.parallelism = max(1, parallelism)
     }
 
+    /// Runs every step of `plan` not in `alreadyDone` (steps a resumed run finished before).
     public func run(
         _ plan: Plan,
+        alreadyDone: Set<Int> = [],
         progress: @Sendable (Progress) -> Void = { _ in },
         perform: @escaping @Sendable (PlanStep) async throws -> Void
     ) async throws {
         let steps = plan.steps
-        var remaining = steps.map(\.dependsOn.count)
+        var remaining = steps.map { $0.dependsOn.filter { !alreadyDone.contains($0) }.count }
         var dependents = Array(repeating: [Int](), count: steps.count)
         for step in steps {
             for dependency in step.dependsOn { dependents[dependency].append(step.index) }
         }
-        var ready = steps.filter { $0.dependsOn.isEmpty }.map(\.index).reversed() as [Int]
+        var ready = steps.filter { !alreadyDone.contains($0.index) && remaining[$0.index] == 0 }.map(\.index).reversed() as [Int]
         var running: [Int: PlanStep] = [:]
-        var finished: [Int] = []
+        var finished: [Int] = alreadyDone.sorted()
         var failures: [(PlanStep, any Error)] = []
 
         try await withThrowingTaskGroup(of: (Int, (any Error)?).self) { group in

@@ -11,4 +11,21 @@ public protocol Provider: Sendable {
     /// Carries out one step. Must be idempotent: re-running a create after a crash
     /// finds the object it made by its ownership label instead of making a second one.
     func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, instance: String) async throws
+
+    /// What is needed to undo `step` later, read from the live system before the step runs
+    /// (the object's full configuration for an update or a delete), as JSON; nil when
+    /// undoing needs nothing (a create is undone by removing what it made). Journaled
+    /// before the step runs, so a rollback after a crash still has it.
+    func snapshot(_ step: PlanStep, observed: ObservedResource?) async throws -> String?
+
+    /// Undoes `step` (which may have finished, failed halfway or never run): removes what a
+    /// create made, recreates what a delete removed, restores what an update changed.
+    /// Idempotent, like `execute`.
+    func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws
+}
+
+/// Errors that say whether trying again may help (a busy engine, a reset connection, a
+/// 5xx) or not (a 4xx, a validation failure). Retries apply only to transient ones.
+public protocol TransientClassifying: Error {
+    var isTransient: Bool { get }
 }

@@ -17,11 +17,26 @@ public struct Reconciler: Sendable {
         public var observed: [ResourceID: ObservedResource]
         /// Which provider found or will make each resource.
         var providerOf: [ResourceID: ResourceID]
+        var changeOf: [ResourceID: ResourceChange]
+
+        init(plan: Plan, desired: ManifestSet, observed: [ResourceID: ObservedResource], providerOf: [ResourceID: ResourceID]) {
+            self.plan = plan
+            self.desired = desired
+            self.observed = observed
+            self.providerOf = providerOf
+            self.changeOf = Dictionary(plan.changes.map { ($0.resource, $0) }, uniquingKeysWith: { first, _ in first })
+        }
     }
 
-    public func plan(_ set: ManifestSet, source: SourceRevision) async throws -> PlannedChange {
+    /// What the providers hold for `set`'s resources, and which provider holds each.
+    public struct Observation: Sendable {
+        public var objects: [ResourceID: ObservedResource]
+        var providerOf: [ResourceID: ResourceID]
+    }
+
+    public func observe(_ set: ManifestSet) async throws -> Observation {
         var byTarget: [ResourceID: [Resource]] = [:]
-        for resource in set.resources where !resource.isTarget {
+        for resource in set.resources where resource.isLiveObject {
             if let target = resource.spec.target(in: set) { byTarget[target, default: []].append(resource) }
         }
         let instance = self.instance
@@ -33,41 +48,47 @@ public struct Reconciler: Sendable {
             }
             return try await group.reduce(into: [(ResourceID, [ObservedResource])]()) { $0.append($1) }
         }
-        var observed: [ResourceID: ObservedResource] = [:]
-        var providerOf: [ResourceID: ResourceID] = [:]
+        var observation = Observation(objects: [:], providerOf: [:])
         for (target, objects) in found {
             for object in objects {
-                observed[object.id] = object
-                providerOf[object.id] = target
+                observation.objects[object.id] = object
+                observation.providerOf[object.id] = target
             }
         }
         for (target, resources) in byTarget {
-            for resource in resources { providerOf[resource.id] = target }
+            for resource in resources { observation.providerOf[resource.id] = target }
         }
-        let kinds = Set(providers.values.flatMap(\.managedKinds))
-        let plan = try Planner(observedKinds: kinds).plan(desired: set, observed: Array(observed.values), source: source, instance: instance)
-        return PlannedChange(plan: plan, desired: set, observed: observed, providerOf: providerOf)
+        return observation
     }
 
-    public func apply(
-        _ planned: PlannedChange, executor: PlanExecutor,
-        progress: @Sendable (PlanExecutor.Progress) -> Void = { _ in },
-        finished: @escaping @Sendable (PlanStep, Duration) -> Void = { _, _ in }
-    ) async throws {
-        let changes = Dictionary(uniqueKeysWithValues: planned.plan.changes.map { ($0.resource, $0) })
-        let providers = self.providers
-        let instance = self.instance
-        try await executor.run(planned.plan, progress: progress) { step in
-            guard let target = planned.providerOf[step.resource], let provider = providers[target] else {
-                throw ReconcileError.noProvider(step.resource)
-            }
-            let clock = ContinuousClock()
-            let started = clock.now
-            try await provider.execute(
-                step, change: changes[step.resource]!, desired: planned.desired[step.resource],
-                observed: planned.observed[step.resource], instance: instance)
-            finished(step, clock.now - started)
+    public func plan(_ set: ManifestSet, source: SourceRevision) async throws -> PlannedChange {
+        let observation = try await observe(set)
+        let kinds = Set(providers.values.flatMap(\.managedKinds))
+        let plan = try Planner(observedKinds: kinds).plan(desired: set, observed: Array(observation.objects.values), source: source, instance: instance)
+        return PlannedChange(plan: plan, desired: set, observed: observation.objects, providerOf: observation.providerOf)
+    }
+
+    /// A plan computed earlier (a run resumed after a crash), paired with a fresh observation
+    /// so its remaining steps act on the objects as they are now.
+    public func resume(_ plan: Plan, desired set: ManifestSet) async throws -> PlannedChange {
+        let observation = try await observe(set)
+        return PlannedChange(plan: plan, desired: set, observed: observation.objects, providerOf: observation.providerOf)
+    }
+
+    /// The provider that serves `resource` in `planned`.
+    public func provider(for resource: ResourceID, in planned: PlannedChange) throws -> any Provider {
+        guard let target = planned.providerOf[resource], let provider = providers[target] else {
+            throw ReconcileError.noProvider(resource)
         }
+        return provider
+    }
+
+    /// Runs one step through its provider.
+    public func execute(_ step: PlanStep, in planned: PlannedChange) async throws {
+        guard let change = planned.changeOf[step.resource] else { throw ReconcileError.noProvider(step.resource) }
+        try await provider(for: step.resource, in: planned).execute(
+            step, change: change, desired: planned.desired[step.resource],
+            observed: planned.observed[step.resource], instance: instance)
     }
 }
 

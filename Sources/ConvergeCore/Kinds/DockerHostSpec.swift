@@ -8,7 +8,7 @@
 /// ```
 public struct DockerHostSpec: ResourceSpec {
     public static let kind = "DockerHost"
-    public static let isTarget = true
+    public static let isLiveObject = false
     public static let defaultEndpoint = "unix:///var/run/docker.sock"
 
     /// Path of the engine's unix socket.

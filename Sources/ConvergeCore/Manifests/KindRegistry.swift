@@ -12,6 +12,7 @@ public struct KindRegistry: Sendable {
         DockerHostSpec.self,
         NetworkSpec.self,
         ContainerSpec.self,
+        ApprovalPolicySpec.self,
     ])
 
     public func type(forKind kind: String) -> (any ResourceSpec.Type)? { kinds[kind] }

@@ -42,9 +42,10 @@ public enum ChangeMode: Sendable {
 public protocol ResourceSpec: Sendable {
     /// The `kind:` this type decodes.
     static var kind: String { get }
-    /// Targets (such as `DockerHost`) describe where other resources live; they are not
-    /// objects to create, so they never appear in a plan.
-    static var isTarget: Bool { get }
+    /// False for kinds that configure Converge rather than describe a live object: targets
+    /// (`DockerHost`: where other resources live) and policies (`ApprovalPolicy`). They are
+    /// never observed and never appear in a plan.
+    static var isLiveObject: Bool { get }
 
     /// Decodes `spec`, reporting every problem through the reader; nil when unusable.
     init?(spec: MappingReader, metadata: Metadata)
@@ -72,7 +73,7 @@ public protocol ResourceSpec: Sendable {
 }
 
 extension ResourceSpec {
-    public static var isTarget: Bool { false }
+    public static var isLiveObject: Bool { true }
     public func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector) {}
     public static func validate(_ resources: [Resource], in set: ManifestSet, collector: DiagnosticCollector) {}
     public func desiredFields(metadata: Metadata) -> FieldMap { FieldMap() }
@@ -96,7 +97,7 @@ public struct Resource: Sendable {
         self.location = location
     }
 
-    public var isTarget: Bool { type(of: spec).isTarget }
+    public var isLiveObject: Bool { type(of: spec).isLiveObject }
 
     /// The spec as its concrete type, for providers that serve that kind.
     public func spec<Spec: ResourceSpec>(as type: Spec.Type) -> Spec? { spec as? Spec }

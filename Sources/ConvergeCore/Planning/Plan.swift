@@ -20,6 +20,8 @@ public struct Plan: Sendable, Codable, Equatable {
     public var summary: Summary
     public var changes: [ResourceChange]
     public var steps: [PlanStep]
+    /// Approvals the plan must get before it runs, one per `ApprovalPolicy` that matches.
+    public var approvals: [ApprovalRequirement]
 
     public struct Summary: Sendable, Codable, Equatable {
         public var add: Int
@@ -35,12 +37,13 @@ public struct Plan: Sendable, Codable, Equatable {
 
     public var isEmpty: Bool { changes.isEmpty }
 
-    init(source: SourceRevision, instance: String, changes: [ResourceChange], steps: [PlanStep]) {
+    init(source: SourceRevision, instance: String, changes: [ResourceChange], steps: [PlanStep], approvals: [ApprovalRequirement]) {
         self.formatVersion = Self.formatVersion
         self.source = source
         self.instance = instance
         self.changes = changes
         self.steps = steps
+        self.approvals = approvals
         self.summary = Summary(
             add: changes.filter { $0.action == .create || $0.action == .replace }.count,
             change: changes.filter { $0.action == .update }.count,
@@ -60,7 +63,23 @@ public struct Plan: Sendable, Codable, Equatable {
     }
 }
 
-public enum ChangeAction: String, Sendable, Codable {
+/// One `ApprovalPolicy` that protects changes of this plan.
+public struct ApprovalRequirement: Sendable, Codable, Equatable {
+    /// The policy's name.
+    public var policy: String
+    /// The changes it protects.
+    public var resources: [ResourceID]
+    /// Who may approve; empty means anyone.
+    public var approvers: [String]
+
+    public init(policy: String, resources: [ResourceID], approvers: [String]) {
+        self.policy = policy
+        self.resources = resources
+        self.approvers = approvers
+    }
+}
+
+public enum ChangeAction: String, Sendable, Codable, Hashable {
     case create, update, replace, delete
 }
 

@@ -24,6 +24,11 @@ public enum PlanRenderer {
             }
             lines.append("")
         }
+        for requirement in plan.approvals {
+            lines.append(style.yellow("Approval required by ApprovalPolicy/\(requirement.policy)") + " for " + requirement.resources.map(\.description).joined(separator: ", ")
+                + (requirement.approvers.isEmpty ? "" : " (approvers: \(requirement.approvers.joined(separator: ", ")))"))
+        }
+        if !plan.approvals.isEmpty { lines.append("") }
         lines.append(style.bold("Plan: \(plan.summary.add) to add, \(plan.summary.change) to change, \(plan.summary.destroy) to destroy."))
         lines.append(style.dim("Digest: \(plan.digest)"))
         return lines.joined(separator: "\n") + "\n"
@@ -42,6 +47,11 @@ public enum PlanRenderer {
         }
         lines.append("**Plan: \(plan.summary.add) to add, \(plan.summary.change) to change, \(plan.summary.destroy) to destroy.**")
         lines.append("")
+        for requirement in plan.approvals {
+            let approvers = requirement.approvers.isEmpty ? "" : " — approvers: \(requirement.approvers.joined(separator: ", "))"
+            lines.append("> **Approval required** by `ApprovalPolicy/\(requirement.policy)` for \(requirement.resources.map { "`\($0)`" }.joined(separator: ", "))\(approvers)")
+            lines.append("")
+        }
         lines.append("| | Resource | Action |")
         lines.append("|---|---|---|")
         for change in plan.changes {

@@ -106,15 +106,21 @@ public struct DockerProvider: Provider {
     public func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, instance: String) async throws {
         switch (step.resource.kind, step.action) {
         case (NetworkSpec.kind, .create):
-            try await createNetwork(desired!, instance: instance)
+            guard let desired else { throw DockerProviderError.unsupported(step) }
+            try await createNetwork(desired, instance: instance)
         case (NetworkSpec.kind, .delete):
-            try await ignoringNotFound { try await engine.removeNetwork(observed!.externalID) }
+            // No observation: the object is already gone (a resumed run deleted it before).
+            guard let observed else { return }
+            try await ignoringNotFound { try await engine.removeNetwork(observed.externalID) }
         case (ContainerSpec.kind, .create):
-            try await createContainer(desired!, instance: instance)
+            guard let desired else { throw DockerProviderError.unsupported(step) }
+            try await createContainer(desired, instance: instance)
         case (ContainerSpec.kind, .delete):
-            try await ignoringNotFound { try await engine.removeContainer(observed!.externalID, force: true) }
+            guard let observed else { return }
+            try await ignoringNotFound { try await engine.removeContainer(observed.externalID, force: true) }
         case (ContainerSpec.kind, .update):
-            try await updateContainer(desired!, observed: observed!, change: change)
+            guard let desired, let observed else { throw DockerProviderError.unsupported(step) }
+            try await updateContainer(desired, observed: observed, change: change)
         default:
             throw DockerProviderError.unsupported(step)
         }
@@ -133,7 +139,12 @@ public struct DockerProvider: Provider {
         let existing = try await engine.listContainers(all: true, labelFilters: labels).first
         let id: String
         if let existing {
+            // Made by an attempt that was cut off: finish its network attachments.
             id = existing.id
+            let attached = Set((existing.networkSettings?.networks ?? [:]).keys)
+            for attachment in spec.networks where !attached.contains(attachment.network) {
+                try await engine.connect(network: attachment.network, container: id, ipv4: attachment.ipv4?.description, aliases: attachment.aliases)
+            }
         } else {
             let (request, additional) = ContainerMapping.create(resource, spec: spec, instance: instance)
             id = try await engine.createContainer(name: resource.metadata.name, request)
@@ -178,7 +189,7 @@ public struct DockerProvider: Provider {
         }
     }
 
-    private func ignoringNotFound(_ body: () async throws -> Void) async throws {
+    func ignoringNotFound(_ body: () async throws -> Void) async throws {
         do {
             try await body()
         } catch let error as DockerEngineError where error.isNotFound {

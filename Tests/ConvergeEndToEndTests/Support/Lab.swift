@@ -10,8 +10,10 @@ struct CommandResult {
 }
 
 /// Runs a program and collects its output; tests drive Converge the way a user does.
+/// Waiting happens off Swift's cooperative threads, so tests running side by side (and a
+/// test running two `converge` processes at once) never starve each other.
 @discardableResult
-func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) throws -> CommandResult {
+func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) async throws -> CommandResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -22,15 +24,27 @@ func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, 
     process.standardOutput = stdout
     process.standardError = stderr
     process.standardInput = FileHandle.nullDevice
-    try process.run()
-    // Read both pipes while the process runs so a full pipe never blocks it.
-    nonisolated(unsafe) var errorData = Data()
-    let reader = Thread { errorData = stderr.fileHandleForReading.readDataToEndOfFile() }
-    reader.start()
-    let outputData = stdout.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    while !reader.isFinished { usleep(1000) }
-    return CommandResult(exitCode: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self), stderr: String(decoding: errorData, as: UTF8.self))
+    return try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do {
+                try process.run()
+            } catch {
+                continuation.resume(throwing: error)
+                return
+            }
+            // Read both pipes while the process runs so a full pipe never blocks it.
+            nonisolated(unsafe) var errorData = Data()
+            let reader = Thread { errorData = stderr.fileHandleForReading.readDataToEndOfFile() }
+            reader.start()
+            let outputData = stdout.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            while !reader.isFinished { usleep(1000) }
+            continuation.resume(returning: CommandResult(
+                exitCode: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
+                stderr: String(decoding: errorData, as: UTF8.self)))
+        }
+        thread.start()
+    }
 }
 
 /// The `converge` binary built beside the test bundle.
@@ -95,8 +109,19 @@ struct Lab {
 
     /// `converge reconcile ARGS` as this lab's instance, in the lab's folder, without colour.
     @discardableResult
-    func reconcile(_ arguments: String...) throws -> CommandResult {
-        try run(convergeBinary, ["reconcile"] + arguments + ["--instance", instance, "--color", "never"], in: directory)
+    func reconcile(_ arguments: String...) async throws -> CommandResult {
+        try await reconcile(arguments)
+    }
+
+    @discardableResult
+    func reconcile(_ arguments: [String], environment: [String: String] = [:]) async throws -> CommandResult {
+        try await run(convergeBinary, ["reconcile"] + arguments + ["--instance", instance, "--color", "never"], in: directory, environment: environment)
+    }
+
+    /// Any other `converge` subcommand, in the lab's folder.
+    @discardableResult
+    func converge(_ arguments: [String]) async throws -> CommandResult {
+        try await run(convergeBinary, arguments, in: directory)
     }
 
     /// Writes files (relative path → content) into a folder of the lab, creating it.
@@ -109,10 +134,10 @@ struct Lab {
     }
 
     /// A Git repository in the lab's folder, driven with the git CLI.
-    func gitRepository(_ name: String = "repo") throws -> GitRepository {
+    func gitRepository(_ name: String = "repo") async throws -> GitRepository {
         let repo = GitRepository(directory: directory.appendingPathComponent(name))
         try FileManager.default.createDirectory(at: repo.directory, withIntermediateDirectories: true)
-        try repo.git("init", "-q", "-b", "main")
+        try await repo.git("init", "-q", "-b", "main")
         return repo
     }
 
@@ -174,8 +199,13 @@ struct GitRepository {
     let directory: URL
 
     @discardableResult
-    func git(_ arguments: String...) throws -> String {
-        let result = try run("/usr/bin/git", ["-c", "user.name=Converge Tests", "-c", "user.email=tests@converge.invalid"] + arguments, in: directory)
+    func git(_ arguments: String...) async throws -> String {
+        try await git(arguments)
+    }
+
+    @discardableResult
+    func git(_ arguments: [String]) async throws -> String {
+        let result = try await run("/usr/bin/git", ["-c", "user.name=Converge Tests", "-c", "user.email=tests@converge.invalid"] + arguments, in: directory)
         guard result.exitCode == 0 else {
             throw GitCommandFailed(arguments: arguments, output: result.stderr)
         }
@@ -184,7 +214,7 @@ struct GitRepository {
 
     /// Replaces the whole tree with `files` and commits; returns the commit id.
     @discardableResult
-    func commit(_ files: [String: String], message: String) throws -> String {
+    func commit(_ files: [String: String], message: String) async throws -> String {
         for item in try FileManager.default.contentsOfDirectory(atPath: directory.path) where item != ".git" {
             try FileManager.default.removeItem(at: directory.appendingPathComponent(item))
         }
@@ -193,9 +223,9 @@ struct GitRepository {
             try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try content.write(to: url, atomically: true, encoding: .utf8)
         }
-        try git("add", "-A")
-        try git("commit", "-q", "--allow-empty", "-m", message)
-        return try git("rev-parse", "HEAD")
+        try await git("add", "-A")
+        try await git("commit", "-q", "--allow-empty", "-m", message)
+        return try await git("rev-parse", "HEAD")
     }
 }
 

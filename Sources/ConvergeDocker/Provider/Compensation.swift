@@ -1,0 +1,132 @@
+import ConvergeCore
+import Foundation
+
+extension DockerEngineError: TransientClassifying {}
+
+/// The state a step needs to undo itself, journaled before the step runs: the engine's own
+/// description of the object, enough to recreate or restore it.
+enum DockerSnapshot: Codable {
+    case container(ContainerInspect)
+    case network(NetworkInspect)
+
+    func encoded() throws -> String {
+        String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
+    }
+
+    static func decode(_ text: String) throws -> DockerSnapshot {
+        try JSONDecoder().decode(DockerSnapshot.self, from: Data(text.utf8))
+    }
+}
+
+extension DockerProvider {
+    public func snapshot(_ step: PlanStep, observed: ObservedResource?) async throws -> String? {
+        guard step.action != .create, let observed else { return nil }
+        switch step.resource.kind {
+        case ContainerSpec.kind:
+            return try await DockerSnapshot.container(engine.inspectContainer(observed.externalID)).encoded()
+        case NetworkSpec.kind:
+            return try await DockerSnapshot.network(engine.inspectNetwork(observed.externalID)).encoded()
+        default:
+            return nil
+        }
+    }
+
+    public func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {
+        switch step.action {
+        case .create:
+            try await removeOwned(step.resource, instance: instance)
+        case .delete:
+            guard let snapshot else { return }
+            try await recreate(try DockerSnapshot.decode(snapshot), resource: step.resource, instance: instance)
+        case .update:
+            guard let snapshot, case .container(let before) = try DockerSnapshot.decode(snapshot) else { return }
+            try await restore(before)
+        }
+    }
+
+    /// Removes what a create made, found by its ownership labels (the id may never have been
+    /// journaled if the process died right after creating it).
+    private func removeOwned(_ resource: ResourceID, instance: String) async throws {
+        let labels = ["\(OwnershipLabel.resource)=\(resource)", "\(OwnershipLabel.managedBy)=\(instance)"]
+        switch resource.kind {
+        case ContainerSpec.kind:
+            for container in try await engine.listContainers(all: true, labelFilters: labels) {
+                try await ignoringNotFound { try await engine.removeContainer(container.id, force: true) }
+            }
+        case NetworkSpec.kind:
+            for network in try await engine.listNetworks(labelFilters: labels) {
+                try await ignoringNotFound { try await engine.removeNetwork(network.id) }
+            }
+        default:
+            throw DockerProviderError.unsupported(PlanStep(index: 0, resource: resource, action: .create, dependsOn: []))
+        }
+    }
+
+    /// Makes an object the run deleted again, as the engine described it before.
+    private func recreate(_ snapshot: DockerSnapshot, resource: ResourceID, instance: String) async throws {
+        let labels = ["\(OwnershipLabel.resource)=\(resource)", "\(OwnershipLabel.managedBy)=\(instance)"]
+        switch snapshot {
+        case .network(let network):
+            if try await !engine.listNetworks(labelFilters: labels).isEmpty { return }
+            _ = try await engine.createNetwork(NetworkCreate(
+                name: network.name, driver: network.driver, internal: network.internal, attachable: network.attachable,
+                labels: network.labels, ipam: network.ipam, options: network.options))
+        case .container(let container):
+            if try await !engine.listContainers(all: true, labelFilters: labels).isEmpty { return }
+            let endpoints = userNetworks(container)
+            let first = endpoints.first
+            var hostConfig = container.hostConfig ?? DockerHostConfig()
+            hostConfig.networkMode = first?.name ?? hostConfig.networkMode
+            let config = container.config
+            let request = ContainerCreate(
+                image: config?.image ?? container.image ?? "", cmd: config?.cmd, entrypoint: config?.entrypoint,
+                env: config?.env, labels: config?.labels, exposedPorts: config?.exposedPorts, healthcheck: config?.healthcheck,
+                hostname: config?.hostname, user: config?.user, workingDir: config?.workingDir, hostConfig: hostConfig,
+                networkingConfig: first.map { DockerNetworkingConfig(endpointsConfig: [$0.name: $0.endpoint]) })
+            let id = try await engine.createContainer(name: container.plainName, request)
+            for other in endpoints.dropFirst() {
+                try await engine.connect(network: other.name, container: id, ipv4: other.endpoint.ipamConfig?.ipv4Address, aliases: other.endpoint.aliases)
+            }
+            if container.state?.running == true { try await engine.startContainer(id) }
+        }
+    }
+
+    /// Puts back what an in-place update changed: networks, restart policy, run state.
+    private func restore(_ before: ContainerInspect) async throws {
+        let now = try await engine.inspectContainer(before.id)
+        let wanted = Dictionary(uniqueKeysWithValues: userNetworks(before).map { ($0.name, $0.endpoint) })
+        let current = Dictionary(uniqueKeysWithValues: userNetworks(now).map { ($0.name, $0.endpoint) })
+        for name in current.keys where wanted[name] == nil {
+            try await ignoringNotFound { try await engine.disconnect(network: name, container: before.id, force: true) }
+        }
+        for (name, endpoint) in wanted.sorted(by: { $0.key < $1.key }) {
+            let currentEndpoint = current[name]
+            if let currentEndpoint, currentEndpoint.ipamConfig?.ipv4Address == endpoint.ipamConfig?.ipv4Address,
+               Set(currentEndpoint.aliases ?? []) == Set(endpoint.aliases ?? []) { continue }
+            if currentEndpoint != nil {
+                try await engine.disconnect(network: name, container: before.id, force: true)
+            }
+            try await engine.connect(network: name, container: before.id, ipv4: endpoint.ipamConfig?.ipv4Address, aliases: endpoint.aliases)
+        }
+        if let policy = before.hostConfig?.restartPolicy, policy != now.hostConfig?.restartPolicy {
+            try await engine.updateContainer(before.id, restartPolicy: policy)
+        }
+        let wasRunning = before.state?.running == true
+        if wasRunning, now.state?.running != true { try await engine.startContainer(before.id) }
+        if !wasRunning, now.state?.running == true { try await engine.stopContainer(before.id, timeoutSeconds: 10) }
+    }
+
+    /// The user-defined networks a container sits on, with the endpoint settings needed to
+    /// attach it again (static address and the aliases a person gave).
+    private func userNetworks(_ container: ContainerInspect) -> [(name: String, endpoint: DockerEndpointSettings)] {
+        let shortID = String(container.id.prefix(12))
+        return (container.networkSettings?.networks ?? [:])
+            .filter { !ContainerMapping.builtInNetworks.contains($0.key) }
+            .sorted { $0.key < $1.key }
+            .map { name, endpoint in
+                let aliases = (endpoint.aliases ?? []).filter { $0 != shortID && $0 != container.plainName }
+                let ipv4 = endpoint.ipamConfig?.ipv4Address.flatMap { $0.isEmpty ? nil : $0 }
+                return (name, DockerEndpointSettings(ipv4Address: ipv4, aliases: aliases.isEmpty ? nil : aliases))
+            }
+    }
+}

@@ -1,0 +1,162 @@
+/// The journal's schema, for both backends side by side so they cannot drift apart: the same
+/// tables, columns and keys; only the dialect differs (auto-increment ids, integer widths).
+///
+/// Times are integer milliseconds since 1970 in every column (`Date.storeMilliseconds`), so
+/// neither backend converts time zones or loses precision differently.
+///
+/// Migrations are applied in order, each once, inside one write transaction that also records
+/// it in `schema_migrations`; a process finding a version it does not know refuses to run
+/// (`StoreError.schemaTooNew`). Append new migrations; never edit a released one.
+public enum WorkflowSchema {
+    public struct Migration: Sendable {
+        public var version: Int
+        public var sqlite: [String]
+        public var postgres: [String]
+    }
+
+    /// The `schema_migrations` table itself, created before anything else (idempotent).
+    public static let sqliteMigrationsTable =
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+    public static let postgresMigrationsTable =
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
+
+    /// The newest version this build knows.
+    public static var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    public static let migrations: [Migration] = [
+        Migration(
+            version: 1,
+            sqlite: [
+                """
+                CREATE TABLE runs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    instance TEXT NOT NULL,
+                    repository TEXT NOT NULL,
+                    commit_id TEXT,
+                    plan_digest TEXT NOT NULL,
+                    plan_json TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    executor TEXT NOT NULL,
+                    converge_version TEXT NOT NULL,
+                    options_json TEXT NOT NULL,
+                    manifests_json TEXT NOT NULL,
+                    error TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    finished_at INTEGER
+                )
+                """,
+                "CREATE INDEX runs_by_instance_status ON runs (instance, status, id)",
+                "CREATE INDEX runs_by_status ON runs (status, id)",
+                """
+                CREATE TABLE steps (
+                    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                    step_index INTEGER NOT NULL,
+                    resource TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    started_at INTEGER,
+                    finished_at INTEGER,
+                    output TEXT,
+                    error TEXT,
+                    converge_version TEXT NOT NULL,
+                    PRIMARY KEY (run_id, step_index)
+                )
+                """,
+                """
+                CREATE TABLE approvals (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                    plan_digest TEXT NOT NULL,
+                    decision TEXT NOT NULL,
+                    approver TEXT NOT NULL,
+                    comment TEXT NOT NULL,
+                    at INTEGER NOT NULL
+                )
+                """,
+                "CREATE INDEX approvals_by_run ON approvals (run_id, id)",
+                // No foreign key to runs: leases may also guard things that are not runs
+                // (e.g. a controller's leadership).
+                """
+                CREATE TABLE leases (
+                    key TEXT PRIMARY KEY,
+                    run_id INTEGER NOT NULL,
+                    owner TEXT NOT NULL,
+                    expires_at INTEGER NOT NULL
+                )
+                """,
+                "CREATE INDEX leases_by_run ON leases (run_id)",
+            ],
+            postgres: [
+                """
+                CREATE TABLE runs (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    instance TEXT NOT NULL,
+                    repository TEXT NOT NULL,
+                    commit_id TEXT,
+                    plan_digest TEXT NOT NULL,
+                    plan_json TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    executor TEXT NOT NULL,
+                    converge_version TEXT NOT NULL,
+                    options_json TEXT NOT NULL,
+                    manifests_json TEXT NOT NULL,
+                    error TEXT,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    finished_at BIGINT
+                )
+                """,
+                "CREATE INDEX runs_by_instance_status ON runs (instance, status, id)",
+                "CREATE INDEX runs_by_status ON runs (status, id)",
+                """
+                CREATE TABLE steps (
+                    run_id BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                    step_index BIGINT NOT NULL,
+                    resource TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempts BIGINT NOT NULL,
+                    started_at BIGINT,
+                    finished_at BIGINT,
+                    output TEXT,
+                    error TEXT,
+                    converge_version TEXT NOT NULL,
+                    PRIMARY KEY (run_id, step_index)
+                )
+                """,
+                """
+                CREATE TABLE approvals (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    run_id BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+                    plan_digest TEXT NOT NULL,
+                    decision TEXT NOT NULL,
+                    approver TEXT NOT NULL,
+                    comment TEXT NOT NULL,
+                    at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX approvals_by_run ON approvals (run_id, id)",
+                """
+                CREATE TABLE leases (
+                    key TEXT PRIMARY KEY,
+                    run_id BIGINT NOT NULL,
+                    owner TEXT NOT NULL,
+                    expires_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX leases_by_run ON leases (run_id)",
+            ]
+        )
+    ]
+
+    /// The columns of `runs` in the order both backends select and decode them.
+    public static let runColumns =
+        "id, instance, repository, commit_id, plan_digest, plan_json, status, executor, converge_version, options_json, "
+        + "manifests_json, error, created_at, updated_at, finished_at"
+
+    /// The columns of `steps` in the order both backends select and decode them.
+    public static let stepColumns =
+        "run_id, step_index, resource, action, status, attempts, started_at, finished_at, output, error, converge_version"
+}

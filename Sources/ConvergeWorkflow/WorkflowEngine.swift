@@ -1,0 +1,365 @@
+import ConvergeCore
+import ConvergeStore
+import Foundation
+
+/// Runs plans as durable workflows over a `WorkflowStore`.
+///
+/// Like DBOS on Postgres: a run row holds the plan (and the manifests it came from); a step
+/// row is written before a step changes anything (with the snapshot its compensation needs)
+/// and again when it finishes. A process killed at any point leaves a journal from which any
+/// other process resumes: finished steps are skipped, a step cut off mid-flight runs again
+/// (steps are idempotent). A step that fails for good triggers the compensations of every
+/// step that may have changed something, in reverse order (saga).
+public struct WorkflowEngine: Sendable {
+    public typealias ProviderFactory = @Sendable (ManifestSet) -> [ResourceID: any Provider]
+
+    public var store: any WorkflowStore
+    /// The Converge instance whose runs this engine starts and resumes.
+    public var instance: String
+    /// Makes the providers for a run's manifest set (a resumed run brings its own set).
+    public var makeProviders: ProviderFactory
+    /// `host:pid`, written on leases so a holder can be named and a dead one recognised.
+    public var owner: String
+    public var version: String
+    public var parallelism: Int
+    public var events: @Sendable (WorkflowEvent) -> Void
+
+    public init(store: any WorkflowStore, instance: String, version: String, parallelism: Int = 8,
+                owner: String = WorkflowEngine.processOwner, events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in },
+                makeProviders: @escaping ProviderFactory) {
+        self.store = store
+        self.instance = instance
+        self.makeProviders = makeProviders
+        self.owner = owner
+        self.version = version
+        self.parallelism = parallelism
+        self.events = events
+    }
+
+    public static var processOwner: String {
+        "\(ProcessInfo.processInfo.hostName):\(getpid())"
+    }
+
+    /// Observes and plans `set` with this engine's providers.
+    public func plan(_ set: ManifestSet, source: SourceRevision) async throws -> Reconciler.PlannedChange {
+        try await reconciler(for: set, instance: instance).plan(set, source: source)
+    }
+
+    private func reconciler(for set: ManifestSet, instance: String) -> Reconciler {
+        Reconciler(providers: makeProviders(set), instance: instance)
+    }
+
+    // MARK: Starting
+
+    /// Records a run for a freshly computed plan and drives it, unless it must wait for an
+    /// approval. A run already waiting with the same plan is returned instead of a second
+    /// one; a run waiting with another plan is superseded (its approval would be stale).
+    public func start(_ planned: Reconciler.PlannedChange, manifests: [SourceFile], options: WorkflowOptions) async throws -> RunRecord {
+        let plan = planned.plan
+        for waiting in try await store.runs(RunFilter(statuses: [.awaitingApproval], instance: instance)) {
+            if waiting.planDigest == plan.digest { return waiting }
+            try await store.updateRun(waiting.id, status: .superseded, error: "a newer plan (\(plan.digest)) replaced it", finished: true)
+        }
+        let run = try await store.createRun(NewRun(
+            instance: instance, repository: plan.source.repository, commit: plan.source.commit,
+            planDigest: plan.digest, planJSON: try Self.encode(plan),
+            status: plan.approvals.isEmpty ? .pending : .awaitingApproval,
+            executor: owner, convergeVersion: version, optionsJSON: try Self.encode(options),
+            manifestsJSON: try ManifestArchive.encode(manifests)))
+        if run.status == .awaitingApproval { return run }
+        return try await drive(run, planned: planned, options: options)
+    }
+
+    // MARK: Resuming
+
+    /// Continues run `id` where it stopped. Refused while another live process drives it.
+    public func resume(_ id: Int64) async throws -> RunRecord {
+        let run = try await existingRun(id)
+        if run.status.isFinal { return run }
+        if run.status == .awaitingApproval {
+            throw WorkflowError.awaitingApproval(run.id)
+        }
+        return try await drive(run, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON))
+    }
+
+    /// Resumes every run of this instance whose driving process is gone: its leases expired,
+    /// or it ran on this host and its process no longer exists.
+    public func resumeInterrupted() async throws -> [RunRecord] {
+        try await releaseLeasesOfDeadLocalProcesses()
+        var resumed: [RunRecord] = []
+        while let run = try await store.claimResumableRun(instance: instance, owner: owner, ttl: .seconds(30)) {
+            events(.resuming(run.id))
+            resumed.append(try await drive(run, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON)))
+        }
+        return resumed
+    }
+
+    private func releaseLeasesOfDeadLocalProcesses() async throws {
+        let host = ProcessInfo.processInfo.hostName
+        for lease in try await store.leases() {
+            let parts = lease.owner.split(separator: ":")
+            guard parts.count == 2, parts[0] == host, let pid = Int32(parts[1]), pid != getpid(),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try await store.releaseLeases(run: lease.runID)
+        }
+    }
+
+    /// The run's own plan and manifests, with the live state observed now.
+    private func replan(_ run: RunRecord) async throws -> Reconciler.PlannedChange {
+        let plan = try Self.decode(Plan.self, run.planJSON)
+        let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON))
+        return try await reconciler(for: set, instance: run.instance).resume(plan, desired: set)
+    }
+
+    // MARK: Approvals
+
+    /// Records an approval and runs the plan, provided it is still the plan that was
+    /// reviewed: `digest` (when the approver gives it) must be the run's, and the live state
+    /// must still produce that same plan.
+    public func approve(_ id: Int64, approver: String, comment: String, digest: String?, options: WorkflowOptions? = nil) async throws -> RunRecord {
+        let run = try await waitingRun(id)
+        if let digest, digest != run.planDigest {
+            throw WorkflowError.staleApproval(run: id, approved: digest, current: run.planDigest)
+        }
+        let plan = try Self.decode(Plan.self, run.planJSON)
+        let allowed = Set(plan.approvals.flatMap(\.approvers))
+        if !allowed.isEmpty, !allowed.contains(approver) {
+            throw WorkflowError.notAnApprover(approver, allowed: allowed.sorted())
+        }
+        try await store.recordApproval(ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .approved, approver: approver, comment: comment, at: Date()))
+        let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON))
+        let fresh = try await reconciler(for: set, instance: run.instance).plan(set, source: plan.source)
+        guard fresh.plan.digest == run.planDigest else {
+            try await store.updateRun(id, status: .superseded, error: "the live state changed after the plan was made; its plan is now \(fresh.plan.digest)", finished: true)
+            throw WorkflowError.planChanged(run: id, approved: run.planDigest, current: fresh.plan.digest)
+        }
+        return try await drive(run, planned: fresh, options: try options ?? Self.decode(WorkflowOptions.self, run.optionsJSON))
+    }
+
+    public func reject(_ id: Int64, approver: String, comment: String) async throws -> RunRecord {
+        let run = try await waitingRun(id)
+        try await store.recordApproval(ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .rejected, approver: approver, comment: comment, at: Date()))
+        try await store.updateRun(id, status: .rejected, error: "rejected by \(approver)" + (comment.isEmpty ? "" : ": \(comment)"), finished: true)
+        return try await existingRun(id)
+    }
+
+    private func existingRun(_ id: Int64) async throws -> RunRecord {
+        guard let run = try await store.run(id) else { throw WorkflowError.noSuchRun(id) }
+        return run
+    }
+
+    private func waitingRun(_ id: Int64) async throws -> RunRecord {
+        let run = try await existingRun(id)
+        guard run.status == .awaitingApproval else { throw WorkflowError.notAwaitingApproval(id, run.status) }
+        return run
+    }
+
+    // MARK: Driving
+
+    /// Takes the run's leases, runs its remaining steps, and on a permanent failure rolls back.
+    private func drive(_ run: RunRecord, planned: Reconciler.PlannedChange, options: WorkflowOptions) async throws -> RunRecord {
+        let reconciler = reconciler(for: planned.desired, instance: run.instance)
+        let ttl = Duration.milliseconds(Int64(options.leaseSeconds * 1000))
+        try await acquireLeases(for: run, plan: planned.plan, ttl: ttl, timeout: options.lockTimeoutSeconds)
+        let renewal = Task { [store, owner] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: ttl / 3)
+                if Task.isCancelled { break }
+                _ = try? await store.renewLeases(run: run.id, owner: owner, ttl: ttl)
+            }
+        }
+        defer { renewal.cancel() }
+
+        let journal = Dictionary(uniqueKeysWithValues: try await store.steps(run: run.id).map { ($0.index, $0) })
+        var status = run.status
+        if status != .rollingBack {
+            status = .running
+            try await store.updateRun(run.id, status: .running, error: nil, finished: false)
+            do {
+                let done = Set(journal.values.filter { $0.status == .succeeded }.map(\.index))
+                try await PlanExecutor(parallelism: parallelism).run(planned.plan, alreadyDone: done) { step in
+                    try await self.runStep(step, of: run, planned: planned, reconciler: reconciler, journaled: journal[step.index], retry: options.retry)
+                }
+                try await store.updateRun(run.id, status: .succeeded, error: nil, finished: true)
+                try await store.releaseLeases(run: run.id)
+                return try await existingRun(run.id)
+            } catch {
+                guard options.rollback else {
+                    try await store.updateRun(run.id, status: .failed, error: String(describing: error), finished: true)
+                    try await store.releaseLeases(run: run.id)
+                    return try await existingRun(run.id)
+                }
+                try await store.updateRun(run.id, status: .rollingBack, error: String(describing: error), finished: false)
+            }
+        }
+        try await rollBack(run, planned: planned, reconciler: reconciler)
+        try await store.releaseLeases(run: run.id)
+        return try await existingRun(run.id)
+    }
+
+    /// One step: journal it (with its snapshot) before it acts, run it with retries, journal
+    /// the outcome.
+    private func runStep(_ step: PlanStep, of run: RunRecord, planned: Reconciler.PlannedChange, reconciler: Reconciler, journaled: StepRecord?, retry: RetryPolicy) async throws {
+        let provider = try reconciler.provider(for: step.resource, in: planned)
+        // A step cut off mid-flight keeps the snapshot taken before it first acted: taking
+        // it again now could record its own half-done change as the state to go back to.
+        var snapshot = journaled?.output
+        if journaled == nil {
+            snapshot = try await provider.snapshot(step, observed: planned.observed[step.resource])
+        }
+        var record = StepRecord(
+            runID: run.id, index: step.index, resource: step.resource.description, action: step.action.rawValue,
+            status: .running, attempts: journaled?.attempts ?? 0, startedAt: Date(), finishedAt: nil,
+            output: snapshot, error: nil, convergeVersion: version)
+        let clock = ContinuousClock()
+        let started = clock.now
+        while true {
+            record.attempts += 1
+            record.status = .running
+            try await store.recordStep(record)
+            events(.stepStarted(step, attempt: record.attempts))
+            do {
+                await FaultInjection.delayStep()
+                try await reconciler.execute(step, in: planned)
+                FaultInjection.check(.beforeJournal, step: step.index)
+                record.status = .succeeded
+                record.error = nil
+                record.finishedAt = Date()
+                try await store.recordStep(record)
+                FaultInjection.check(.afterStep, step: step.index)
+                events(.stepFinished(step, duration: clock.now - started))
+                return
+            } catch {
+                let transient = (error as? any TransientClassifying)?.isTransient ?? false
+                record.error = String(describing: error)
+                if transient, record.attempts < retry.maximumAttempts {
+                    let delay = retry.delay(afterAttempt: record.attempts)
+                    events(.stepRetrying(step, attempt: record.attempts, delaySeconds: delay, error: record.error ?? ""))
+                    try await store.recordStep(record)
+                    try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+                    continue
+                }
+                record.status = .failed
+                record.finishedAt = Date()
+                try await store.recordStep(record)
+                events(.stepFailed(step, error: record.error ?? ""))
+                throw error
+            }
+        }
+    }
+
+    /// Compensates, in reverse order, every step that may have changed something: finished
+    /// ones, the one that failed (it may have half-made an object) and any cut off
+    /// mid-flight. Each failure is recorded on its step; none stops the others.
+    private func rollBack(_ run: RunRecord, planned: Reconciler.PlannedChange, reconciler: Reconciler) async throws {
+        let journal = try await store.steps(run: run.id).sorted { $0.index > $1.index }
+        var failures: [String] = []
+        for var record in journal where [.succeeded, .failed, .running, .compensationFailed].contains(record.status) {
+            let step = planned.plan.steps[record.index]
+            events(.compensating(step))
+            do {
+                try await reconciler.provider(for: step.resource, in: planned).compensate(step, snapshot: record.output, instance: run.instance)
+                record.status = .compensated
+                events(.compensated(step))
+            } catch {
+                record.status = .compensationFailed
+                record.error = "compensation failed: \(error)"
+                failures.append("\(step.action) \(step.resource): \(error)")
+                events(.compensationFailed(step, error: String(describing: error)))
+            }
+            record.finishedAt = Date()
+            try await store.recordStep(record)
+        }
+        let cause = try await existingRun(run.id).error ?? "a step failed"
+        if failures.isEmpty {
+            try await store.updateRun(run.id, status: .rolledBack, error: cause, finished: true)
+        } else {
+            try await store.updateRun(run.id, status: .rollbackFailed, error: ([cause] + failures.map { "rollback: \($0)" }).joined(separator: "\n"), finished: true)
+        }
+    }
+
+    /// One run at a time per resource: waits for leases other runs hold, up to the timeout.
+    private func acquireLeases(for run: RunRecord, plan: Plan, ttl: Duration, timeout: Double) async throws {
+        let keys = [runLeaseKey(run.id)] + Set(plan.changes.map { "\(run.instance)/\($0.resource)" }).sorted()
+        let deadline = Date().addingTimeInterval(timeout)
+        var announced = false
+        while true {
+            switch try await store.acquireLeases(keys, run: run.id, owner: owner, ttl: ttl) {
+            case .acquired:
+                return
+            case .held(let lease):
+                if Date() >= deadline {
+                    let error = WorkflowError.resourcesHeld(lease)
+                    try await store.updateRun(run.id, status: .failed, error: String(describing: error), finished: true)
+                    throw error
+                }
+                if !announced {
+                    events(.waitingForLease(lease))
+                    announced = true
+                }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
+    // MARK: Encoding
+
+    static func encode<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: Data(text.utf8))
+        } catch {
+            throw WorkflowError.corruptJournal("cannot read \(type) from the journal: \(error)")
+        }
+    }
+}
+
+/// What the engine reports while it works, for progress lines and logs.
+public enum WorkflowEvent: Sendable {
+    case stepStarted(PlanStep, attempt: Int)
+    case stepRetrying(PlanStep, attempt: Int, delaySeconds: Double, error: String)
+    case stepFinished(PlanStep, duration: Duration)
+    case stepFailed(PlanStep, error: String)
+    case compensating(PlanStep)
+    case compensated(PlanStep)
+    case compensationFailed(PlanStep, error: String)
+    case waitingForLease(LeaseRecord)
+    case resuming(Int64)
+}
+
+public enum WorkflowError: Error, CustomStringConvertible, Equatable {
+    case noSuchRun(Int64)
+    case awaitingApproval(Int64)
+    case notAwaitingApproval(Int64, RunStatus)
+    case staleApproval(run: Int64, approved: String, current: String)
+    case planChanged(run: Int64, approved: String, current: String)
+    case notAnApprover(String, allowed: [String])
+    case resourcesHeld(LeaseRecord)
+    case corruptJournal(String)
+
+    public var description: String {
+        switch self {
+        case .noSuchRun(let id):
+            return "run \(id) does not exist (converge runs lists the runs)"
+        case .awaitingApproval(let id):
+            return "run \(id) is waiting for approval: converge approve \(id) --approver NAME, or converge reject \(id)"
+        case .notAwaitingApproval(let id, let status):
+            return "run \(id) is \(status.rawValue), not awaiting approval; only a waiting run can be approved or rejected"
+        case .staleApproval(let run, let approved, let current):
+            return "refused: the approval is for plan \(approved), but run \(run) would apply plan \(current); review the current plan (converge runs show \(run)) and approve that digest"
+        case .planChanged(let run, let approved, let current):
+            return "refused: the live state changed since run \(run)'s plan was reviewed (approved \(approved), now \(current)); run converge reconcile for a new plan, which needs a new approval"
+        case .notAnApprover(let name, let allowed):
+            return "'\(name)' may not approve this plan; its approval policies name: \(allowed.joined(separator: ", "))"
+        case .resourcesHeld(let lease):
+            return "resources are held by run \(lease.runID) (process \(lease.owner)) until \(lease.expiresAt); wait for it to finish, or see converge runs show \(lease.runID)"
+        case .corruptJournal(let detail):
+            return "the run journal is damaged: \(detail)"
+        }
+    }
+}

@@ -1,0 +1,22 @@
+import ConvergeCore
+import ConvergeDocker
+import ConvergeStore
+import ConvergeWorkflow
+
+/// Builds the providers for a manifest set and the workflow engine over them.
+enum EngineFactory {
+    static func providers(for set: ManifestSet) -> [ResourceID: any Provider] {
+        var providers: [ResourceID: any Provider] = [:]
+        for host in set.resources(ofKind: DockerHostSpec.kind) {
+            guard let spec = host.spec(as: DockerHostSpec.self) else { continue }
+            providers[host.id] = DockerProvider(host: host.id, engine: DockerEngine(socketPath: spec.socketPath))
+        }
+        return providers
+    }
+
+    static func engine(store: any WorkflowStore, instance: String, parallelism: Int, progress: ProgressReporter) -> WorkflowEngine {
+        WorkflowEngine(
+            store: store, instance: instance, version: ConvergeCommand.version, parallelism: parallelism,
+            events: { progress.handle($0) }, makeProviders: providers(for:))
+    }
+}
