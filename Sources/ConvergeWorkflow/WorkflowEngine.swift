@@ -116,7 +116,7 @@ public struct WorkflowEngine: Sendable {
     /// Records an approval and runs the plan, provided it is still the plan that was
     /// reviewed: `digest` (when the approver gives it) must be the run's, and the live state
     /// must still produce that same plan.
-    public func approve(_ id: Int64, approver: String, comment: String, digest: String?, options: WorkflowOptions? = nil) async throws -> RunRecord {
+    public func approve(_ id: Int64, approver: String, comment: String, digest: String?) async throws -> RunRecord {
         let run = try await waitingRun(id)
         if let digest, digest != run.planDigest {
             throw WorkflowError.staleApproval(run: id, approved: digest, current: run.planDigest)
@@ -133,7 +133,7 @@ public struct WorkflowEngine: Sendable {
             try await store.updateRun(id, status: .superseded, error: "the live state changed after the plan was made; its plan is now \(fresh.plan.digest)", finished: true)
             throw WorkflowError.planChanged(run: id, approved: run.planDigest, current: fresh.plan.digest)
         }
-        return try await drive(run, planned: fresh, options: try options ?? Self.decode(WorkflowOptions.self, run.optionsJSON))
+        return try await drive(run, planned: fresh, options: try Self.decode(WorkflowOptions.self, run.optionsJSON))
     }
 
     public func reject(_ id: Int64, approver: String, comment: String) async throws -> RunRecord {

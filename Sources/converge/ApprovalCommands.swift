@@ -24,7 +24,6 @@ struct ApproveCommand: AsyncParsableCommand {
 
     @OptionGroup var decision: DecisionOptions
     @OptionGroup var storage: StoreOptions
-    @OptionGroup var workflow: WorkflowOptionsGroup
 
     @Option(help: "The plan digest you reviewed (sha256:…); refused if the run's plan is another.")
     var digest: String?
@@ -33,20 +32,10 @@ struct ApproveCommand: AsyncParsableCommand {
     var parallelism: Int = 8
 
     func run() async throws {
-        do {
-            try await storage.with { store in
-                guard let record = try await store.run(id) else { throw WorkflowError.noSuchRun(id) }
-                let progress = ProgressReporter(live: Terminal.stderrIsTTY)
-                let engine = EngineFactory.engine(store: store, instance: record.instance, parallelism: parallelism, progress: progress)
-                let run = try await engine.approve(id, approver: decision.approver, comment: decision.comment, digest: digest)
-                progress.clear()
-                Terminal.log(RunReport.outcomeLine(run))
-                try RunReport.exit(for: run)
+        try await Terminal.run {
+            try await EngineFactory.act(onRun: id, storage: storage, parallelism: parallelism) { engine in
+                try await engine.approve(id, approver: decision.approver, comment: decision.comment, digest: digest)
             }
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            throw Terminal.fail(error)
         }
     }
 }
@@ -62,15 +51,10 @@ struct RejectCommand: AsyncParsableCommand {
     @OptionGroup var storage: StoreOptions
 
     func run() async throws {
-        do {
-            try await storage.with { store in
-                guard let record = try await store.run(id) else { throw WorkflowError.noSuchRun(id) }
-                let engine = EngineFactory.engine(store: store, instance: record.instance, parallelism: 1, progress: ProgressReporter(live: false))
-                let run = try await engine.reject(id, approver: decision.approver, comment: decision.comment)
-                Terminal.log(RunReport.outcomeLine(run))
+        try await Terminal.run {
+            try await EngineFactory.act(onRun: id, storage: storage, parallelism: 1) { engine in
+                try await engine.reject(id, approver: decision.approver, comment: decision.comment)
             }
-        } catch {
-            throw Terminal.fail(error)
         }
     }
 }

@@ -19,4 +19,17 @@ enum EngineFactory {
             store: store, instance: instance, version: ConvergeCommand.version, parallelism: parallelism,
             events: { progress.handle($0) }, makeProviders: providers(for:))
     }
+
+    /// Loads run `id`, builds an engine for its instance, applies `action`, and reports the
+    /// run's outcome (line on stderr, exit code).
+    static func act(onRun id: Int64, storage: StoreOptions, parallelism: Int, _ action: @escaping (WorkflowEngine) async throws -> RunRecord) async throws {
+        try await storage.with { store in
+            guard let record = try await store.run(id) else { throw WorkflowError.noSuchRun(id) }
+            let progress = ProgressReporter(live: Terminal.stderrIsTTY)
+            let run = try await action(engine(store: store, instance: record.instance, parallelism: parallelism, progress: progress))
+            progress.clear()
+            Terminal.log(RunReport.outcomeLine(run))
+            try RunReport.exit(for: run)
+        }
+    }
 }

@@ -39,7 +39,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     var parallelism: Int = 8
 
     func run() async throws {
-        do {
+        try await Terminal.run {
             let (files, revision) = try source.load()
             let set = try ManifestSet.load(files)
             let progress = ProgressReporter(live: Terminal.stderrIsTTY)
@@ -65,10 +65,6 @@ struct ReconcileCommand: AsyncParsableCommand {
                 Terminal.log(RunReport.outcomeLine(run))
                 try RunReport.exit(for: run)
             }
-        } catch let exit as ExitCode {
-            throw exit
-        } catch {
-            throw Terminal.fail(error)
         }
     }
 

@@ -57,10 +57,10 @@ struct RunReport: Encodable {
         }
     }
 
-    /// 0 succeeded, 3 waiting for approval, 1 anything else that ended badly.
+    /// 0 succeeded (or rejected, as asked), 3 waiting for approval, 1 anything that ended badly.
     static func exit(for run: RunRecord) throws {
         switch run.status {
-        case .succeeded, .pending, .running: return
+        case .succeeded, .rejected, .pending, .running: return
         case .awaitingApproval: throw ExitCode(3)
         default: throw ExitCode(1)
         }

@@ -33,7 +33,7 @@ struct RunsCommand: AsyncParsableCommand {
         var instance: String?
 
         func run() async throws {
-            do {
+            try await Terminal.run {
                 try await storage.with { store in
                     let statuses: Set<RunStatus>? = failed ? Set(RunStatus.allCases.filter(\.isFailure)) : nil
                     let runs = try await store.runs(RunFilter(statuses: statuses, instance: instance, limit: limit))
@@ -46,8 +46,6 @@ struct RunsCommand: AsyncParsableCommand {
                         Terminal.write(table(runs))
                     }
                 }
-            } catch {
-                throw Terminal.fail(error)
             }
         }
 
@@ -74,14 +72,12 @@ struct RunsCommand: AsyncParsableCommand {
         var output: ReportFormat = .text
 
         func run() async throws {
-            do {
+            try await Terminal.run {
                 try await storage.with { store in
                     guard let run = try await store.run(id) else { throw WorkflowError.noSuchRun(id) }
                     let report = try await RunReport.load(run, from: store)
                     Terminal.write(output == .json ? JSONOutput.encode(report) : report.text)
                 }
-            } catch {
-                throw Terminal.fail(error)
             }
         }
     }
@@ -98,20 +94,10 @@ struct RunsCommand: AsyncParsableCommand {
         var parallelism: Int = 8
 
         func run() async throws {
-            do {
-                try await storage.with { store in
-                    guard let record = try await store.run(id) else { throw WorkflowError.noSuchRun(id) }
-                    let progress = ProgressReporter(live: Terminal.stderrIsTTY)
-                    let engine = EngineFactory.engine(store: store, instance: record.instance, parallelism: parallelism, progress: progress)
-                    let run = try await engine.resume(id)
-                    progress.clear()
-                    Terminal.log(RunReport.outcomeLine(run))
-                    try RunReport.exit(for: run)
+            try await Terminal.run {
+                try await EngineFactory.act(onRun: id, storage: storage, parallelism: parallelism) { engine in
+                    try await engine.resume(id)
                 }
-            } catch let exit as ExitCode {
-                throw exit
-            } catch {
-                throw Terminal.fail(error)
             }
         }
     }

@@ -30,9 +30,16 @@ enum Terminal {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// Prints every error the same way, on stderr, and maps it to exit code 1.
-    static func fail(_ error: any Error) -> ExitCode {
-        log("Error: \(error)")
-        return ExitCode(1)
+    /// Runs a command's body: exit codes pass through; any other error is printed the same
+    /// way for every command, on stderr, and ends the process with exit code 1.
+    static func run(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            log("Error: \(error)")
+            throw ExitCode(1)
+        }
     }
 }

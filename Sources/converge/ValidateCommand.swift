@@ -10,13 +10,11 @@ struct ValidateCommand: AsyncParsableCommand {
     @OptionGroup var source: ManifestSourceOptions
 
     func run() async throws {
-        do {
+        try await Terminal.run {
             let (files, revision) = try source.load()
             let set = try ManifestSet.load(files)
             let count = set.resources.count
             Terminal.write("\(revision.repository): \(count) resource\(count == 1 ? "" : "s") in \(files.count) file\(files.count == 1 ? "" : "s"), all valid.\n")
-        } catch {
-            throw Terminal.fail(error)
         }
     }
 }
