@@ -8,6 +8,9 @@ let package = Package(
         .executable(name: "converge", targets: ["converge"]),
         .library(name: "ConvergeCore", targets: ["ConvergeCore"]),
         .library(name: "ConvergeGit", targets: ["ConvergeGit"]),
+        .library(name: "ConvergeStore", targets: ["ConvergeStore"]),
+        .library(name: "ConvergeStorePostgres", targets: ["ConvergeStorePostgres"]),
+        .library(name: "ConvergeWorkflow", targets: ["ConvergeWorkflow"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -68,7 +71,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"], exclude: ["Corpus"]),
+        .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"], exclude: ["Corpus", "Fixtures"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres"]),
         .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeDocker"]),

@@ -17,6 +17,9 @@ let package = Package(
     ],
     dependencies: [
         .package(path: ".."),
+        // Already in the main package's graph (ConvergeStorePostgres); used directly only to
+        // CREATE and DROP the journal benchmarks' throwaway databases.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         .executableTarget(
@@ -24,6 +27,10 @@ let package = Package(
             dependencies: [
                 .product(name: "ConvergeCore", package: convergeIdentity),
                 .product(name: "ConvergeGit", package: convergeIdentity),
+                .product(name: "ConvergeStore", package: convergeIdentity),
+                .product(name: "ConvergeStorePostgres", package: convergeIdentity),
+                .product(name: "ConvergeWorkflow", package: convergeIdentity),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
     ]

@@ -5,21 +5,26 @@ import Glibc
 #endif
 
 let usage = """
-    usage: converge-bench <plan|git-load|docker|all> [options]
+    usage: converge-bench <plan|git-load|journal|resume|docker|all> [options]
 
       plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
       git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
+      journal    workflow journal overhead per step: 1,000 no-op steps, SQLite and PostgreSQL
+      resume     resume of a 1,000-step run killed after 999 steps, to its first new step
       docker     converge reconcile vs docker-compose up -d, 50 containers on 5 networks
-      all        the three, in that order
+      all        the five, in that order
 
     options:
-      --runs N            timed runs for plan and git-load (default 5)
+      --runs N            timed runs for plan, git-load, journal and resume (default 5)
       --rounds N          rounds for docker, each tool once per round (default 3)
       --json              print the figures as JSON on stdout instead of a table
       --converge PATH     converge binary for docker (default: build it with
                           `swift build -c release --product converge` in the main package)
       --parallelism N     passed to the creating `converge reconcile` (default: converge's own)
       --package-path DIR  the main Converge package (default: the folder above Benchmarks/)
+      --postgres-url URL  PostgreSQL server for journal and resume, which create and drop a
+                          database of their own on it (default: $CONVERGE_TEST_POSTGRES_URL,
+                          as `eval "$(scripts/postgres.sh)"` exports it)
 
     Each benchmark runs in a fresh child process of this one, so its peak memory is its own.
     Figures are printed next to their targets; nothing fails on a target.
@@ -33,6 +38,7 @@ struct Options {
     var child = false
     var converge: String?
     var parallelism: Int?
+    var postgresURL: String?
     var packagePath = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -58,13 +64,14 @@ func parse(_ arguments: [String]) -> Options {
     }
     while let argument = iterator.next() {
         switch argument {
-        case "plan", "git-load", "docker": options.benchmarks.append(argument)
-        case "all": options.benchmarks += ["plan", "git-load", "docker"]
+        case "plan", "git-load", "journal", "resume", "docker", ResumeBenchmark.prepareCommand: options.benchmarks.append(argument)
+        case "all": options.benchmarks += ["plan", "git-load", "journal", "resume", "docker"]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
         case "--parallelism": options.parallelism = count(argument)
         case "--json": options.json = true
         case "--child": options.child = true
+        case "--postgres-url": options.postgresURL = value(argument)
         case "--converge": options.converge = URL(fileURLWithPath: value(argument)).standardizedFileURL.path
         case "--package-path": options.packagePath = URL(fileURLWithPath: value(argument)).standardizedFileURL.path
         case "-h", "--help", "help":
@@ -90,6 +97,9 @@ func runChild(_ options: Options) -> Int32 {
         switch benchmark {
         case "plan": rows = try PlanBenchmark.run(runs: options.runs)
         case "git-load": rows = try GitBenchmark.run(runs: options.runs)
+        case "journal": rows = try JournalBenchmark.run(runs: options.runs, postgresURL: benchPostgresURL(options.postgresURL))
+        case "resume": rows = try ResumeBenchmark.run(runs: options.runs, postgresURL: benchPostgresURL(options.postgresURL))
+        case ResumeBenchmark.prepareCommand: try ResumeBenchmark.prepare(postgresURL: benchPostgresURL(options.postgresURL))
         default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, parallelism: options.parallelism, packagePath: options.packagePath)
         }
         let data = try JSONEncoder().encode(ChildReport(rows: rows))
@@ -108,7 +118,10 @@ func runParent(_ options: Options) -> Int32 {
     for benchmark in options.benchmarks {
         log("\(benchmark): starting a child process")
         do {
-            let result = try Subprocess.run([Subprocess.selfPath] + options.childArguments(for: benchmark), inheritStderr: true)
+            // The PostgreSQL URL goes through the environment, not argv: it may hold a password.
+            let environment = options.postgresURL.map { ["CONVERGE_TEST_POSTGRES_URL": $0] } ?? [:]
+            let result = try Subprocess.run([Subprocess.selfPath] + options.childArguments(for: benchmark),
+                                            environment: environment, inheritStderr: true)
             guard result.succeeded, let report = try? JSONDecoder().decode(ChildReport.self, from: Data(result.stdout.utf8)) else {
                 log("\(benchmark): the child failed (exit \(result.status)); its figures are missing")
                 failed.append(benchmark)

@@ -5,12 +5,14 @@ public protocol Provider: Sendable {
     var managedKinds: Set<String> { get }
 
     /// Lists this instance's objects (one bulk call per type, filtered by the ownership
-    /// label) and the objects that clash by name with `desired`, in the kinds' field shape.
-    func observe(desired: [Resource], instance: String) async throws -> [ObservedResource]
+    /// label) and the objects that clash by name with `desired` (this provider's resources
+    /// of `set`), in the kinds' field shape.
+    func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource]
 
     /// Carries out one step. Must be idempotent: re-running a create after a crash
     /// finds the object it made by its ownership label instead of making a second one.
-    func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, instance: String) async throws
+    /// `set` resolves references (a route's router, a policy's probes).
+    func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws
 
     /// What is needed to undo `step` later, read from the live system before the step runs
     /// (the object's full configuration for an update or a delete), as JSON; nil when

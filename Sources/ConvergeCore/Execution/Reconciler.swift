@@ -44,7 +44,7 @@ public struct Reconciler: Sendable {
         let found = try await withThrowingTaskGroup(of: (ResourceID, [ObservedResource]).self) { group in
             for (target, provider) in providers {
                 let desired = byTarget[target] ?? []
-                group.addTask { (target, try await provider.observe(desired: desired, instance: instance)) }
+                group.addTask { (target, try await provider.observe(desired: desired, in: set, instance: instance)) }
             }
             return try await group.reduce(into: [(ResourceID, [ObservedResource])]()) { $0.append($1) }
         }
@@ -88,7 +88,7 @@ public struct Reconciler: Sendable {
         guard let change = planned.changeOf[step.resource] else { throw ReconcileError.noProvider(step.resource) }
         try await provider(for: step.resource, in: planned).execute(
             step, change: change, desired: planned.desired[step.resource],
-            observed: planned.observed[step.resource], instance: instance)
+            observed: planned.observed[step.resource], in: planned.desired, instance: instance)
     }
 }
 

@@ -15,8 +15,10 @@
 ///   healthcheck: {test: [CMD, wget, -q, -O-, http://127.0.0.1/], interval: 10s}
 ///   state: running             # or stopped
 ///   dependsOn: [db]            # other containers to create first
+///   routes: [{to: 192.168.200.0/24, via: s1-router}]   # via a Router (or an IPv4 gateway)
 /// ```
-/// Restart policy, networks and state change in place; anything else recreates the container.
+/// Restart policy, networks, routes and state change in place; anything else recreates the
+/// container. Routes are set in the container's network namespace, not by the image.
 public struct ContainerSpec: ResourceSpec {
     public static let kind = "Container"
 
@@ -40,6 +42,16 @@ public struct ContainerSpec: ResourceSpec {
             let host = hostPort.map { "\(hostIP ?? "0.0.0.0"):\($0)->" } ?? ""
             return "\(host)\(containerPort)/\(protocolName)"
         }
+    }
+
+    /// A static route; `via` names a Router (its address on a shared network is used) or
+    /// is an IPv4 gateway.
+    public struct RouteRequest: Sendable, Hashable {
+        public var destination: IPv4Network
+        public var via: String
+        var location: SourceLocation
+
+        public var canonical: String { "\(destination) via \(via)" }
     }
 
     public struct Healthcheck: Sendable, Hashable {
@@ -71,6 +83,7 @@ public struct ContainerSpec: ResourceSpec {
     public var restartPolicy: String
     public var healthcheck: Healthcheck?
     public var state: String
+    public var routes: [RouteRequest]
     var dependsOn: [(name: String, location: SourceLocation)]
 
     public static let states = ["running", "stopped"]
@@ -117,6 +130,7 @@ public struct ContainerSpec: ResourceSpec {
                 node.report("invalid state '\(text)'", hint: "use running or stopped")
             }
         }
+        routes = (spec.optional("routes")?.list ?? []).compactMap(Self.decodeRoute)
         dependsOn = (spec.optional("dependsOn")?.list ?? []).compactMap { node in
             node.string.map { (name: $0, location: node.location) }
         }
@@ -150,6 +164,19 @@ public struct ContainerSpec: ResourceSpec {
         }
         guard let containerPort else { return nil }
         return PortBinding(containerPort: containerPort, hostPort: hostPort, hostIP: hostIP, protocolName: protocolName, location: node.location)
+    }
+
+    private static func decodeRoute(_ node: ManifestNode) -> RouteRequest? {
+        guard let reader = node.mapping else { return nil }
+        defer { reader.finish() }
+        let toNode = reader.required("to", hint: "the destination network, e.g. 192.168.200.0/24")
+        let via = reader.required("via", hint: "a Router's name or a gateway address")?.string
+        guard let toText = toNode?.string, let via else { return nil }
+        guard let destination = IPv4Network(toText), !destination.hasHostBits else {
+            toNode?.report("'\(toText)' is not an IPv4 network in CIDR notation", hint: "write it as 192.168.200.0/24")
+            return nil
+        }
+        return RouteRequest(destination: destination, via: via, location: node.location)
     }
 
     private static func decodeNetwork(_ node: ManifestNode) -> NetworkAttachment? {
@@ -223,6 +250,10 @@ public struct ContainerSpec: ResourceSpec {
             references.append(Reference(target: ResourceID(kind: NetworkSpec.kind, name: attachment.network),
                                         field: "spec.networks[\(index)].name", location: attachment.location, bindsLifetime: true))
         }
+        for (index, route) in routes.enumerated() where IPv4Address(route.via) == nil {
+            references.append(Reference(target: ResourceID(kind: RouterSpec.kind, name: route.via),
+                                        field: "spec.routes[\(index)].via", location: route.location))
+        }
         for (index, dependency) in dependsOn.enumerated() {
             references.append(Reference(target: ResourceID(kind: Self.kind, name: dependency.name),
                                         field: "spec.dependsOn[\(index)]", location: dependency.location))
@@ -259,6 +290,15 @@ public struct ContainerSpec: ResourceSpec {
                 collector.report("spec.networks: \(ip) is the network or broadcast address of \(subnet)", at: where_)
             } else if ip == networkSpec.gateway ?? IPv4Address(subnet.address.value + 1), networkSpec.driver == "bridge" {
                 collector.report("spec.networks: \(ip) is the gateway of \(networkID)", at: where_, hint: "the bridge takes the gateway address; pick another")
+            }
+        }
+        for route in routes {
+            guard gateway(for: route, in: set) == nil else { continue }
+            if set[ResourceID(kind: RouterSpec.kind, name: route.via)] != nil {
+                collector.report("spec.routes: Router/\(route.via) shares no network with this container", at: route.location,
+                                 hint: "attach the container to one of the router's networks")
+            } else if let address = IPv4Address(route.via) {
+                collector.report("spec.routes: gateway \(address) is on none of this container's networks", at: route.location)
             }
         }
         for dependency in dependsOn where dependency.name == resource.id.name {
@@ -322,7 +362,21 @@ public struct ContainerSpec: ResourceSpec {
         fields["restartPolicy"] = .string(restartPolicy)
         if let healthcheck { fields["healthcheck"] = .map(Self.healthcheckFields(healthcheck)) }
         fields["state"] = .string(state)
+        if !routes.isEmpty { fields["routes"] = .strings(routes.map(\.canonical).sorted()) }
         return fields
+    }
+
+    /// The gateway address of `route`: the named router's address on a network this
+    /// container shares with it, or the literal address when it is on one of its networks.
+    public func gateway(for route: RouteRequest, in set: ManifestSet) -> IPv4Address? {
+        if let address = IPv4Address(route.via) {
+            let reachable = networks.contains { attachment in
+                set[ResourceID(kind: NetworkSpec.kind, name: attachment.network)]?.spec(as: NetworkSpec.self)?.subnet?.contains(address) ?? false
+            }
+            return reachable ? address : nil
+        }
+        guard let router = set[ResourceID(kind: RouterSpec.kind, name: route.via)]?.spec(as: RouterSpec.self) else { return nil }
+        return networks.lazy.compactMap { router.address(on: $0.network) }.first
     }
 
     /// The shape of one `networks` entry, shared with providers so observed and desired match.
@@ -345,7 +399,7 @@ public struct ContainerSpec: ResourceSpec {
     }
 
     public static func changeMode(forField field: String) -> ChangeMode {
-        ["restartPolicy", "state", "networks"].contains(field) ? .inPlace : .replace
+        ["restartPolicy", "state", "networks", "routes"].contains(field) ? .inPlace : .replace
     }
 }
 

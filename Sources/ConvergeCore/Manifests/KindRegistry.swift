@@ -13,6 +13,9 @@ public struct KindRegistry: Sendable {
         NetworkSpec.self,
         ContainerSpec.self,
         ApprovalPolicySpec.self,
+        RouterSpec.self,
+        ProbeSpec.self,
+        FirewallPolicySpec.self,
     ])
 
     public func type(forKind kind: String) -> (any ResourceSpec.Type)? { kinds[kind] }

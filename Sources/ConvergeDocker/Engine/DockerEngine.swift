@@ -239,10 +239,12 @@ public struct DockerEngine: Sendable {
     /// reports exit code 126 or 127 and its message on stderr.
     /// - Parameters:
     ///   - environment: extra `KEY=value` entries.
+    ///   - privileged: give the command every capability, even ones the container lacks
+    ///     (setting routes in a container's namespace without widening the container).
     ///   - timeout: deadline for the command to finish; ``requestTimeout`` by default.
     public func exec(
         container: String, command: [String], environment: [String]? = nil, user: String? = nil,
-        workingDir: String? = nil, timeout: Duration? = nil
+        workingDir: String? = nil, privileged: Bool = false, timeout: Duration? = nil
     ) async throws -> ExecResult {
         struct CreateBody: Encodable {
             var attachStdin = false
@@ -253,7 +255,9 @@ public struct DockerEngine: Sendable {
             var env: [String]?
             var user: String?
             var workingDir: String?
+            var privileged: Bool
             enum CodingKeys: String, CodingKey {
+                case privileged = "Privileged"
                 case attachStdin = "AttachStdin"
                 case attachStdout = "AttachStdout"
                 case attachStderr = "AttachStderr"
@@ -286,7 +290,7 @@ public struct DockerEngine: Sendable {
         let createPath = "/containers/\(Self.segment(container))/exec"
         let created = try await send(
             .POST, createPath,
-            body: try encode(CreateBody(cmd: command, env: environment, user: user, workingDir: workingDir)),
+            body: try encode(CreateBody(cmd: command, env: environment, user: user, workingDir: workingDir, privileged: privileged)),
             operation: op)
         let execID = try decode(IDResponse.self, created, operation: op, method: .POST, path: createPath).id
 

@@ -22,7 +22,7 @@ extension DockerProvider {
     public func snapshot(_ step: PlanStep, observed: ObservedResource?) async throws -> String? {
         guard step.action != .create, let observed else { return nil }
         switch step.resource.kind {
-        case ContainerSpec.kind:
+        case ContainerSpec.kind, RouterSpec.kind:
             return try await DockerSnapshot.container(engine.inspectContainer(observed.externalID)).encoded()
         case NetworkSpec.kind:
             return try await DockerSnapshot.network(engine.inspectNetwork(observed.externalID)).encoded()
@@ -49,7 +49,7 @@ extension DockerProvider {
     private func removeOwned(_ resource: ResourceID, instance: String) async throws {
         let labels = ["\(OwnershipLabel.resource)=\(resource)", "\(OwnershipLabel.managedBy)=\(instance)"]
         switch resource.kind {
-        case ContainerSpec.kind:
+        case ContainerSpec.kind, RouterSpec.kind:
             for container in try await engine.listContainers(all: true, labelFilters: labels) {
                 try await ignoringNotFound { try await engine.removeContainer(container.id, force: true) }
             }

@@ -1,4 +1,5 @@
 import ConvergeCore
+import Foundation
 
 /// Manages the `Network` and `Container` manifests of one `DockerHost` through the Engine API.
 public struct DockerProvider: Provider {
@@ -12,15 +13,18 @@ public struct DockerProvider: Provider {
         self.engine = engine
     }
 
-    public var managedKinds: Set<String> { [NetworkSpec.kind, ContainerSpec.kind] }
+    public var managedKinds: Set<String> { [NetworkSpec.kind, ContainerSpec.kind, RouterSpec.kind] }
+
+    /// Kinds carried by a container on the engine.
+    static let containerKinds: Set<String> = [ContainerSpec.kind, RouterSpec.kind]
 
     private static func ownerFilter(_ instance: String) -> String { "\(OwnershipLabel.managedBy)=\(instance)" }
 
     // MARK: Observe
 
-    public func observe(desired: [Resource], instance: String) async throws -> [ObservedResource] {
+    public func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] {
         async let networks = observeNetworks(desired: desired.filter { $0.id.kind == NetworkSpec.kind }, instance: instance)
-        async let containers = observeContainers(desired: desired.filter { $0.id.kind == ContainerSpec.kind }, instance: instance)
+        async let containers = observeContainers(desired: desired.filter { Self.containerKinds.contains($0.id.kind) }, in: set, instance: instance)
         try await checkImagesExist(desired)
         return try await networks + containers
     }
@@ -44,7 +48,7 @@ public struct DockerProvider: Provider {
         }
     }
 
-    private func observeContainers(desired: [Resource], instance: String) async throws -> [ObservedResource] {
+    private func observeContainers(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] {
         var summaries = try await engine.listContainers(all: true, labelFilters: [Self.ownerFilter(instance)])
         let ownedNames = Set(summaries.compactMap(\.name))
         let missing = desired.map(\.metadata.name).filter { !ownedNames.contains($0) }.sorted()
@@ -59,13 +63,28 @@ public struct DockerProvider: Provider {
         let imageConfigs = try await Dictionary(uniqueKeysWithValues: concurrentMap(Array(images), limit: concurrency) { image in
             (image, try await imageConfig(image))
         })
-        return inspected.map { container in
+        let desiredByName = Dictionary(desired.map { ($0.metadata.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let routes = NamespaceRoutes(engine: engine)
+        return try await concurrentMap(inspected, limit: concurrency) { container in
             let name = container.plainName ?? container.id
             let labels = container.config?.labels
+            let kind = labels?[OwnershipLabel.resource].flatMap(ResourceID.init)?.kind ?? desiredByName[name]?.id.kind ?? ContainerSpec.kind
             let networkNames = (container.networkSettings?.networks ?? [:]).keys.filter { !ContainerMapping.builtInNetworks.contains($0) }
+            let running = container.state?.running == true
+            var fields: FieldMap
+            if kind == RouterSpec.kind {
+                fields = RouterMapping.observedFields(container, routes: running ? try await routes.read(container.id) : [])
+            } else {
+                fields = ContainerMapping.observedFields(container, image: container.config?.image.flatMap { imageConfigs[$0] ?? nil })
+                // Routes are read only where a manifest declares some: an exec per container
+                // is the cost, and an undeclared table is the engine's business.
+                if let spec = desiredByName[name]?.spec(as: ContainerSpec.self), !spec.routes.isEmpty {
+                    fields["routes"] = .strings(running ? spec.observedRoutes(try await routes.read(container.id), in: set) : [])
+                }
+            }
             return ObservedResource(
-                id: resourceID(labels, kind: ContainerSpec.kind, name: name),
-                fields: ContainerMapping.observedFields(container, image: container.config?.image.flatMap { imageConfigs[$0] ?? nil }),
+                id: resourceID(labels, kind: kind, name: name),
+                fields: fields,
                 ownership: ownership(of: labels, instance: instance),
                 externalID: container.id,
                 dependencies: networkNames.sorted().map { ResourceID(kind: NetworkSpec.kind, name: $0) })
@@ -85,14 +104,16 @@ public struct DockerProvider: Provider {
     /// No registry is assumed: a container whose image is not on the host fails the plan
     /// before any change, instead of halfway through it.
     private func checkImagesExist(_ desired: [Resource]) async throws {
-        let images = Set(desired.compactMap { $0.spec(as: ContainerSpec.self)?.image }).sorted()
+        var images = Set(desired.compactMap { $0.spec(as: ContainerSpec.self)?.image ?? $0.spec(as: RouterSpec.self)?.image })
+        if desired.contains(where: { !($0.spec(as: ContainerSpec.self)?.routes.isEmpty ?? true) }) { images.insert(NamespaceRoutes.helperImage) }
+        let wanted = images.sorted()
         let engine = self.engine
-        let missing = try await concurrentMap(images, limit: concurrency) { image in
+        let missing = try await concurrentMap(wanted, limit: concurrency) { image in
             try await engine.imageExists(image) ? nil : image
         }.compactMap { $0 }
         guard missing.isEmpty else {
             throw DockerProviderError.missingImages(host: host, images: missing, users: desired.filter {
-                missing.contains($0.spec(as: ContainerSpec.self)?.image ?? "")
+                missing.contains($0.spec(as: ContainerSpec.self)?.image ?? $0.spec(as: RouterSpec.self)?.image ?? "")
             }.map(\.id))
         }
     }
@@ -103,7 +124,7 @@ public struct DockerProvider: Provider {
 
     // MARK: Execute
 
-    public func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, instance: String) async throws {
+    public func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws {
         switch (step.resource.kind, step.action) {
         case (NetworkSpec.kind, .create):
             guard let desired else { throw DockerProviderError.unsupported(step) }
@@ -113,14 +134,31 @@ public struct DockerProvider: Provider {
             guard let observed else { return }
             try await ignoringNotFound { try await engine.removeNetwork(observed.externalID) }
         case (ContainerSpec.kind, .create):
-            guard let desired else { throw DockerProviderError.unsupported(step) }
-            try await createContainer(desired, instance: instance)
-        case (ContainerSpec.kind, .delete):
+            guard let desired, let spec = desired.spec(as: ContainerSpec.self) else { throw DockerProviderError.unsupported(step) }
+            let (request, additional) = ContainerMapping.create(desired, spec: spec, instance: instance)
+            let id = try await createContainer(desired, request: request, attachments: additional.map { ($0.network, $0.ipv4?.description, $0.aliases) },
+                                               start: spec.state == "running", instance: instance)
+            if spec.state == "running", !spec.routes.isEmpty {
+                try await NamespaceRoutes(engine: engine).converge(id, to: spec.resolvedRoutes(in: set))
+            }
+        case (RouterSpec.kind, .create):
+            guard let desired, let spec = desired.spec(as: RouterSpec.self) else { throw DockerProviderError.unsupported(step) }
+            let (request, additional) = RouterMapping.create(desired, spec: spec, instance: instance)
+            let id = try await createContainer(desired, request: request, attachments: additional.map { ($0.network, $0.ipv4.description, []) },
+                                               start: true, instance: instance)
+            try await NamespaceRoutes(engine: engine).converge(id, to: Self.routeTable(spec))
+        case (ContainerSpec.kind, .delete), (RouterSpec.kind, .delete):
             guard let observed else { return }
             try await ignoringNotFound { try await engine.removeContainer(observed.externalID, force: true) }
         case (ContainerSpec.kind, .update):
             guard let desired, let observed else { throw DockerProviderError.unsupported(step) }
-            try await updateContainer(desired, observed: observed, change: change)
+            try await updateContainer(desired, observed: observed, change: change, in: set)
+        case (RouterSpec.kind, .update):
+            guard let desired, let spec = desired.spec(as: RouterSpec.self), let observed else { throw DockerProviderError.unsupported(step) }
+            try await attach(observed.externalID, live: observed.fields["interfaces"], wanted: spec.interfaces.map {
+                ($0.network, FieldValue.string($0.ipv4.description), $0.ipv4.description, [String]())
+            })
+            try await NamespaceRoutes(engine: engine).converge(observed.externalID, to: Self.routeTable(spec))
         default:
             throw DockerProviderError.unsupported(step)
         }
@@ -133,49 +171,55 @@ public struct DockerProvider: Provider {
         _ = try await engine.createNetwork(NetworkMapping.create(resource, spec: resource.spec(as: NetworkSpec.self)!, instance: instance))
     }
 
-    private func createContainer(_ resource: Resource, instance: String) async throws {
-        let spec = resource.spec(as: ContainerSpec.self)!
+    /// Creates (or, after a cut-off attempt, finishes) the container carrying `resource`,
+    /// attaches its other networks and starts it; returns its id.
+    private func createContainer(
+        _ resource: Resource, request: ContainerCreate, attachments: [(network: String, ipv4: String?, aliases: [String])],
+        start: Bool, instance: String
+    ) async throws -> String {
         let labels = ["\(OwnershipLabel.resource)=\(resource.id)", Self.ownerFilter(instance)]
         let existing = try await engine.listContainers(all: true, labelFilters: labels).first
-        let id: String
-        if let existing {
-            // Made by an attempt that was cut off: finish its network attachments.
-            id = existing.id
-            let attached = Set((existing.networkSettings?.networks ?? [:]).keys)
-            for attachment in spec.networks where !attached.contains(attachment.network) {
-                try await engine.connect(network: attachment.network, container: id, ipv4: attachment.ipv4?.description, aliases: attachment.aliases)
-            }
-        } else {
-            let (request, additional) = ContainerMapping.create(resource, spec: spec, instance: instance)
-            id = try await engine.createContainer(name: resource.metadata.name, request)
-            for attachment in additional {
-                try await engine.connect(network: attachment.network, container: id, ipv4: attachment.ipv4?.description, aliases: attachment.aliases)
-            }
+        var id = existing?.id ?? ""
+        if existing == nil { id = try await engine.createContainer(name: resource.metadata.name, request) }
+        // A container made by an attempt that was cut off may lack some of its networks.
+        let attached = Set((existing?.networkSettings?.networks ?? [:]).keys)
+        for attachment in attachments where !attached.contains(attachment.network) {
+            try await engine.connect(network: attachment.network, container: id, ipv4: attachment.ipv4, aliases: attachment.aliases)
         }
-        if spec.state == "running" {
-            try await engine.startContainer(id)
+        if start { try await engine.startContainer(id) }
+        return id
+    }
+
+    /// A router's own routes, destination → gateway.
+    static func routeTable(_ spec: RouterSpec) -> [String: String] {
+        Dictionary(spec.routes.map { ($0.destination.description, $0.gateway.description) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Makes a container's networks the `wanted` ones: detaches the others, re-attaches
+    /// those whose settings (`fields`, in the observed shape) differ.
+    private func attach(_ id: String, live: FieldValue?, wanted: [(network: String, fields: FieldValue, ipv4: String?, aliases: [String])]) async throws {
+        guard case .map(let current)? = live else { return }
+        let names = Set(wanted.map(\.network))
+        for name in current.keys where !names.contains(name) {
+            try await ignoringNotFound { try await engine.disconnect(network: name, container: id, force: true) }
+        }
+        for attachment in wanted where current[attachment.network] != attachment.fields {
+            if current[attachment.network] != nil {
+                try await engine.disconnect(network: attachment.network, container: id, force: true)
+            }
+            try await engine.connect(network: attachment.network, container: id, ipv4: attachment.ipv4, aliases: attachment.aliases)
         }
     }
 
-    /// Applies the in-place changes: networks, restart policy and run state.
-    private func updateContainer(_ resource: Resource, observed: ObservedResource, change: ResourceChange) async throws {
+    /// Applies the in-place changes: networks, restart policy, run state and routes.
+    private func updateContainer(_ resource: Resource, observed: ObservedResource, change: ResourceChange, in set: ManifestSet) async throws {
         let spec = resource.spec(as: ContainerSpec.self)!
         let id = observed.externalID
         let changed = Set(change.fields.map { String($0.path.split(separator: ".").first ?? "") })
         if changed.contains("networks") {
-            guard case .map(let live)? = observed.fields["networks"] else { return }
-            let wanted = Dictionary(uniqueKeysWithValues: spec.networks.map { ($0.network, $0) })
-            for name in live.keys where wanted[name] == nil {
-                try await ignoringNotFound { try await engine.disconnect(network: name, container: id, force: true) }
-            }
-            for attachment in spec.networks {
-                let fields = FieldValue.map(ContainerSpec.attachmentFields(ipv4: attachment.ipv4?.description, aliases: attachment.aliases))
-                guard live[attachment.network] != fields else { continue }
-                if live[attachment.network] != nil {
-                    try await engine.disconnect(network: attachment.network, container: id, force: true)
-                }
-                try await engine.connect(network: attachment.network, container: id, ipv4: attachment.ipv4?.description, aliases: attachment.aliases)
-            }
+            try await attach(id, live: observed.fields["networks"], wanted: spec.networks.map {
+                ($0.network, FieldValue.map(ContainerSpec.attachmentFields(ipv4: $0.ipv4?.description, aliases: $0.aliases)), $0.ipv4?.description, $0.aliases)
+            })
         }
         if changed.contains("restartPolicy") {
             try await engine.updateContainer(id, restartPolicy: ContainerMapping.restartPolicy(spec.restartPolicy))
@@ -186,6 +230,10 @@ public struct DockerProvider: Provider {
             } else {
                 try await engine.stopContainer(id, timeoutSeconds: 10)
             }
+        }
+        // A restart gives the container a fresh namespace, so routes follow any state change.
+        if spec.state == "running", !spec.routes.isEmpty, changed.contains("routes") || changed.contains("state") || changed.contains("networks") {
+            try await NamespaceRoutes(engine: engine).converge(id, to: spec.resolvedRoutes(in: set))
         }
     }
 
@@ -201,11 +249,15 @@ public struct DockerProvider: Provider {
 public enum DockerProviderError: Error, CustomStringConvertible {
     case missingImages(host: ResourceID, images: [String], users: [ResourceID])
     case unsupported(PlanStep)
+    case command(container: String, command: String, result: ExecResult)
 
     public var description: String {
         switch self {
         case .missingImages(let host, let images, let users):
             return "image\(images.count == 1 ? "" : "s") \(images.map { "'\($0)'" }.joined(separator: ", ")) not found on \(host) (needed by \(users.map(\.description).joined(separator: ", "))); nothing was changed. Build or load the image on that host first (scripts/lab-images.sh builds the lab images)."
+        case .command(let container, let command, let result):
+            let output = (result.stderr + result.stdout).trimmingCharacters(in: .whitespacesAndNewlines)
+            return "`\(command)` in container \(container.prefix(12)) exited \(result.exitCode): \(output)"
         case .unsupported(let step):
             return "internal error: the Docker provider cannot \(step.action) \(step.resource)"
         }

@@ -1,0 +1,279 @@
+import ConvergeCore
+import ConvergeStore
+import ConvergeStorePostgres
+import ConvergeWorkflow
+import Dispatch
+import Foundation
+import PostgresNIO
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Shared by `journal` and `resume`: a 1,000-step plan of no-op steps, a provider that does
+// nothing, and throwaway stores (a temporary SQLite file, a fresh PostgreSQL database).
+
+/// 1,000 `Network`s (no subnet) on one `DockerHost`: a plan of 1,000 independent create steps.
+enum NoopWorkload {
+    static let stepCount = 1_000
+    static let host = ResourceID(kind: DockerHostSpec.kind, name: "local")
+    static let source = SourceRevision(repository: "memory", commit: String(repeating: "0", count: 40))
+
+    static func files(count: Int = stepCount) -> [SourceFile] {
+        var files = [SourceFile(path: "manifests/host.yaml", bytes: Array(ManifestGenerator.host.utf8))]
+        for index in 0..<count {
+            let name = "jnet-" + String(repeating: "0", count: max(0, 4 - String(index).count)) + String(index)
+            let yaml = """
+                apiVersion: converge.dev/v1alpha1
+                kind: Network
+                metadata:
+                  name: \(name)
+                spec:
+                  internal: true
+
+                """
+            files.append(SourceFile(path: "manifests/networks/\(name).yaml", bytes: Array(yaml.utf8)))
+        }
+        return files
+    }
+
+    /// Plans `files` against a no-op provider (nothing observed: every Network is a create)
+    /// and checks the plan is what the benchmarks assume.
+    static func plan(_ files: [SourceFile], instance: String, provider: NoopProvider) async throws -> Reconciler.PlannedChange {
+        let set = try ManifestSet.load(files)
+        let planned = try await Reconciler(providers: [host: provider], instance: instance).plan(set, source: source)
+        let steps = planned.plan.steps
+        guard steps.count == files.count - 1, steps.allSatisfy({ $0.action == .create && $0.dependsOn.isEmpty }) else {
+            throw Subprocess.Failure(description: "expected \(files.count - 1) independent create steps, the plan has \(steps.count): \(planned.plan.summary)")
+        }
+        return planned
+    }
+}
+
+/// Counts `execute` calls and notes when the first one came (monotonic clock).
+final class ExecutionProbe: @unchecked Sendable {
+    // @unchecked: every field is guarded by `lock`.
+    private let lock = NSLock()
+    private var count = 0
+    private var first: Double?
+
+    func executed() {
+        let now = Clock.now()
+        lock.withLock {
+            count += 1
+            if first == nil { first = now }
+        }
+    }
+
+    var executions: Int { lock.withLock { count } }
+    var firstExecution: Double? { lock.withLock { first } }
+}
+
+/// A provider that observes nothing and does nothing: what is left of a step is the engine's
+/// own work (and, in a workflow, the journal's).
+struct NoopProvider: Provider {
+    var probe = ExecutionProbe()
+
+    var managedKinds: Set<String> { [NetworkSpec.kind] }
+
+    func observe(desired: [Resource], instance: String) async throws -> [ObservedResource] { [] }
+
+    func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, instance: String) async throws {
+        probe.executed()
+    }
+
+    // The same two with the manifest set passed along, the shape the `Provider` protocol is
+    // moving to (references such as a route's router); whichever the protocol requires is
+    // used, the other is an unused extra.
+    func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] { [] }
+
+    func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws {
+        probe.executed()
+    }
+
+    func snapshot(_ step: PlanStep, observed: ObservedResource?) async throws -> String? { nil }
+
+    func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {}
+}
+
+/// Runs async work from the benchmarks' synchronous code: the calling thread waits (it is
+/// never one of the cooperative pool's) while a task does the work.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    final class Box: @unchecked Sendable {
+        var result: Result<T, any Error>?
+    }
+    let box = Box()
+    let done = DispatchSemaphore(value: 0)
+    Task.detached {
+        do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
+        done.signal()
+    }
+    done.wait()
+    return try box.result!.get()
+}
+
+enum StoreBackend: String, CaseIterable, Sendable {
+    case sqlite
+    case postgres
+
+    var title: String { self == .sqlite ? "SQLite" : "PostgreSQL" }
+}
+
+/// The URL of the PostgreSQL server the journal benchmarks create their databases on:
+/// `--postgres-url`, else `CONVERGE_TEST_POSTGRES_URL` (what `scripts/postgres.sh` exports).
+func benchPostgresURL(_ option: String?) -> String? {
+    if let option, !option.isEmpty { return option }
+    let value = ProcessInfo.processInfo.environment["CONVERGE_TEST_POSTGRES_URL"]
+    return value?.isEmpty == false ? value : nil
+}
+
+/// A throwaway journal: a SQLite file in a new temporary folder, or a new database
+/// `converge_bench_<random>` on the PostgreSQL server. `destroy()` (also run on SIGINT/SIGTERM)
+/// removes it.
+final class BenchDatabase: @unchecked Sendable {
+    // @unchecked: `stores` and `destroyed` are guarded by `lock`.
+    let backend: StoreBackend
+    let sqlitePath: String?
+    let postgres: PostgresStoreConfiguration?
+    private let admin: PostgresStoreConfiguration?
+    private let lock = NSLock()
+    private var stores: [any WorkflowStore] = []
+    private var destroyed = false
+
+    private init(backend: StoreBackend, sqlitePath: String?, postgres: PostgresStoreConfiguration?, admin: PostgresStoreConfiguration?) {
+        self.backend = backend
+        self.sqlitePath = sqlitePath
+        self.postgres = postgres
+        self.admin = admin
+    }
+
+    var location: String { sqlitePath ?? postgres?.redactedURL ?? "?" }
+
+    static func make(_ backend: StoreBackend, postgresURL: String?) throws -> BenchDatabase {
+        let database: BenchDatabase
+        switch backend {
+        case .sqlite:
+            let folder = try makeTemporaryDirectory(prefix: "cvb-journal-")
+            database = BenchDatabase(backend: backend, sqlitePath: folder + "/state.db", postgres: nil, admin: nil)
+        case .postgres:
+            guard let postgresURL else {
+                throw Subprocess.Failure(description: "no PostgreSQL: set CONVERGE_TEST_POSTGRES_URL (eval \"$(scripts/postgres.sh)\") or pass --postgres-url")
+            }
+            let admin = try PostgresStoreConfiguration(url: postgresURL)
+            var configuration = admin
+            // Lower-case letters and digits only: safe to splice into SQL.
+            configuration.database = "converge_bench_" + randomSuffix(12)
+            try runAdmin(admin, "CREATE DATABASE \(configuration.database)")
+            database = BenchDatabase(backend: backend, sqlitePath: nil, postgres: configuration, admin: admin)
+        }
+        Interruption.onInterrupt { database.destroy() }
+        return database
+    }
+
+    /// The same database in another process (the `resume` benchmark's crashing run).
+    var environment: [String: String] {
+        switch backend {
+        case .sqlite: return ["CONVERGE_BENCH_STORE": "sqlite", "CONVERGE_BENCH_SQLITE_PATH": sqlitePath ?? ""]
+        case .postgres: return ["CONVERGE_BENCH_STORE": "postgres", "CONVERGE_BENCH_POSTGRES_DATABASE": postgres?.database ?? ""]
+        }
+    }
+
+    /// The database `environment` names, in the process it was given to.
+    static func fromEnvironment(postgresURL: String?) throws -> BenchDatabase {
+        let environment = ProcessInfo.processInfo.environment
+        switch environment["CONVERGE_BENCH_STORE"] {
+        case "sqlite":
+            return BenchDatabase(backend: .sqlite, sqlitePath: environment["CONVERGE_BENCH_SQLITE_PATH"], postgres: nil, admin: nil)
+        case "postgres":
+            guard let postgresURL, let name = environment["CONVERGE_BENCH_POSTGRES_DATABASE"] else {
+                throw Subprocess.Failure(description: "no PostgreSQL URL or database in the environment")
+            }
+            var configuration = try PostgresStoreConfiguration(url: postgresURL)
+            configuration.database = name
+            return BenchDatabase(backend: .postgres, sqlitePath: nil, postgres: configuration, admin: nil)
+        default:
+            throw Subprocess.Failure(description: "CONVERGE_BENCH_STORE is not set")
+        }
+    }
+
+    /// A new store on this database (like a new process opening it), migrated.
+    func openMigrated() async throws -> any WorkflowStore {
+        let store: any WorkflowStore
+        switch backend {
+        case .sqlite: store = try SQLiteWorkflowStore(path: sqlitePath ?? "")
+        case .postgres: store = PostgresWorkflowStore(configuration: postgres!)
+        }
+        lock.withLock { stores.append(store) }
+        try await store.migrate()
+        return store
+    }
+
+    /// Closes a store `openMigrated` returned.
+    func close(_ store: any WorkflowStore) async {
+        if let store = store as? SQLiteWorkflowStore { await store.shutdown() }
+        if let store = store as? PostgresWorkflowStore { await store.shutdown() }
+    }
+
+    /// Closes every store and deletes the file or database. Safe to call twice.
+    func destroy() {
+        let stores: [any WorkflowStore]? = lock.withLock {
+            if destroyed { return nil }
+            destroyed = true
+            return self.stores
+        }
+        guard let stores else { return }
+        for store in stores { _ = try? blocking { await self.close(store) } }
+        if let sqlitePath {
+            try? FileManager.default.removeItem(atPath: (sqlitePath as NSString).deletingLastPathComponent)
+        }
+        if let admin, let postgres {
+            do {
+                try Self.runAdmin(admin, "DROP DATABASE IF EXISTS \(postgres.database) WITH (FORCE)")
+            } catch {
+                log("WARNING: could not drop the benchmark database \(postgres.database): \(error)")
+            }
+        }
+    }
+
+    /// One statement on the server's own database (the one the URL names).
+    private static func runAdmin(_ configuration: PostgresStoreConfiguration, _ sql: String) throws {
+        let client = PostgresClient(configuration: configuration.clientConfiguration)
+        try blocking {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                defer { group.cancelAll() }
+                do {
+                    _ = try await client.query(PostgresQuery(unsafeSQL: sql))
+                } catch {
+                    throw Subprocess.Failure(description: "PostgreSQL at \(configuration.redactedURL): \(sql): \(String(reflecting: error))")
+                }
+            }
+        }
+    }
+}
+
+/// Clean-ups to run when SIGINT or SIGTERM arrives, before exiting as the signal would.
+enum Interruption {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var actions: [@Sendable () -> Void] = []
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    static func onInterrupt(_ action: @escaping @Sendable () -> Void) {
+        lock.withLock {
+            actions.append(action)
+            guard sources.isEmpty else { return }
+            sources = [SIGINT, SIGTERM].map { number in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    log("interrupted, cleaning up")
+                    Subprocess.interrupt()
+                    for action in lock.withLock({ actions }).reversed() { action() }
+                    exit(128 + number)
+                }
+                source.resume()
+                return source
+            }
+        }
+    }
+}
