@@ -15,10 +15,14 @@ public protocol WorkflowStore: Sendable {
     func run(_ id: Int64) async throws -> RunRecord?
     /// Runs, newest first.
     func runs(_ filter: RunFilter) async throws -> [RunRecord]
-    /// Sets a run's status (and error text); `finished` stamps its end time.
+    /// Sets a run's status (and error text; nil clears it); `finished` stamps its end time,
+    /// otherwise the end time is cleared (a resumed run is not finished). `StoreError.runNotFound`
+    /// when there is no such run.
     func updateRun(_ id: Int64, status: RunStatus, error: String?, finished: Bool) async throws
 
     /// Inserts or replaces the journal row of one step of a run, keyed by (run, step index).
+    /// Times are kept to the millisecond (`Date.storeRounded`). `StoreError.runNotFound` when
+    /// the run does not exist.
     func recordStep(_ step: StepRecord) async throws
     /// The journal of a run, by step index.
     func steps(run: Int64) async throws -> [StepRecord]
@@ -29,7 +33,9 @@ public protocol WorkflowStore: Sendable {
     /// Takes every lease in `keys` for `run` atomically, or none: a key is free when it has
     /// no lease, its lease expired, or it is already this run's. Otherwise reports a holder.
     func acquireLeases(_ keys: [String], run: Int64, owner: String, ttl: Duration) async throws -> LeaseOutcome
-    /// Pushes the expiry of every lease of `run` held by `owner`; false when one was lost.
+    /// Pushes the expiry of every lease of `run` held by `owner`; false when one was lost, and
+    /// then nothing is renewed: the run has no lease for `owner`, or one of its leases expired
+    /// (another run may have taken it) or passed to another owner. Renew well within the TTL.
     func renewLeases(run: Int64, owner: String, ttl: Duration) async throws -> Bool
     func releaseLeases(run: Int64) async throws
     /// Live leases, for reports and diagnostics.

@@ -205,7 +205,7 @@ public struct WorkflowEngine: Sendable {
         // it again now could record its own half-done change as the state to go back to.
         var snapshot = journaled?.output
         if journaled == nil {
-            snapshot = try await provider.snapshot(step, observed: planned.observed[step.resource])
+            snapshot = try await provider.snapshot(step, observed: planned.observed[step.resource], in: planned.desired, instance: run.instance)
         }
         var record = StepRecord(
             runID: run.id, index: step.index, resource: step.resource.description, action: step.action.rawValue,

@@ -173,9 +173,17 @@ struct WorkflowStoreBehaviourTests {
             #expect(try await store.steps(run: other.id).count == 1)
             #expect(try await store.steps(run: other.id + 1000).isEmpty)
 
-            await #expect(throws: StoreError.runNotFound(other.id + 1000)) {
-                try await store.recordStep(step(run: other.id + 1000, index: 0))
+            for status in [StepStatus.running, .succeeded] {
+                await #expect(throws: StoreError.runNotFound(other.id + 1000)) {
+                    try await store.recordStep(step(run: other.id + 1000, index: 0, status: status))
+                }
             }
+            // A `running` row replacing a finished one (a retried step), nulls included.
+            var retried = step(run: other.id, index: 0, status: .running)
+            retried.attempts = 2
+            retried.startedAt = nil
+            try await store.recordStep(retried)
+            #expect(try await store.steps(run: other.id) == [retried])
         }
     }
 
@@ -212,12 +220,13 @@ struct WorkflowStoreBehaviourTests {
             let two = try await store.createRun(newRun())
 
             #expect(try await store.acquireLeases([], run: one.id, owner: "p1", ttl: .seconds(60)) == .acquired)
-            #expect(try await store.acquireLeases(["Network/lan", "Container/web"], run: one.id, owner: "p1", ttl: .seconds(60)) == .acquired)
+            let hour = Duration.seconds(3600)
+            #expect(try await store.acquireLeases(["Network/lan", "Container/web"], run: one.id, owner: "p1", ttl: hour) == .acquired)
             // The same run again (e.g. resumed by another process): free, and the owner moves.
-            #expect(try await store.acquireLeases(["Container/web", "Container/web"], run: one.id, owner: "p2", ttl: .seconds(60)) == .acquired)
+            #expect(try await store.acquireLeases(["Container/web", "Container/web"], run: one.id, owner: "p2", ttl: hour) == .acquired)
 
             // Another run wanting a free key and a held one gets neither.
-            let outcome = try await store.acquireLeases(["Container/db", "Container/web"], run: two.id, owner: "p3", ttl: .seconds(60))
+            let outcome = try await store.acquireLeases(["Container/db", "Container/web"], run: two.id, owner: "p3", ttl: hour)
             guard case .held(let holder) = outcome else {
                 Issue.record("expected .held, got \(outcome)")
                 return
@@ -225,7 +234,7 @@ struct WorkflowStoreBehaviourTests {
             #expect(holder.key == "Container/web")
             #expect(holder.runID == one.id)
             #expect(holder.owner == "p2")
-            #expect(holder.expiresAt > Date().addingTimeInterval(50))
+            #expect(holder.expiresAt > Date().addingTimeInterval(3000))
 
             let live = try await store.leases()
             #expect(live.map(\.key) == ["Container/web", "Network/lan"])
@@ -235,7 +244,7 @@ struct WorkflowStoreBehaviourTests {
             // Released, the keys are free for the other run.
             try await store.releaseLeases(run: one.id)
             #expect(try await store.leases().isEmpty)
-            #expect(try await store.acquireLeases(["Container/db", "Container/web"], run: two.id, owner: "p3", ttl: .seconds(60)) == .acquired)
+            #expect(try await store.acquireLeases(["Container/db", "Container/web"], run: two.id, owner: "p3", ttl: hour) == .acquired)
             #expect(try await store.leases().map(\.runID) == [two.id, two.id])
         }
     }
@@ -247,7 +256,8 @@ struct WorkflowStoreBehaviourTests {
             let one = try await store.createRun(newRun())
             let two = try await store.createRun(newRun())
 
-            #expect(try await store.acquireLeases(["Container/web", "Network/lan"], run: one.id, owner: "p1", ttl: .milliseconds(500)) == .acquired)
+            let keys = ["Container/web", "Network/lan"]
+            #expect(try await store.acquireLeases(keys, run: one.id, owner: "p1", ttl: .seconds(5)) == .acquired)
             let first = try #require(try await store.leases().first)
             #expect(try await store.renewLeases(run: one.id, owner: "p1", ttl: .seconds(30)))
             let renewed = try #require(try await store.leases().first)
@@ -257,9 +267,9 @@ struct WorkflowStoreBehaviourTests {
             #expect(try await store.renewLeases(run: two.id, owner: "p1", ttl: .seconds(30)) == false)
 
             // Let them expire: run two takes one key; run one's renew must now fail.
-            #expect(try await store.acquireLeases(["Container/web"], run: one.id, owner: "p1", ttl: .milliseconds(200)) == .acquired)
-            #expect(try await store.renewLeases(run: one.id, owner: "p1", ttl: .milliseconds(200)))
-            try await Task.sleep(for: .milliseconds(450))
+            #expect(try await store.acquireLeases(["Container/web"], run: one.id, owner: "p1", ttl: .seconds(1)) == .acquired)
+            #expect(try await store.renewLeases(run: one.id, owner: "p1", ttl: .seconds(1)))
+            try await Task.sleep(for: .milliseconds(1300))
             #expect(try await store.leases().isEmpty)
             #expect(try await store.acquireLeases(["Container/web"], run: two.id, owner: "p2", ttl: .seconds(30)) == .acquired)
             #expect(try await store.renewLeases(run: one.id, owner: "p1", ttl: .seconds(30)) == false)

@@ -99,10 +99,7 @@ struct NoopProvider: Provider {
 /// Runs async work from the benchmarks' synchronous code: the calling thread waits (it is
 /// never one of the cooperative pool's) while a task does the work.
 func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
-    final class Box: @unchecked Sendable {
-        var result: Result<T, any Error>?
-    }
-    let box = Box()
+    let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
     Task.detached {
         do { box.result = .success(try await body()) } catch { box.result = .failure(error) }
@@ -110,6 +107,11 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) thr
     }
     done.wait()
     return try box.result!.get()
+}
+
+/// `blocking`'s hand-over: written by the task, read by the waiting thread after the semaphore.
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
 }
 
 enum StoreBackend: String, CaseIterable, Sendable {

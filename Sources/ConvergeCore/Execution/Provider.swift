@@ -18,7 +18,7 @@ public protocol Provider: Sendable {
     /// (the object's full configuration for an update or a delete), as JSON; nil when
     /// undoing needs nothing (a create is undone by removing what it made). Journaled
     /// before the step runs, so a rollback after a crash still has it.
-    func snapshot(_ step: PlanStep, observed: ObservedResource?) async throws -> String?
+    func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String?
 
     /// Undoes `step` (which may have finished, failed halfway or never run): removes what a
     /// create made, recreates what a delete removed, restores what an update changed.

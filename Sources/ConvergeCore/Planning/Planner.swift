@@ -164,8 +164,8 @@ public struct Planner: Sendable {
         }
         // Creates and updates wait for the creation of what they reference.
         for (id, index) in createOp.merging(updateOp, uniquingKeysWith: { first, _ in first }) {
-            for reference in set[id]?.spec.references(in: set) ?? [] {
-                if let dependency = createOp[reference.target] { drafts[index].dependsOn.insert(dependency) }
+            for target in liveDependencies(of: id, in: set) {
+                if let dependency = createOp[target] { drafts[index].dependsOn.insert(dependency) }
             }
         }
         // A live object is deleted only after whatever still uses it is deleted or updated
@@ -181,6 +181,23 @@ public struct Planner: Sendable {
             }
         }
         return topologicalOrder(drafts.map { ($0.resource, $0.action, $0.dependsOn) })
+    }
+
+    /// The live resources `id` references, looking through the ones that are not live (a
+    /// firewall policy's verification probes need the containers they run between).
+    static func liveDependencies(of id: ResourceID, in set: ManifestSet) -> Set<ResourceID> {
+        var found: Set<ResourceID> = []
+        var visited: Set<ResourceID> = [id]
+        var pending = set[id]?.spec.references(in: set).map(\.target) ?? []
+        while let target = pending.popLast() {
+            guard visited.insert(target).inserted, let resource = set[target] else { continue }
+            if resource.isLiveObject {
+                found.insert(target)
+            } else {
+                pending += resource.spec.references(in: set).map(\.target)
+            }
+        }
+        return found
     }
 
     /// Kahn's algorithm; among ready steps deletes go first, then by resource id.

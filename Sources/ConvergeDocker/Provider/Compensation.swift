@@ -19,7 +19,10 @@ enum DockerSnapshot: Codable {
 }
 
 extension DockerProvider {
-    public func snapshot(_ step: PlanStep, observed: ObservedResource?) async throws -> String? {
+    public func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String? {
+        if step.resource.kind == FirewallPolicySpec.kind {
+            return try await firewallSnapshot(step, observed: observed, in: set, instance: instance)
+        }
         guard step.action != .create, let observed else { return nil }
         switch step.resource.kind {
         case ContainerSpec.kind, RouterSpec.kind:
@@ -32,6 +35,10 @@ extension DockerProvider {
     }
 
     public func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {
+        if step.resource.kind == FirewallPolicySpec.kind {
+            guard let snapshot else { return }
+            return try await FirewallApplier(engine: engine, instance: instance).restore(from: snapshot, policy: step.resource.name)
+        }
         switch step.action {
         case .create:
             try await removeOwned(step.resource, instance: instance)
@@ -42,6 +49,19 @@ extension DockerProvider {
             guard let snapshot, case .container(let before) = try DockerSnapshot.decode(snapshot) else { return }
             try await restore(before)
         }
+    }
+
+    /// The router's table before a policy step, wherever the router is (a create has no
+    /// observation: the router is found by its ownership label).
+    private func firewallSnapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String? {
+        var router = observed?.externalID
+        if router == nil, let spec = set[step.resource]?.spec(as: FirewallPolicySpec.self) {
+            router = try await engine.listContainers(all: true, labelFilters: [
+                "\(OwnershipLabel.managedBy)=\(instance)", "\(OwnershipLabel.resource)=\(RouterSpec.kind)/\(spec.router)",
+            ]).first?.id
+        }
+        guard let router else { return nil }
+        return try await FirewallApplier(engine: engine, instance: instance).snapshot(policy: step.resource.name, router: router)
     }
 
     /// Removes what a create made, found by its ownership labels (the id may never have been

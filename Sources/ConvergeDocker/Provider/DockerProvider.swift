@@ -13,7 +13,7 @@ public struct DockerProvider: Provider {
         self.engine = engine
     }
 
-    public var managedKinds: Set<String> { [NetworkSpec.kind, ContainerSpec.kind, RouterSpec.kind] }
+    public var managedKinds: Set<String> { [NetworkSpec.kind, ContainerSpec.kind, RouterSpec.kind, FirewallPolicySpec.kind] }
 
     /// Kinds carried by a container on the engine.
     static let containerKinds: Set<String> = [ContainerSpec.kind, RouterSpec.kind]
@@ -26,7 +26,9 @@ public struct DockerProvider: Provider {
         async let networks = observeNetworks(desired: desired.filter { $0.id.kind == NetworkSpec.kind }, instance: instance)
         async let containers = observeContainers(desired: desired.filter { Self.containerKinds.contains($0.id.kind) }, in: set, instance: instance)
         try await checkImagesExist(desired)
-        return try await networks + containers
+        let policies = try await FirewallApplier(engine: engine, instance: instance)
+            .observe(desired.filter { $0.id.kind == FirewallPolicySpec.kind }, in: set)
+        return try await networks + containers + policies
     }
 
     private func observeNetworks(desired: [Resource], instance: String) async throws -> [ObservedResource] {
@@ -150,6 +152,12 @@ public struct DockerProvider: Provider {
         case (ContainerSpec.kind, .delete), (RouterSpec.kind, .delete):
             guard let observed else { return }
             try await ignoringNotFound { try await engine.removeContainer(observed.externalID, force: true) }
+        case (FirewallPolicySpec.kind, .create), (FirewallPolicySpec.kind, .update):
+            guard let desired else { throw DockerProviderError.unsupported(step) }
+            try await FirewallApplier(engine: engine, instance: instance).apply(desired, in: set)
+        case (FirewallPolicySpec.kind, .delete):
+            guard let observed else { return }
+            try await FirewallApplier(engine: engine, instance: instance).remove(policy: step.resource.name, router: observed.externalID)
         case (ContainerSpec.kind, .update):
             guard let desired, let observed else { throw DockerProviderError.unsupported(step) }
             try await updateContainer(desired, observed: observed, change: change, in: set)
