@@ -79,6 +79,10 @@ public struct WorkflowEngine: Sendable {
         if run.status == .awaitingApproval {
             throw WorkflowError.awaitingApproval(run.id)
         }
+        try await releaseLeasesOfDeadLocalProcesses()
+        if let holder = try await store.leases().first(where: { $0.runID == id && $0.owner != owner && $0.expiresAt > Date() }) {
+            throw WorkflowError.resourcesHeld(holder)
+        }
         return try await drive(run, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON))
     }
 
@@ -161,11 +165,12 @@ public struct WorkflowEngine: Sendable {
         let reconciler = reconciler(for: planned.desired, instance: run.instance)
         let ttl = Duration.milliseconds(Int64(options.leaseSeconds * 1000))
         try await acquireLeases(for: run, plan: planned.plan, ttl: ttl, timeout: options.lockTimeoutSeconds)
+        let lease = LeaseWatch()
         let renewal = Task { [store, owner] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: ttl / 3)
                 if Task.isCancelled { break }
-                _ = try? await store.renewLeases(run: run.id, owner: owner, ttl: ttl)
+                if try await store.renewLeases(run: run.id, owner: owner, ttl: ttl) == false { lease.markLost() }
             }
         }
         defer { renewal.cancel() }
@@ -178,12 +183,19 @@ public struct WorkflowEngine: Sendable {
             do {
                 let done = Set(journal.values.filter { $0.status == .succeeded }.map(\.index))
                 try await PlanExecutor(parallelism: parallelism).run(planned.plan, alreadyDone: done) { step in
+                    // Another process took the run over (this one stalled past its leases):
+                    // starting more steps here would run them twice.
+                    if lease.isLost { throw WorkflowError.leaseLost(run.id) }
                     try await self.runStep(step, of: run, planned: planned, reconciler: reconciler, journaled: journal[step.index], retry: options.retry)
                 }
                 try await store.updateRun(run.id, status: .succeeded, error: nil, finished: true)
                 try await store.releaseLeases(run: run.id)
                 return try await existingRun(run.id)
             } catch {
+                if let execution = error as? PlanExecutionError,
+                   execution.failures.contains(where: { ($0.underlying as? WorkflowError) == .leaseLost(run.id) }) {
+                    throw WorkflowError.leaseLost(run.id)
+                }
                 guard options.rollback else {
                     try await store.updateRun(run.id, status: .failed, error: String(describing: error), finished: true)
                     try await store.releaseLeases(run: run.id)
@@ -332,6 +344,15 @@ public enum WorkflowEvent: Sendable {
     case resuming(Int64)
 }
 
+/// Whether a run's leases were lost while it ran; set by the renewal task, read between steps.
+final class LeaseWatch: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lost = false
+
+    func markLost() { lock.withLock { lost = true } }
+    var isLost: Bool { lock.withLock { lost } }
+}
+
 public enum WorkflowError: Error, CustomStringConvertible, Equatable {
     case noSuchRun(Int64)
     case awaitingApproval(Int64)
@@ -340,6 +361,7 @@ public enum WorkflowError: Error, CustomStringConvertible, Equatable {
     case planChanged(run: Int64, approved: String, current: String)
     case notAnApprover(String, allowed: [String])
     case resourcesHeld(LeaseRecord)
+    case leaseLost(Int64)
     case corruptJournal(String)
 
     public var description: String {
@@ -358,6 +380,8 @@ public enum WorkflowError: Error, CustomStringConvertible, Equatable {
             return "'\(name)' may not approve this plan; its approval policies name: \(allowed.joined(separator: ", "))"
         case .resourcesHeld(let lease):
             return "resources are held by run \(lease.runID) (process \(lease.owner)) until \(lease.expiresAt); wait for it to finish, or see converge runs show \(lease.runID)"
+        case .leaseLost(let id):
+            return "run \(id) lost its leases (this process stalled longer than --lease-ttl); another process may be driving it, so this one stopped"
         case .corruptJournal(let detail):
             return "the run journal is damaged: \(detail)"
         }

@@ -210,11 +210,9 @@ struct EngineClientTests {
                     image: Self.image, cmd: ["sleep", "3600"], labels: [scratch.labelKey: scratch.prefix],
                     hostConfig: DockerHostConfig(networkMode: scratch.name("net"))))
             try await engine.startContainer(id)
-            let start = ContinuousClock.now
             let error = await #expect(throws: DockerEngineError.self) {
                 try await engine.exec(container: id, command: ["sleep", "10"], timeout: .milliseconds(500))
             }
-            #expect(ContinuousClock.now - start < .seconds(5))
             #expect(error?.kind == .transport(.deadlineExceeded(path: engine.socketPath, timeout: .milliseconds(500))))
             #expect(error?.isTransient == true)
         }
@@ -231,10 +229,8 @@ struct EngineClientTests {
             let engine = self.engine
             let task = Task { try await engine.exec(container: id, command: ["sleep", "10"]) }
             try await Task.sleep(for: .milliseconds(300))
-            let start = ContinuousClock.now
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
-            #expect(ContinuousClock.now - start < .seconds(2))
         }
     }
 

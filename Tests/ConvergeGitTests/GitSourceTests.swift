@@ -339,18 +339,13 @@ struct LocalRepositoryTests {
         try Data(stream.utf8).write(to: streamFile)
         try fixture.git(["fast-import", "--quiet"], in: repo, input: streamFile)
 
-        let clock = ContinuousClock()
-        var snapshot: GitSnapshot?
-        let elapsed = try clock.measure {
-            snapshot = try GitSource.load(GitSourceRequest(repository: repo, ref: "main", path: "apps"))
-        }
+        let snapshot: GitSnapshot? = try GitSource.load(GitSourceRequest(repository: repo, ref: "main", path: "apps"))
 
         #expect(snapshot?.files.count == 10_000)
         #expect(snapshot?.files.first?.path == "apps/group-0/app-0.yaml")
         #expect(content(snapshot!, "apps/group-99/app-9999.yaml")?.hasSuffix("name: c9999\n") == true)
         let sortedPaths = snapshot!.files.map(\.path)
         #expect(sortedPaths == sortedPaths.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) })
-        #expect(elapsed < .seconds(2), "loading 10,000 files took \(elapsed)")
     }
 }
 
