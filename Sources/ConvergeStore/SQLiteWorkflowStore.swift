@@ -237,6 +237,38 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
         }
     }
 
+    public func recordProbeResults(run: Int64, _ results: [ProbeRecord]) async throws {
+        try await onQueue("record probe results of run \(run)") { db in
+            do {
+                _ = try db.writeTransaction {
+                    try db.run("DELETE FROM probe_results WHERE run_id = ?", [.int(run)])
+                    for (position, result) in results.enumerated() {
+                        try db.run(
+                            "INSERT INTO probe_results (run_id, position, probe, summary, reachable, expected, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [
+                                .int(run), .int(Int64(position)), .text(result.probe), .text(result.summary),
+                                .int(result.reachable ? 1 : 0), .int(result.expected ? 1 : 0), .text(result.detail), .date(result.at),
+                            ])
+                    }
+                }
+            } catch let error as SQLiteError where error.isForeignKeyViolation {
+                throw StoreError.runNotFound(run)
+            }
+        }
+    }
+
+    public func probeResults(run: Int64) async throws -> [ProbeRecord] {
+        try await onQueue("read probe results of run \(run)") { db in
+            try db.query(
+                "SELECT probe, summary, reachable, expected, detail, at FROM probe_results WHERE run_id = ? ORDER BY position",
+                [.int(run)]
+            ) { row in
+                ProbeRecord(probe: row.string(0), summary: row.string(1), reachable: row.int(2) != 0, expected: row.int(3) != 0,
+                            detail: row.string(4), at: row.date(5))
+            }
+        }
+    }
+
     public func approvals(run: Int64) async throws -> [ApprovalRecord] {
         try await onQueue("read approvals of run \(run)") { db in
             try db.query(

@@ -148,7 +148,41 @@ public enum WorkflowSchema {
                 """,
                 "CREATE INDEX leases_by_run ON leases (run_id)",
             ]
-        )
+        ),
+        // The probes run after a run, for its report (scenario S1's stages).
+        Migration(
+            version: 2,
+            sqlite: [
+                """
+                CREATE TABLE probe_results (
+                    run_id INTEGER NOT NULL REFERENCES runs (id),
+                    position INTEGER NOT NULL,
+                    probe TEXT NOT NULL,
+                    summary TEXT NOT NULL,
+                    reachable INTEGER NOT NULL,
+                    expected INTEGER NOT NULL,
+                    detail TEXT NOT NULL,
+                    at INTEGER NOT NULL,
+                    PRIMARY KEY (run_id, position)
+                )
+                """,
+            ],
+            postgres: [
+                """
+                CREATE TABLE probe_results (
+                    run_id BIGINT NOT NULL REFERENCES runs (id),
+                    position INTEGER NOT NULL,
+                    probe TEXT NOT NULL,
+                    summary TEXT NOT NULL,
+                    reachable BOOLEAN NOT NULL,
+                    expected BOOLEAN NOT NULL,
+                    detail TEXT NOT NULL,
+                    at BIGINT NOT NULL,
+                    PRIMARY KEY (run_id, position)
+                )
+                """,
+            ]
+        ),
     ]
 
     /// The columns of `runs` in the order both backends select and decode them.

@@ -30,6 +30,10 @@ public protocol WorkflowStore: Sendable {
     func recordApproval(_ approval: ApprovalRecord) async throws
     func approvals(run: Int64) async throws -> [ApprovalRecord]
 
+    /// Replaces the probe results recorded for a run (the checks run after it).
+    func recordProbeResults(run: Int64, _ results: [ProbeRecord]) async throws
+    func probeResults(run: Int64) async throws -> [ProbeRecord]
+
     /// Takes every lease in `keys` for `run` atomically, or none: a key is free when it has
     /// no lease, its lease expired, or it is already this run's. Otherwise reports a holder.
     func acquireLeases(_ keys: [String], run: Int64, owner: String, ttl: Duration) async throws -> LeaseOutcome
@@ -287,6 +291,28 @@ public struct ApprovalRecord: Sendable, Codable, Equatable {
         self.comment = comment
         self.at = at
     }
+}
+
+/// One probe's outcome after a run: what was checked, whether it answered, whether that was
+/// expected.
+public struct ProbeRecord: Sendable, Codable, Equatable {
+    public var probe: String
+    public var summary: String
+    public var reachable: Bool
+    public var expected: Bool
+    public var detail: String
+    public var at: Date
+
+    public init(probe: String, summary: String, reachable: Bool, expected: Bool, detail: String, at: Date) {
+        self.probe = probe
+        self.summary = summary
+        self.reachable = reachable
+        self.expected = expected
+        self.detail = detail
+        self.at = at
+    }
+
+    public var passed: Bool { reachable == expected }
 }
 
 /// One resource's lease: which run holds it, for which process, until when.

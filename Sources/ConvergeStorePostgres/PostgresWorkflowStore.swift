@@ -375,6 +375,44 @@ public final class PostgresWorkflowStore: WorkflowStore {
         }
     }
 
+    public func recordProbeResults(run: Int64, _ results: [ProbeRecord]) async throws {
+        try await withConnection("record probe results of run \(run)") { connection in
+            do {
+                try await connection.query("BEGIN", logger: self.logger)
+                do {
+                    try await connection.query("DELETE FROM probe_results WHERE run_id = \(run)", logger: self.logger)
+                    for (position, result) in results.enumerated() {
+                        try await connection.query(
+                            """
+                            INSERT INTO probe_results (run_id, position, probe, summary, reachable, expected, detail, at)
+                            VALUES (\(run), \(position), \(result.probe), \(result.summary), \(result.reachable), \(result.expected),
+                                    \(result.detail), \(result.at.storeMilliseconds))
+                            """, logger: self.logger)
+                    }
+                    try await connection.query("COMMIT", logger: self.logger)
+                } catch {
+                    _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                    throw error
+                }
+            } catch where Self.isForeignKeyViolation(error) {
+                throw StoreError.runNotFound(run)
+            }
+        }
+    }
+
+    public func probeResults(run: Int64) async throws -> [ProbeRecord] {
+        try await withConnection("read probe results of run \(run)") { connection in
+            let rows = try await connection.query(
+                "SELECT probe, summary, reachable, expected, detail, at FROM probe_results WHERE run_id = \(run) ORDER BY position",
+                logger: self.logger)
+            var results: [ProbeRecord] = []
+            for try await r in rows.decode((String, String, Bool, Bool, String, Int64).self) {
+                results.append(ProbeRecord(probe: r.0, summary: r.1, reachable: r.2, expected: r.3, detail: r.4, at: Date(storeMilliseconds: r.5)))
+            }
+            return results
+        }
+    }
+
     public func approvals(run: Int64) async throws -> [ApprovalRecord] {
         try await withConnection("read approvals of run \(run)") { connection in
             let rows = try await connection.query(

@@ -23,9 +23,12 @@ public struct WorkflowEngine: Sendable {
     public var version: String
     public var parallelism: Int
     public var events: @Sendable (WorkflowEvent) -> Void
+    /// Checks run once a run has ended (the set's probes); their results go into its report.
+    public var verify: @Sendable (ManifestSet) async -> [ProbeRecord]
 
     public init(store: any WorkflowStore, instance: String, version: String, parallelism: Int = 8,
                 owner: String = WorkflowEngine.processOwner, events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in },
+                verify: @escaping @Sendable (ManifestSet) async -> [ProbeRecord] = { _ in [] },
                 makeProviders: @escaping ProviderFactory) {
         self.store = store
         self.instance = instance
@@ -34,6 +37,7 @@ public struct WorkflowEngine: Sendable {
         self.version = version
         self.parallelism = parallelism
         self.events = events
+        self.verify = verify
     }
 
     public static var processOwner: String {
@@ -160,8 +164,19 @@ public struct WorkflowEngine: Sendable {
 
     // MARK: Driving
 
-    /// Takes the run's leases, runs its remaining steps, and on a permanent failure rolls back.
+    /// Drives the run to its end, then records what its probes find.
     private func drive(_ run: RunRecord, planned: Reconciler.PlannedChange, options: WorkflowOptions) async throws -> RunRecord {
+        let finished = try await execute(run, planned: planned, options: options)
+        let results = await verify(planned.desired)
+        if !results.isEmpty {
+            try await store.recordProbeResults(run: run.id, results)
+            events(.probed(results))
+        }
+        return finished
+    }
+
+    /// Takes the run's leases, runs its remaining steps, and on a permanent failure rolls back.
+    private func execute(_ run: RunRecord, planned: Reconciler.PlannedChange, options: WorkflowOptions) async throws -> RunRecord {
         let reconciler = reconciler(for: planned.desired, instance: run.instance)
         let ttl = Duration.milliseconds(Int64(options.leaseSeconds * 1000))
         try await acquireLeases(for: run, plan: planned.plan, ttl: ttl, timeout: options.lockTimeoutSeconds)
@@ -342,6 +357,7 @@ public enum WorkflowEvent: Sendable {
     case compensationFailed(PlanStep, error: String)
     case waitingForLease(LeaseRecord)
     case resuming(Int64)
+    case probed([ProbeRecord])
 }
 
 /// Whether a run's leases were lost while it ran; set by the renewal task, read between steps.

@@ -17,7 +17,7 @@ enum EngineFactory {
     static func engine(store: any WorkflowStore, instance: String, parallelism: Int, progress: ProgressReporter) -> WorkflowEngine {
         WorkflowEngine(
             store: store, instance: instance, version: ConvergeCommand.version, parallelism: parallelism,
-            events: { progress.handle($0) }, makeProviders: providers(for:))
+            events: { progress.handle($0) }, verify: { await ProbeSuite.run($0) }, makeProviders: providers(for:))
     }
 
     /// Loads run `id`, builds an engine for its instance, applies `action`, and reports the

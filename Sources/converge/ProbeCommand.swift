@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConvergeCore
 import ConvergeDocker
+import ConvergeStore
 import Foundation
 
 /// `converge probe`: runs the set's `Probe` manifests and reports OK/FAIL for each.
@@ -19,7 +20,7 @@ struct ProbeCommand: AsyncParsableCommand {
         try await Terminal.run {
             let (files, _) = try source.load()
             let set = try ManifestSet.load(files)
-            let results = try await ProbeSuite.run(set)
+            let results = await ProbeSuite.run(set)
             if output == .json {
                 Terminal.write(JSONOutput.encode(results))
             } else {
@@ -30,22 +31,33 @@ struct ProbeCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs every probe of a set, each through the engine of its source's DockerHost.
+/// Runs every probe of a set, each through the engine of its source's DockerHost. A probe
+/// that cannot run (its container is gone) counts as unreachable, with the reason.
 enum ProbeSuite {
-    static func run(_ set: ManifestSet) async throws -> [ProbeResult] {
-        var results: [ProbeResult] = []
+    static func run(_ set: ManifestSet) async -> [ProbeRecord] {
+        var results: [ProbeRecord] = []
         for probe in set.resources(ofKind: ProbeSpec.kind) {
-            guard let spec = probe.spec(as: ProbeSpec.self),
-                  let host = set[spec.source(in: set)]?.spec.target(in: set),
-                  let socket = set[host]?.spec(as: DockerHostSpec.self)?.socketPath else { continue }
-            results.append(try await ProbeRunner(engine: DockerEngine(socketPath: socket)).run(probe, in: set))
+            guard let spec = probe.spec(as: ProbeSpec.self) else { continue }
+            let summary = spec.summary(in: set)
+            do {
+                guard let host = set[spec.source(in: set)]?.spec.target(in: set),
+                      let socket = set[host]?.spec(as: DockerHostSpec.self)?.socketPath else {
+                    throw ProbeError.unresolved(probe.id)
+                }
+                let result = try await ProbeRunner(engine: DockerEngine(socketPath: socket)).run(probe, in: set)
+                results.append(ProbeRecord(probe: result.probe, summary: result.summary, reachable: result.reachable,
+                                           expected: result.expected, detail: result.detail, at: Date()))
+            } catch {
+                results.append(ProbeRecord(probe: probe.id.name, summary: summary, reachable: false, expected: spec.expectReachable,
+                                           detail: "could not run: \(error)", at: Date()))
+            }
         }
         return results
     }
 
-    /// One line per probe, as the seed's report had them: `OK` or `FAIL`, then what was
-    /// checked, then whether that matched the expectation.
-    static func text(_ results: [ProbeResult]) -> String {
+    /// One line per probe, as the seed's report had them: `OK` or `FAIL` (did it answer),
+    /// what was checked, and whether that was what the probe expects.
+    static func text(_ results: [ProbeRecord]) -> String {
         guard !results.isEmpty else { return "No probes.\n" }
         var lines = results.map { result in
             let outcome = result.reachable ? "OK  " : "FAIL"

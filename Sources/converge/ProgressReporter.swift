@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeStore
 import ConvergeWorkflow
 import Foundation
 
@@ -51,6 +52,8 @@ final class ProgressReporter: @unchecked Sendable {
                 line("ROLLBACK FAILED for \(step.action) \(step.resource): \(error)")
             case .waitingForLease(let lease):
                 line("waiting for run \(lease.runID) (\(lease.owner)), which holds these resources…")
+            case .probed(let results):
+                line("Probes:\n" + ProbeSuite.text(results).trimmingCharacters(in: .newlines))
             case .resuming(let id):
                 total = nil
                 done = 0

@@ -10,6 +10,8 @@ struct RunReport: Encodable {
     var plan: Plan?
     var steps: [StepRecord]
     var approvals: [ApprovalRecord]
+    /// What the set's probes found once the run had ended.
+    var probes: [ProbeRecord]
 
     /// The run without its bulky inputs (plan and manifests are shown separately).
     struct RunSummary: Encodable {
@@ -32,7 +34,8 @@ struct RunReport: Encodable {
             run: summary(run),
             plan: try? JSONDecoder().decode(Plan.self, from: Data(run.planJSON.utf8)),
             steps: try await store.steps(run: run.id),
-            approvals: try await store.approvals(run: run.id))
+            approvals: try await store.approvals(run: run.id),
+            probes: try await store.probeResults(run: run.id))
     }
 
     static func summary(_ run: RunRecord) -> RunSummary {
@@ -106,6 +109,11 @@ struct RunReport: Encodable {
             for approval in approvals {
                 lines.append("  \(approval.decision.rawValue) by \(approval.approver) at \(Self.timestamp(approval.at)) for \(approval.planDigest)\(approval.comment.isEmpty ? "" : ": \(approval.comment)")")
             }
+        }
+        if !probes.isEmpty {
+            lines.append("")
+            lines.append("Probes:")
+            lines.append(ProbeSuite.text(probes).trimmingCharacters(in: .newlines))
         }
         if let error = run.error {
             lines.append("")

@@ -40,6 +40,19 @@ public struct FirewallPolicySpec: ResourceSpec {
     var routerLocation: SourceLocation
     var verifyLocations: [SourceLocation]
 
+    /// A policy built in code (tests, benchmarks); rule names must be unique.
+    public init(router: String, defaultAction: FirewallRule.Action, rules: [FirewallRule], verify: [String] = [],
+                verifyTimeout: Int64 = FirewallPolicySpec.defaultVerifyTimeout) {
+        self.router = router
+        self.defaultAction = defaultAction
+        self.rules = rules
+        self.verify = verify
+        self.verifyTimeout = verifyTimeout
+        let nowhere = SourceLocation(file: "", line: 1, column: 1)
+        routerLocation = nowhere
+        verifyLocations = verify.map { _ in nowhere }
+    }
+
     /// Nil when `router` is missing: a policy for no router cannot be referenced or planned,
     /// and leaving it out spares a second, confusing "Router/ is not defined" error.
     public init?(spec: MappingReader, metadata: Metadata) {
