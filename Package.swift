@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"], exclude: ["Corpus", "Fixtures"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres"]),
-        .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeDocker"]),
+        .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeCore", "ConvergeDocker"]),
         .testTarget(
             name: "ConvergeEndToEndTests",
             dependencies: ["ConvergeCore", "ConvergeDocker", "converge"]

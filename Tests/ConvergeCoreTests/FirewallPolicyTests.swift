@@ -237,7 +237,7 @@ struct FirewallPolicyTests {
         #expect(change.fields.map(\.before) == [nil, .string("after allow-replies"), nil])
         #expect(change.fields.map(\.after) == [.string("after allow-replies"), .string("after allow-http"), .string("ip daddr 192.168.200.10 tcp dport 80 accept")])
         let text = PlanRenderer.text(result, color: false)
-        #expect(text.contains("+ rules.allow-http   = \"ip daddr 192.168.200.10 tcp dport 80 accept\""))
+        #expect(text.contains("+ rules.allow-http = \"ip daddr 192.168.200.10 tcp dport 80 accept\""))
     }
 
     @Test func verificationSettingsAreNotLiveState() throws {
@@ -278,20 +278,20 @@ struct FirewallPolicyTests {
             """)
         #expect(diagnostics == [
             "6:18: spec.defaultAction: the default action cannot be reject",
-            "8:26: spec.rules[0].action: unknown action 'allow'",
-            "9:46: spec.rules[1].protocol: unknown protocol 'sctp'",
-            "10:53: spec.rules[2].ports: a port on an ICMP rule",
-            "11:35: spec.rules[3].ports: a port on a rule for any protocol",
-            "12:57: spec.rules[4].icmpTypes: ICMP types on a TCP rule",
-            "13:43: spec.rules[5].source: '192.168.300.0/24' is not an IPv4 address or CIDR",
-            "14:48: spec.rules[6].destination: '192.168.100.5/24' has host bits set",
-            "15:53: spec.rules[7].ports[0]: port 70000 is out of range",
-            "15:60: spec.rules[7].ports[1]: port range '90-80' is reversed",
-            "15:69: spec.rules[7].ports[2]: 'http' is not a port or port range",
-            "15:79: spec.rules[7].ports[4]: port 53 is listed twice",
-            "15:83: spec.rules[7].ports[5]: port 50-60 overlaps 53",
-            "16:42: spec.rules[8].state[0]: unknown connection state 'establised'",
-            "17:69: spec.rules[9].icmpTypes[0]: unknown ICMP type 'ping'",
+            "8:25: spec.rules[0].action: unknown action 'allow'",
+            "9:43: spec.rules[1].protocol: unknown protocol 'sctp'",
+            "10:56: spec.rules[2].ports: a port on an ICMP rule",
+            "11:40: spec.rules[3].ports: a port on a rule for any protocol",
+            "12:59: spec.rules[4].icmpTypes: ICMP types on a TCP rule",
+            "13:41: spec.rules[5].source: '192.168.300.0/24' is not an IPv4 address or CIDR",
+            "14:46: spec.rules[6].destination: '192.168.100.5/24' has host bits set",
+            "15:56: spec.rules[7].ports[0]: port 70000 is out of range",
+            "15:63: spec.rules[7].ports[1]: port range '90-80' is reversed",
+            "15:72: spec.rules[7].ports[2]: 'http' is not a port or port range",
+            "15:82: spec.rules[7].ports[4]: port 53 is listed twice",
+            "15:86: spec.rules[7].ports[5]: port 50-60 overlaps 53",
+            "16:41: spec.rules[8].state[0]: unknown connection state 'establised'",
+            "17:61: spec.rules[9].icmpTypes[0]: unknown ICMP type 'ping'",
             "18:14: spec.rules[10].name: duplicate rule name 'a', also used by spec.rules[0].name",
             "19:14: spec.rules[11].name: invalid rule name 'bad name'",
             "20:7: spec.rules[12].name: required field is missing",
@@ -311,8 +311,8 @@ struct FirewallPolicyTests {
             """)
         #expect(diagnostics == [
             "5:11: spec.router: refers to Router/s1-routr, which is not defined",
-            "7:22: spec.verify[1]: refers to Probe/s1-htp, which is not defined",
-            "7:30: spec.verify[2]: probe 's1-ping' is listed twice",
+            "7:21: spec.verify[1]: refers to Probe/s1-htp, which is not defined",
+            "7:29: spec.verify[2]: probe 's1-ping' is listed twice",
         ])
     }
 

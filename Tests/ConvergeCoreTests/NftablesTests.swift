@@ -27,18 +27,21 @@ struct NftablesTests {
         #expect(NftablesRuleset.removeScript(policyName: "s1-edge") == "table inet converge_s1-edge {}\ndelete table inet converge_s1-edge\n")
     }
 
-    @Test("the replace script is the captured one", arguments: [("s1-edge", s1EdgePolicyYAML), ("lab.varied-1", variedPolicyYAML)])
-    func rendersTheFixtureScript(_ name: String, _ yaml: String) throws {
+    /// Policy name → its manifest and fixture base name.
+    static let fixturePolicies = ["s1-edge": (s1EdgePolicyYAML, "s1-edge"), "lab.varied-1": (variedPolicyYAML, "varied")]
+
+    @Test("the replace script is the captured one", arguments: ["s1-edge", "lab.varied-1"])
+    func rendersTheFixtureScript(_ name: String) throws {
+        let (yaml, file) = try #require(Self.fixturePolicies[name])
         let policy = try firewallPolicy(name, in: yaml)
-        let file = name == "s1-edge" ? "s1-edge.nft" : "varied.nft"
-        #expect(NftablesRuleset.replaceScript(policy, name: name) == (try NftablesFixture.text(file)))
+        #expect(NftablesRuleset.replaceScript(policy, name: name) == (try NftablesFixture.text("\(file).nft")))
     }
 
-    @Test("what nft lists parses back into the manifest's rules", arguments: [("s1-edge", s1EdgePolicyYAML), ("lab.varied-1", variedPolicyYAML)])
-    func parsesTheFixtureListing(_ name: String, _ yaml: String) throws {
+    @Test("what nft lists parses back into the manifest's rules", arguments: ["s1-edge", "lab.varied-1"])
+    func parsesTheFixtureListing(_ name: String) throws {
+        let (yaml, file) = try #require(Self.fixturePolicies[name])
         let policy = try firewallPolicy(name, in: yaml)
-        let file = name == "s1-edge" ? "s1-edge.json" : "varied.json"
-        let live = try NftablesJSON.parseTable(try NftablesFixture.text(file), table: NftablesRuleset.tableName(forPolicy: name))
+        let live = try NftablesJSON.parseTable(try NftablesFixture.text("\(file).json"), table: NftablesRuleset.tableName(forPolicy: name))
         #expect(live.rules == policy.rules.map(LiveFirewallRule.rule))
         #expect(live.defaultAction == policy.defaultAction)
         #expect(live.forwardChain?.declaration == NftablesRuleset.forwardChainType)

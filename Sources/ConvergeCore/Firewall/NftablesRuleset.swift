@@ -82,6 +82,12 @@ public enum NftablesRuleset {
         return "table \(family) \(table) {}\ndelete table \(family) \(table)\n" + self.table(policy, name: name)
     }
 
+    /// The replace script for a table given as text (a snapshot taken with `nft list table`
+    /// before a change), for putting the previous ruleset back in one transaction.
+    public static func replaceScript(withTable text: String, policyName name: String) -> String {
+        removeScript(policyName: name) + text
+    }
+
     /// The `nft -f` script that removes the policy's table; it succeeds when the table is
     /// already gone, so a retried or resumed delete step is harmless.
     public static func removeScript(policyName name: String) -> String {

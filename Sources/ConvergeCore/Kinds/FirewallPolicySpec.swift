@@ -77,13 +77,15 @@ public struct FirewallPolicySpec: ResourceSpec {
         rules = []
         var firstUse: [String: String] = [:]
         for item in spec.optional("rules")?.list ?? [] {
-            guard let rule = Self.decodeRule(item) else { continue }
-            if let first = firstUse[rule.rule.name] {
-                rule.nameNode.report("duplicate rule name '\(rule.rule.name)', also used by \(first)", hint: "rule names must be unique within a policy")
+            let decoded = Self.decodeRule(item)
+            // Names are checked even on rules with other errors, so both are reported at once.
+            guard let nameNode = decoded.nameNode, let name = decoded.name else { continue }
+            if let first = firstUse[name] {
+                nameNode.report("duplicate rule name '\(name)', also used by \(first)", hint: "rule names must be unique within a policy")
                 continue
             }
-            firstUse[rule.rule.name] = rule.nameNode.path
-            rules.append(rule.rule)
+            firstUse[name] = nameNode.path
+            if let rule = decoded.rule { rules.append(rule) }
         }
 
         verify = []
@@ -114,8 +116,9 @@ public struct FirewallPolicySpec: ResourceSpec {
         router = routerName
     }
 
-    private static func decodeRule(_ node: ManifestNode) -> (rule: FirewallRule, nameNode: ManifestNode)? {
-        guard let reader = node.mapping else { return nil }
+    /// The rule when it is valid, and its name when it has one.
+    private static func decodeRule(_ node: ManifestNode) -> (rule: FirewallRule?, name: String?, nameNode: ManifestNode?) {
+        guard let reader = node.mapping else { return (nil, nil, nil) }
         defer { reader.finish() }
         var valid = true
 
@@ -179,11 +182,10 @@ public struct FirewallPolicySpec: ResourceSpec {
             states = decodeNames(items, what: "connection state", valid: &valid)
         }
 
-        guard valid, let name, let action else { return nil }
-        guard let nameNode else { return nil }
+        guard valid, let name, let action else { return (nil, name, nameNode) }
         let rule = FirewallRule(name: name, action: action, ipProtocol: ipProtocol, source: source, destination: destination,
                                 ports: ports, icmpTypes: icmpTypes, states: states)
-        return (rule, nameNode)
+        return (rule, name, nameNode)
     }
 
     /// An address is a /32; a CIDR must be a network address, as elsewhere in manifests,
@@ -232,14 +234,13 @@ public struct FirewallPolicySpec: ResourceSpec {
             }
             parsed.append((range, item))
         }
-        var widest: FirewallRule.PortRange?
-        for entry in parsed.sorted(by: { $0.range < $1.range }) {
-            if let previous = widest, entry.range.lower <= previous.upper {
-                let message = entry.range == previous ? "port \(entry.range) is listed twice" : "port \(entry.range) overlaps \(previous)"
-                entry.node.report(message, hint: "list each port once")
-                valid = false
-            }
-            if widest.map({ entry.range.upper > $0.upper }) ?? true { widest = entry.range }
+        // Each entry against those written before it, so the later one is blamed; port lists
+        // are short, so comparing pairs costs nothing.
+        for (index, entry) in parsed.enumerated() {
+            guard let earlier = parsed[..<index].first(where: { $0.range.lower <= entry.range.upper && entry.range.lower <= $0.range.upper }) else { continue }
+            let message = entry.range == earlier.range ? "port \(entry.range) is listed twice" : "port \(entry.range) overlaps \(earlier.range)"
+            entry.node.report(message, hint: "list each port once")
+            valid = false
         }
         return parsed.map(\.range)
     }
