@@ -99,6 +99,17 @@ struct NftablesTests {
         #expect(live.fields == policy.desiredFields(metadata: Metadata(name: "s1-edge")))
     }
 
+    @Test func shellCommandCutsLongScriptsAtLineEnds() {
+        let script = (0..<50).map { "line \($0) é" }.joined(separator: "\n") + "\n" + String(repeating: "x", count: 120) + "\n"
+        let command = NftablesRuleset.shellCommand(nft: ["-c", "-f", "-", "it's"], script: script, pieceLimit: 40)
+        #expect(Array(command.prefix(4)) == ["sh", "-c", #"printf %s "$@" | nft '-c' '-f' '-' 'it'\''s'"#, "sh"])
+        let pieces = command.dropFirst(4)
+        #expect(pieces.joined() == script)
+        #expect(pieces.allSatisfy { $0.utf8.count <= 40 })
+        #expect(pieces.dropLast(4).allSatisfy { $0.hasSuffix("\n") })
+        #expect(NftablesRuleset.shellCommand(nft: ["-f", "-"], script: "flush ruleset\n").dropFirst(4) == ["flush ruleset\n"])
+    }
+
     @Test func tablesListingAndErrors() throws {
         let tables = try NftablesJSON.tables(try NftablesFixture.text("tables.json"))
         #expect(tables.map { "\($0.family) \($0.name)" } == ["inet converge_s1-edge", "inet converge_lab.varied-1", "ip other"])

@@ -69,6 +69,25 @@ struct NftablesRoundTripTests {
         }
     }
 
+    /// 3,000 rules make a script of about 300 KB, over Linux's 128 KiB limit for one exec
+    /// argument: `shellCommand` passes it in pieces, and the `nft -c` check sees all of it.
+    @Test func aScriptLargerThanOneArgumentIsPassedInPieces() async throws {
+        let policy = FirewallPolicySpec(router: "r", defaultAction: .drop, rules: (0..<3000).map { index in
+            Self.rule(String(format: "rule-%04d", index), .accept, .tcp, source: "10.\(index / 256).\(index % 256).0/24",
+                      destination: "192.168.\(index % 200).0/24", ports: [(10000 + index, 10000 + index), (443, 443)], states: [.new, .established])
+        })
+        let script = NftablesRuleset.replaceScript(policy, name: "huge")
+        let command = NftablesRuleset.shellCommand(nft: ["-c", "-f", "-"], script: script)
+        #expect(script.utf8.count > 131_072)
+        #expect(command.count > 5)
+        try await withRouter { router in
+            let check = try await exec(command, in: router)
+            #expect(check.exitCode == 0, "nft -c failed: \(check.stderr)")
+            try await apply(script, in: router)
+            #expect(try await list("huge", in: router).fields == policy.desiredFields(metadata: Metadata(name: "huge")))
+        }
+    }
+
     @Test func handEditsAreSeenAndTheNextApplyRemovesThem() async throws {
         try await withRouter { router in
             let desired = Self.s1Edge.desiredFields(metadata: Metadata(name: "s1-edge"))
@@ -149,9 +168,9 @@ struct NftablesRoundTripTests {
         }
     }
 
-    /// `nft -f -` with `script` piped in (exec has no stdin: the script travels as `$0`).
+    /// `nft -f -` with `script` piped in (exec has no stdin: the script travels as arguments).
     func nft(_ script: String, in router: String) async throws -> ExecResult {
-        try await exec(["sh", "-c", "printf %s \"$0\" | nft -f -", script], in: router)
+        try await exec(NftablesRuleset.shellCommand(nft: ["-f", "-"], script: script), in: router)
     }
 
     func apply(_ script: String, in router: String) async throws {

@@ -12,18 +12,18 @@ enum JournalBenchmark {
     static let name = "journal"
     static let parallelisms = [1, 8]
 
-    static func run(runs: Int, postgresURL: String?) throws -> [Row] {
+    static func run(runs: Int, stores: [StoreBackend], postgresURL: String?) throws -> [Row] {
         let files = NoopWorkload.files()
         let steps = NoopWorkload.stepCount
         var rows: [Row] = []
-        for backend in StoreBackend.allCases {
+        for backend in stores {
             let target = backend == .sqlite ? (text: "< 2 ms", bound: 0.002) : (text: "< 5 ms", bound: 0.005)
             let database: BenchDatabase
             do {
                 database = try BenchDatabase.make(backend, postgresURL: postgresURL)
             } catch {
                 log("journal: \(backend.title) skipped: \(error)")
-                rows.append(Row(name, "overhead per step, \(backend.title), parallelism 1", samples: [], note: "not measured: \(error)"))
+                rows.append(Row(name, "\(backend.title) p=1: journal overhead per step", samples: [], note: "not measured: \(error)"))
                 continue
             }
             defer { database.destroy() }
@@ -86,7 +86,7 @@ enum JournalBenchmark {
             try blocking { await database.close(store) }
         }
         rows.append(Row(name, "peak RSS (getrusage ru_maxrss)", samples: [peakRSSMiB()], unit: .mebibytes,
-                        note: "whole child: \(steps) no-op steps (\(steps) Networks + 1 DockerHost, YAML in memory), \(runs) runs + 1 warm-up per store and parallelism"))
+                        note: "whole child: \(steps) no-op steps (\(steps) Networks + 1 DockerHost, YAML in memory), \(runs) timed round\(runs == 1 ? "" : "s") + 1 warm-up per store and parallelism"))
         return rows
     }
 }

@@ -80,6 +80,20 @@ enum Stats {
 /// What a child prints on stdout: its rows, plus its own peak memory.
 struct ChildReport: Codable, Sendable {
     var rows: [Row]
+
+    /// A figure that could not be measured (no samples) is NaN; JSON has no NaN, so it is
+    /// written as the string "nan" (and read back as NaN).
+    static func encoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return encoder
+    }
+
+    static func decoder() -> JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return decoder
+    }
 }
 
 enum Table {

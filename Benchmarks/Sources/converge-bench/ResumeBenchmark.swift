@@ -17,10 +17,10 @@ enum ResumeBenchmark {
     static let prepareCommand = "resume-prepare"
     static var killAfter: Int { NoopWorkload.stepCount - 2 }
 
-    static func run(runs: Int, postgresURL: String?) throws -> [Row] {
+    static func run(runs: Int, stores: [StoreBackend], postgresURL: String?) throws -> [Row] {
         let files = NoopWorkload.files()
         var rows: [Row] = []
-        for backend in StoreBackend.allCases {
+        for backend in stores {
             let database: BenchDatabase
             do {
                 database = try BenchDatabase.make(backend, postgresURL: postgresURL)

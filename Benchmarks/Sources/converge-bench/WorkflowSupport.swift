@@ -76,22 +76,13 @@ struct NoopProvider: Provider {
 
     var managedKinds: Set<String> { [NetworkSpec.kind] }
 
-    func observe(desired: [Resource], instance: String) async throws -> [ObservedResource] { [] }
-
-    func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, instance: String) async throws {
-        probe.executed()
-    }
-
-    // The same two with the manifest set passed along, the shape the `Provider` protocol is
-    // moving to (references such as a route's router); whichever the protocol requires is
-    // used, the other is an unused extra.
     func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] { [] }
 
     func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws {
         probe.executed()
     }
 
-    func snapshot(_ step: PlanStep, observed: ObservedResource?) async throws -> String? { nil }
+    func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String? { nil }
 
     func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {}
 }
@@ -259,6 +250,14 @@ enum Interruption {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var actions: [@Sendable () -> Void] = []
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+    nonisolated(unsafe) private static var interrupted = false
+
+    /// For the main flow before it exits: once a signal arrived, the handler is cleaning up and
+    /// will exit itself; returning now would cut its clean-up short.
+    static func waitForCleanUpIfInterrupted() {
+        guard lock.withLock({ interrupted }) else { return }
+        while true { pause() }
+    }
 
     static func onInterrupt(_ action: @escaping @Sendable () -> Void) {
         lock.withLock {
@@ -268,6 +267,7 @@ enum Interruption {
                 signal(number, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
                 source.setEventHandler {
+                    lock.withLock { interrupted = true }
                     log("interrupted, cleaning up")
                     Subprocess.interrupt()
                     for action in lock.withLock({ actions }).reversed() { action() }

@@ -22,6 +22,7 @@ let usage = """
                           `swift build -c release --product converge` in the main package)
       --parallelism N     passed to the creating `converge reconcile` (default: converge's own)
       --package-path DIR  the main Converge package (default: the folder above Benchmarks/)
+      --store NAME        journal and resume on one store only: sqlite or postgres (default both)
       --postgres-url URL  PostgreSQL server for journal and resume, which create and drop a
                           database of their own on it (default: $CONVERGE_TEST_POSTGRES_URL,
                           as `eval "$(scripts/postgres.sh)"` exports it)
@@ -39,6 +40,7 @@ struct Options {
     var converge: String?
     var parallelism: Int?
     var postgresURL: String?
+    var stores = StoreBackend.allCases
     var packagePath = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
@@ -47,6 +49,7 @@ struct Options {
         var arguments = [benchmark, "--child", "--runs", String(runs), "--rounds", String(rounds), "--package-path", packagePath]
         if let converge { arguments += ["--converge", converge] }
         if let parallelism { arguments += ["--parallelism", String(parallelism)] }
+        if stores.count == 1 { arguments += ["--store", stores[0].rawValue] }
         return arguments
     }
 }
@@ -72,6 +75,9 @@ func parse(_ arguments: [String]) -> Options {
         case "--json": options.json = true
         case "--child": options.child = true
         case "--postgres-url": options.postgresURL = value(argument)
+        case "--store":
+            guard let store = StoreBackend(rawValue: value(argument)) else { fail("--store is sqlite or postgres") }
+            options.stores = [store]
         case "--converge": options.converge = URL(fileURLWithPath: value(argument)).standardizedFileURL.path
         case "--package-path": options.packagePath = URL(fileURLWithPath: value(argument)).standardizedFileURL.path
         case "-h", "--help", "help":
@@ -97,15 +103,17 @@ func runChild(_ options: Options) -> Int32 {
         switch benchmark {
         case "plan": rows = try PlanBenchmark.run(runs: options.runs)
         case "git-load": rows = try GitBenchmark.run(runs: options.runs)
-        case "journal": rows = try JournalBenchmark.run(runs: options.runs, postgresURL: benchPostgresURL(options.postgresURL))
-        case "resume": rows = try ResumeBenchmark.run(runs: options.runs, postgresURL: benchPostgresURL(options.postgresURL))
+        case "journal": rows = try JournalBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
+        case "resume": rows = try ResumeBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
         case ResumeBenchmark.prepareCommand: try ResumeBenchmark.prepare(postgresURL: benchPostgresURL(options.postgresURL))
         default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, parallelism: options.parallelism, packagePath: options.packagePath)
         }
-        let data = try JSONEncoder().encode(ChildReport(rows: rows))
+        let data = try ChildReport.encoder().encode(ChildReport(rows: rows))
         FileHandle.standardOutput.write(data)
         return 0
     } catch {
+        // Interrupted: the failure is the clean-up closing the stores; the handler exits.
+        Interruption.waitForCleanUpIfInterrupted()
         log("\(benchmark): ERROR: \(error)")
         return 1
     }
@@ -122,7 +130,7 @@ func runParent(_ options: Options) -> Int32 {
             let environment = options.postgresURL.map { ["CONVERGE_TEST_POSTGRES_URL": $0] } ?? [:]
             let result = try Subprocess.run([Subprocess.selfPath] + options.childArguments(for: benchmark),
                                             environment: environment, inheritStderr: true)
-            guard result.succeeded, let report = try? JSONDecoder().decode(ChildReport.self, from: Data(result.stdout.utf8)) else {
+            guard result.succeeded, let report = try? ChildReport.decoder().decode(ChildReport.self, from: Data(result.stdout.utf8)) else {
                 log("\(benchmark): the child failed (exit \(result.status)); its figures are missing")
                 failed.append(benchmark)
                 continue
@@ -141,7 +149,7 @@ func runParent(_ options: Options) -> Int32 {
             var rows: [Row]
             var failed: [String]
         }
-        let encoder = JSONEncoder()
+        let encoder = ChildReport.encoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let output = Output(
             date: ISO8601DateFormatter().string(from: Date()), cpus: ProcessInfo.processInfo.activeProcessorCount,
@@ -158,7 +166,9 @@ func runParent(_ options: Options) -> Int32 {
 
 let options = parse(Array(CommandLine.arguments.dropFirst()))
 if options.child {
-    exit(runChild(options))
+    let status = runChild(options)
+    Interruption.waitForCleanUpIfInterrupted()
+    exit(status)
 } else {
     exit(runParent(options))
 }

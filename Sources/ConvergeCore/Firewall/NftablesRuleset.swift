@@ -101,6 +101,42 @@ public enum NftablesRuleset {
         ["nft", "-j", "list", "table", family, tableName(forPolicy: name)]
     }
 
+    /// The exec command that runs `nft <arguments>` (e.g. `["-c", "-f", "-"]`) with `script`
+    /// on its standard input, for exec APIs without stdin: the script travels as arguments to
+    /// `sh` and `printf` joins them back. Linux caps one argument at 128 KiB (MAX_ARG_STRLEN),
+    /// which a 1,000-rule policy can pass, so the script is cut at line ends into pieces of at
+    /// most `pieceLimit` bytes (a single longer line is cut anywhere; printf rejoins it).
+    public static func shellCommand(nft arguments: [String], script: String, pieceLimit: Int = 100_000) -> [String] {
+        var pieces: [String] = []
+        var current = ""
+        var currentBytes = 0
+        func add(_ text: some StringProtocol) {
+            let bytes = text.utf8.count
+            if currentBytes + bytes > pieceLimit, currentBytes > 0 {
+                pieces.append(current)
+                current = ""
+                currentBytes = 0
+            }
+            current += text
+            currentBytes += bytes
+        }
+        let lines = script.split(separator: "\n", omittingEmptySubsequences: false)
+        for (index, line) in lines.enumerated() {
+            let text = index < lines.count - 1 ? line + "\n" : String(line)
+            if text.utf8.count <= pieceLimit {
+                add(text)
+            } else {
+                // One enormous line: cut between characters, never inside a UTF-8 sequence.
+                for character in text { add(String(character)) }
+            }
+        }
+        if currentBytes > 0 || pieces.isEmpty { pieces.append(current) }
+        let quoted = arguments.map { argument in
+            "'" + argument.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+        }
+        return ["sh", "-c", "printf %s \"$@\" | nft \(quoted.joined(separator: " "))", "sh"] + pieces
+    }
+
     /// Lists every table in the router, for finding policies to prune (`NftablesJSON.tables`).
     public static let listTablesCommand = ["nft", "-j", "list", "tables"]
 }

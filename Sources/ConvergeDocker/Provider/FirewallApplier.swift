@@ -73,9 +73,8 @@ struct FirewallApplier {
 
     private func restore(_ name: String, previous: String?, in router: String) async throws {
         guard let previous else { return try await remove(policy: name, router: router) }
-        let table = NftablesRuleset.tableName(forPolicy: name)
-        let script = "table \(NftablesRuleset.family) \(table) {}\ndelete table \(NftablesRuleset.family) \(table)\n" + previous
-        try await nft(["-f", "-"], script: script, in: router, what: "restore the previous FirewallPolicy/\(name)")
+        try await nft(["-f", "-"], script: NftablesRuleset.replaceScript(withTable: previous, policyName: name), in: router,
+                      what: "restore the previous FirewallPolicy/\(name)")
     }
 
     /// Runs the `verify` probes until all pass or `verifyTimeout` passes; the last results.
@@ -116,9 +115,9 @@ struct FirewallApplier {
     }
 
     /// `nft ARGS` with `script` on its standard input (exec has no stdin here: the script is
-    /// passed as an argument and piped by the shell).
+    /// passed as arguments, in pieces under the kernel's per-argument limit, and piped).
     private func nft(_ arguments: [String], script: String, in router: String, what: String) async throws {
-        let result = try await engine.exec(container: router, command: ["sh", "-c", "printf '%s' \"$0\" | nft \(arguments.joined(separator: " "))", script])
+        let result = try await engine.exec(container: router, command: NftablesRuleset.shellCommand(nft: arguments, script: script))
         guard result.exitCode == 0 else { throw FirewallError.nftFailed(what, result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 }
