@@ -275,11 +275,11 @@ public struct FirewallPolicySpec: ResourceSpec {
         closestName(to: text, among: known).map { "did you mean '\($0)'?" } ?? fallback
     }
 
-    /// The router and the verification probes. The router reference does not bind lifetime:
-    /// a policy is only ever changed in place. (A router that is recreated comes back with no
-    /// table; the next observation finds the policy missing and plans its creation.)
+    /// The router and the verification probes. The router reference binds lifetime: a
+    /// recreated router comes back with no table, so its policy is applied again in the same run.
     public func references(in set: ManifestSet) -> [Reference] {
-        var references = [Reference(target: ResourceID(kind: RouterSpec.kind, name: router), field: "spec.router", location: routerLocation)]
+        var references = [Reference(target: ResourceID(kind: RouterSpec.kind, name: router), field: "spec.router", location: routerLocation,
+                                    bindsLifetime: true)]
         for (index, probe) in verify.enumerated() {
             references.append(Reference(target: ResourceID(kind: ProbeSpec.kind, name: probe), field: "spec.verify[\(index)]",
                                         location: verifyLocations[index]))

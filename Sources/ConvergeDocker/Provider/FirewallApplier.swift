@@ -20,7 +20,8 @@ struct FirewallApplier {
             described.insert(policy.id.name)
             guard let router = try await routerContainer(spec.router), router.state == "running",
                   let table = try await liveTable(policy.id.name, in: router.id) else { continue }
-            observed.append(ObservedResource(id: policy.id, fields: table.fields, ownership: .managed, externalID: router.id))
+            observed.append(ObservedResource(id: policy.id, fields: table.fields, ownership: .managed, externalID: router.id,
+                                             dependencies: [ResourceID(kind: RouterSpec.kind, name: spec.router)]))
         }
         let routers = try await engine.listContainers(all: false, labelFilters: [
             "\(OwnershipLabel.managedBy)=\(instance)", "\(OwnershipLabel.resource)",
@@ -31,7 +32,8 @@ struct FirewallApplier {
             for table in try NftablesJSON.tables(listed.stdout) where table.family == NftablesRuleset.family {
                 guard let name = NftablesRuleset.policyName(forTable: table.name), !described.contains(name) else { continue }
                 observed.append(ObservedResource(id: ResourceID(kind: FirewallPolicySpec.kind, name: name), fields: FieldMap(),
-                                                 ownership: .managed, externalID: router.id))
+                                                 ownership: .managed, externalID: router.id,
+                                                 dependencies: router.labels?[OwnershipLabel.resource].flatMap(ResourceID.init).map { [$0] } ?? []))
             }
         }
         return observed
@@ -61,8 +63,13 @@ struct FirewallApplier {
         }
     }
 
+    /// Removes the policy's table; nothing to do when its router is gone with it.
     func remove(policy name: String, router: String) async throws {
-        try await nft(["-f", "-"], script: NftablesRuleset.removeScript(policyName: name), in: router, what: "remove FirewallPolicy/\(name)")
+        do {
+            try await nft(["-f", "-"], script: NftablesRuleset.removeScript(policyName: name), in: router, what: "remove FirewallPolicy/\(name)")
+        } catch let error as DockerEngineError where error.isNotFound {
+            return
+        }
     }
 
     /// Puts back the table a snapshot recorded (or removes the table when there was none).
