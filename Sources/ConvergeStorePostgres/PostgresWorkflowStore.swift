@@ -13,6 +13,8 @@ import PostgresNIO
 public final class PostgresWorkflowStore: WorkflowStore {
     public let configuration: PostgresStoreConfiguration
     private let client: PostgresClient
+    /// Set when the pool first hands out a connection (see `withConnection`).
+    private let connectedOnce = Flag()
     private let runTask: Task<Void, Never>
     private let logger: Logger
 
@@ -64,6 +66,16 @@ public final class PostgresWorkflowStore: WorkflowStore {
         _ operation: @autoclosure () -> String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let client = self.client
+        // Once the pool has produced a connection the server is known to be there: later
+        // calls skip the probe race (its timer cost as much CPU as the query itself).
+        if connectedOnce.isSet {
+            do {
+                return try await client.withConnection { connection in try await body(connection) }
+            } catch {
+                throw storeError(error, operation: operation())
+            }
+        }
+        let connectedOnce = self.connectedOnce
         let started = Flag()
         do {
             return try await withThrowingTaskGroup(of: Outcome<T>.self) { group in
@@ -71,6 +83,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
                     .value(
                         try await client.withConnection { connection in
                             started.set()
+                            connectedOnce.set()
                             return try await body(connection)
                         })
                 }

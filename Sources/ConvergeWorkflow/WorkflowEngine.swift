@@ -83,8 +83,8 @@ public struct WorkflowEngine: Sendable {
         if run.status == .awaitingApproval {
             throw WorkflowError.awaitingApproval(run.id)
         }
-        try await releaseLeasesOfDeadLocalProcesses()
-        if let holder = try await store.leases().first(where: { $0.runID == id && $0.owner != owner && $0.expiresAt > Date() }) {
+        let live = try await releaseLeasesOfDeadLocalProcesses()
+        if let holder = live.first(where: { $0.runID == id && $0.owner != owner && $0.expiresAt > Date() }) {
             throw WorkflowError.resourcesHeld(holder)
         }
         return try await drive(run, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON))
@@ -102,14 +102,23 @@ public struct WorkflowEngine: Sendable {
         return resumed
     }
 
-    private func releaseLeasesOfDeadLocalProcesses() async throws {
+    /// Releases, once per run, the leases held by processes of this host that no longer
+    /// exist; returns the leases still live.
+    @discardableResult
+    private func releaseLeasesOfDeadLocalProcesses() async throws -> [LeaseRecord] {
         let host = ProcessInfo.processInfo.hostName
-        for lease in try await store.leases() {
+        var alive: [String: Bool] = [:]
+        var deadRuns: Set<Int64> = []
+        let leases = try await store.leases()
+        for lease in leases {
             let parts = lease.owner.split(separator: ":")
-            guard parts.count == 2, parts[0] == host, let pid = Int32(parts[1]), pid != getpid(),
-                  kill(pid, 0) != 0, errno == ESRCH else { continue }
-            try await store.releaseLeases(run: lease.runID)
+            guard parts.count == 2, parts[0] == host, let pid = Int32(parts[1]), pid != getpid() else { continue }
+            let isAlive = alive[lease.owner] ?? (kill(pid, 0) == 0 || errno != ESRCH)
+            alive[lease.owner] = isAlive
+            if !isAlive { deadRuns.insert(lease.runID) }
         }
+        for run in deadRuns.sorted() { try await store.releaseLeases(run: run) }
+        return leases.filter { !deadRuns.contains($0.runID) }
     }
 
     /// The run's own plan and manifests, with the live state observed now.

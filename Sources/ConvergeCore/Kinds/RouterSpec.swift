@@ -10,7 +10,14 @@
 ///     - {network: s1-server-net, ipv4: 192.168.200.254}
 ///   forwarding: true                   # the default
 ///   routes: [{to: 10.50.0.0/16, via: 192.168.100.20}]
+///   frr:                               # optional: FRR's daemons run in the router
+///     staticRoutes: [{to: 10.60.0.0/16, via: 192.168.200.20}]
+///     ospf:
+///       routerId: 1.1.1.1
+///       networks: [{prefix: 192.168.100.0/24, area: 0}]
 /// ```
+/// FRR's configuration is applied by delta, as `frr-reload.py` does: only the lines that
+/// differ are removed or added through `vtysh`, never by wiping the running configuration.
 /// Interfaces and routes change in place (attach, `ip route` in the router's namespace);
 /// a new image or forwarding setting recreates it (`/proc/sys` is read-only in a container).
 public struct RouterSpec: ResourceSpec {
@@ -32,11 +39,35 @@ public struct RouterSpec: ResourceSpec {
         public var canonical: String { "\(destination) via \(gateway)" }
     }
 
+    /// The part of FRR's configuration Converge manages: static routes and OSPF.
+    public struct FRRConfig: Sendable, Hashable {
+        public var staticRoutes: [Route]
+        public var ospfRouterID: IPv4Address?
+        public var ospfNetworks: [(prefix: IPv4Network, area: String)]
+        public var hasOSPF: Bool
+
+        public static func == (lhs: FRRConfig, rhs: FRRConfig) -> Bool { lhs.lines == rhs.lines }
+        public func hash(into hasher: inout Hasher) { hasher.combine(lines) }
+
+        /// The configuration as `show running-config` prints it; lines inside `router ospf`
+        /// are prefixed `router ospf/` so one flat list holds both families.
+        public var lines: [String] {
+            var lines = staticRoutes.map { "ip route \($0.destination) \($0.gateway)" }
+            if hasOSPF {
+                lines.append("router ospf")
+                if let ospfRouterID { lines.append("router ospf/ospf router-id \(ospfRouterID)") }
+                lines += ospfNetworks.map { "router ospf/network \($0.prefix) area \($0.area)" }
+            }
+            return lines.sorted()
+        }
+    }
+
     var host: DockerHostReference
     public var image: String
     public var interfaces: [Interface]
     public var forwarding: Bool
     public var routes: [Route]
+    public var frr: FRRConfig?
 
     public init(spec: MappingReader, metadata: Metadata) {
         host = DockerHostReference(reading: spec)
@@ -62,6 +93,43 @@ public struct RouterSpec: ResourceSpec {
             }
         }
         routes = (spec.optional("routes")?.list ?? []).compactMap(Self.decodeRoute)
+        frr = spec.optional("frr")?.mapping.map(Self.decodeFRR)
+    }
+
+    private static func decodeFRR(_ reader: MappingReader) -> FRRConfig {
+        defer { reader.finish() }
+        var config = FRRConfig(staticRoutes: (reader.optional("staticRoutes")?.list ?? []).compactMap(decodeRoute),
+                               ospfRouterID: nil, ospfNetworks: [], hasOSPF: false)
+        guard let ospf = reader.optional("ospf")?.mapping else { return config }
+        defer { ospf.finish() }
+        config.hasOSPF = true
+        if let node = ospf.optional("routerId"), let text = node.string {
+            if let address = IPv4Address(text) { config.ospfRouterID = address } else { node.report("'\(text)' is not a router id (an IPv4 address)") }
+        }
+        for item in ospf.optional("networks")?.list ?? [] {
+            guard let network = item.mapping else { continue }
+            defer { network.finish() }
+            let prefixNode = network.required("prefix")
+            let areaNode = network.required("area", hint: "an OSPF area: a number or a dotted quad, e.g. 0")
+            guard let prefixText = prefixNode?.string, let areaText = areaNode?.string else { continue }
+            guard let prefix = IPv4Network(prefixText), !prefix.hasHostBits else {
+                prefixNode?.report("'\(prefixText)' is not an IPv4 network in CIDR notation")
+                continue
+            }
+            // FRR prints an area as it was entered; Converge always enters the dotted form.
+            let area = IPv4Address(areaText) ?? UInt32(areaText).map(IPv4Address.init)
+            guard let area else {
+                areaNode?.report("'\(areaText)' is not an OSPF area", hint: "use a number or a dotted quad, e.g. 0 or 0.0.0.0")
+                continue
+            }
+            config.ospfNetworks.append((prefix, area.description))
+        }
+        return config
+    }
+
+    /// FRR's daemons need CAP_SYS_ADMIN besides the routing capabilities.
+    public var capabilities: [String] {
+        frr == nil ? ["NET_ADMIN", "NET_RAW"] : ["NET_ADMIN", "NET_RAW", "SYS_ADMIN"]
     }
 
     /// `{to: CIDR, via: IP}`; shared with containers, whose `via` may also name a router.
@@ -126,11 +194,19 @@ public struct RouterSpec: ResourceSpec {
         fields["forwarding"] = .bool(forwarding)
         fields["routes"] = .strings(routes.map(\.canonical).sorted())
         fields["labels"] = .stringMap(metadata.labels)
+        fields["capabilities"] = .strings(capabilities)
+        if let frr { fields["frr"] = Self.frrField(frr.lines) }
         return fields
     }
 
+    /// FRR lines as a set-like map (line → true), so the plan shows each line added or
+    /// removed (`+ frr.ip route 10.98.0.0/16 10.81.1.10`) rather than one long list.
+    public static func frrField(_ lines: [String]) -> FieldValue {
+        .map(FieldMap(Dictionary(lines.map { ($0, FieldValue.bool(true)) }, uniquingKeysWith: { first, _ in first })))
+    }
+
     public static func changeMode(forField field: String) -> ChangeMode {
-        ["interfaces", "routes"].contains(field) ? .inPlace : .replace
+        ["interfaces", "routes", "frr"].contains(field) ? .inPlace : .replace
     }
 
     /// The router's address on `network`, for containers that route through it.

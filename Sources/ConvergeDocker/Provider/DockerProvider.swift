@@ -75,7 +75,12 @@ public struct DockerProvider: Provider {
             let running = container.state?.running == true
             var fields: FieldMap
             if kind == RouterSpec.kind {
-                fields = RouterMapping.observedFields(container, routes: running ? try await routes.read(container.id) : [])
+                // The router's own routes are those `ip route` added (proto boot); FRR's are
+                // compared under `frr`, read only where a manifest declares FRR.
+                let own = running ? try await routes.readOwn(container.id) : []
+                let wantsFRR = desiredByName[name]?.spec(as: RouterSpec.self)?.frr != nil
+                let frr = wantsFRR ? (running ? try await FRRConfigurator(engine: engine).running(container.id) ?? [] : []) : nil
+                fields = RouterMapping.observedFields(container, routes: own, frr: frr)
             } else {
                 fields = ContainerMapping.observedFields(container, image: container.config?.image.flatMap { imageConfigs[$0] ?? nil })
                 // Routes are read only where a manifest declares some: an exec per container
@@ -148,7 +153,8 @@ public struct DockerProvider: Provider {
             let (request, additional) = RouterMapping.create(desired, spec: spec, instance: instance)
             let id = try await createContainer(desired, request: request, attachments: additional.map { ($0.network, $0.ipv4.description, []) },
                                                start: true, instance: instance)
-            try await NamespaceRoutes(engine: engine).converge(id, to: Self.routeTable(spec))
+            try await NamespaceRoutes(engine: engine).converge(id, to: Self.routeTable(spec), router: true)
+            if let frr = spec.frr { try await FRRConfigurator(engine: engine).converge(id, to: frr) }
         case (ContainerSpec.kind, .delete), (RouterSpec.kind, .delete):
             guard let observed else { return }
             try await ignoringNotFound { try await engine.removeContainer(observed.externalID, force: true) }
@@ -166,7 +172,8 @@ public struct DockerProvider: Provider {
             try await attach(observed.externalID, live: observed.fields["interfaces"], wanted: spec.interfaces.map {
                 ($0.network, FieldValue.string($0.ipv4.description), $0.ipv4.description, [String]())
             })
-            try await NamespaceRoutes(engine: engine).converge(observed.externalID, to: Self.routeTable(spec))
+            try await NamespaceRoutes(engine: engine).converge(observed.externalID, to: Self.routeTable(spec), router: true)
+            if let frr = spec.frr { try await FRRConfigurator(engine: engine).converge(observed.externalID, to: frr) }
         default:
             throw DockerProviderError.unsupported(step)
         }

@@ -19,6 +19,18 @@ struct NamespaceRoutes {
         return Self.parseProcRoutes(result.stdout)
     }
 
+    /// The gateway routes a router's namespace got from `ip route` itself (protocol `boot`),
+    /// leaving out those a routing daemon installed.
+    func readOwn(_ router: String) async throws -> [(destination: String, gateway: String)] {
+        let result = try await engine.exec(container: router, command: ["ip", "-4", "route", "show", "proto", "boot"])
+        guard result.exitCode == 0 else { throw DockerProviderError.command(container: router, command: "ip -4 route show proto boot", result: result) }
+        return result.stdout.split(separator: "\n").compactMap { line in
+            let words = line.split(separator: " ").map(String.init)
+            guard let via = words.firstIndex(of: "via"), via + 1 < words.count, words[0] != "default" else { return nil }
+            return (words[0], words[via + 1])
+        }
+    }
+
     /// Parses `/proc/net/route`: hexadecimal, little-endian IPv4 fields per line.
     static func parseProcRoutes(_ text: String) -> [(destination: String, gateway: String)] {
         text.split(separator: "\n").dropFirst().compactMap { line in
@@ -30,9 +42,11 @@ struct NamespaceRoutes {
         }
     }
 
-    /// Makes the namespace hold exactly `wanted` (destination → gateway) among its gateway routes.
-    func converge(_ container: String, to wanted: [String: String]) async throws {
-        let current = Dictionary(try await read(container).map { ($0.destination, $0.gateway) }, uniquingKeysWith: { first, _ in first })
+    /// Makes the namespace hold exactly `wanted` (destination → gateway) among its gateway
+    /// routes; for a router (`router: true`), among the routes `ip route` added, so FRR's stay.
+    func converge(_ container: String, to wanted: [String: String], router: Bool = false) async throws {
+        let live = router ? try await readOwn(container) : try await read(container)
+        let current = Dictionary(live.map { ($0.destination, $0.gateway) }, uniquingKeysWith: { first, _ in first })
         var commands: [[String]] = []
         for destination in current.keys.sorted() where wanted[destination] == nil {
             commands.append(["ip", "route", "del", destination])

@@ -1,4 +1,5 @@
 import ConvergeCore
+import Foundation
 
 /// Translates between `Router` manifests and the containers that carry them.
 enum RouterMapping {
@@ -15,14 +16,14 @@ enum RouterMapping {
             hostname: resource.metadata.name,
             hostConfig: DockerHostConfig(
                 networkMode: first?.network,
-                capAdd: ["NET_ADMIN", "NET_RAW"],
+                capAdd: spec.capabilities,
                 sysctls: [forwardingSysctl: spec.forwarding ? "1" : "0"],
                 restartPolicy: DockerRestartPolicy(name: "unless-stopped")),
             networkingConfig: first.map { DockerNetworkingConfig(endpointsConfig: [$0.network: DockerEndpointSettings(ipv4Address: $0.ipv4.description)]) })
         return (request, Array(spec.interfaces.dropFirst()))
     }
 
-    static func observedFields(_ container: ContainerInspect, routes: [(destination: String, gateway: String)]) -> FieldMap {
+    static func observedFields(_ container: ContainerInspect, routes: [(destination: String, gateway: String)], frr: [String]?) -> FieldMap {
         var fields = FieldMap()
         fields["image"] = .string(container.config?.image ?? "")
         fields["labels"] = .stringMap(userLabels(container.config?.labels))
@@ -33,6 +34,8 @@ enum RouterMapping {
         fields["interfaces"] = .map(interfaces)
         fields["forwarding"] = .bool(container.hostConfig?.sysctls?[forwardingSysctl] == "1")
         fields["routes"] = .strings(routes.map { "\($0.destination) via \($0.gateway)" }.sorted())
+        fields["capabilities"] = .strings((container.hostConfig?.capAdd ?? []).map { $0.uppercased().replacingOccurrences(of: "CAP_", with: "") }.sorted())
+        if let frr { fields["frr"] = RouterSpec.frrField(frr) }
         return fields
     }
 }
