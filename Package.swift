@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "converge", targets: ["converge"]),
         .library(name: "ConvergeCore", targets: ["ConvergeCore"]),
         .library(name: "ConvergeGit", targets: ["ConvergeGit"]),
+        .library(name: "ConvergeDocker", targets: ["ConvergeDocker"]),
         .library(name: "ConvergeStore", targets: ["ConvergeStore"]),
         .library(name: "ConvergeStorePostgres", targets: ["ConvergeStorePostgres"]),
         .library(name: "ConvergeWorkflow", targets: ["ConvergeWorkflow"]),

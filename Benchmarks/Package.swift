@@ -26,6 +26,7 @@ let package = Package(
             name: "converge-bench",
             dependencies: [
                 .product(name: "ConvergeCore", package: convergeIdentity),
+                .product(name: "ConvergeDocker", package: convergeIdentity),
                 .product(name: "ConvergeGit", package: convergeIdentity),
                 .product(name: "ConvergeStore", package: convergeIdentity),
                 .product(name: "ConvergeStorePostgres", package: convergeIdentity),

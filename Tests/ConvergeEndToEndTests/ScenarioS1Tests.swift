@@ -141,4 +141,36 @@ import Testing
             #expect(tables.stdout.contains("someone_else"), "tables outside Converge's are left alone")
         }
     }
+
+    @Test func withoutNftTheFirewallFallsBackToIptables() async throws {
+        try await Lab.with { lab in
+            let store = try StoreKind.sqlite.arguments(for: lab)
+            var final = try Self.examples(for: lab)
+            final["60-approvals.yaml"] = nil
+            var withoutFirewall = final
+            withoutFirewall["40-firewall.yaml"] = nil
+            try lab.write(withoutFirewall, into: "set")
+            #expect(try await lab.reconcile(["set"] + store).exitCode == 0)
+            let router = "\(lab.prefix)-router"
+            #expect(try await lab.engine.exec(container: router, command: ["rm", "/usr/sbin/nft"]).exitCode == 0)
+
+            try lab.write(final, into: "set")
+            let applied = try await lab.reconcile(["set"] + store)
+            #expect(applied.exitCode == 0, "\(applied.stderr)")
+            #expect(applied.stderr.contains("OK   \(lab.prefix)-http:"))
+            let saved = try await lab.engine.exec(container: router, command: ["iptables-save", "-t", "filter"])
+            #expect(saved.stdout.contains("-A FORWARD -j CONVERGE-\(lab.prefix)-edge"))
+            #expect(saved.stdout.contains("--comment allow-http -j ACCEPT"))
+            #expect(try await lab.reconcile(["--dry-run", "set"]).exitCode == 0, "read back from iptables-save, the chain matches")
+
+            var breaking = final
+            breaking["40-firewall.yaml"] = final["40-firewall.yaml"]!
+                .replacingOccurrences(of: "{name: allow-icmp, action: accept, protocol: icmp}", with: "{name: allow-icmp, action: drop, protocol: icmp}")
+                .replacingOccurrences(of: "verifyTimeout: 10s", with: "verifyTimeout: 2s")
+            try lab.write(breaking, into: "set")
+            #expect(try await lab.reconcile(["set"] + store).exitCode == 1)
+            try lab.write(final, into: "set")
+            #expect(try await lab.reconcile(["--dry-run", "set"]).exitCode == 0, "the previous chain is back")
+        }
+    }
 }

@@ -5,20 +5,24 @@ import Glibc
 #endif
 
 let usage = """
-    usage: converge-bench <plan|git-load|journal|resume|docker|all> [options]
+    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|all> [options]
 
       plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
       git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
       journal    workflow journal overhead per step: 1,000 no-op steps, SQLite and PostgreSQL
       resume     resume of a 1,000-step run killed after 999 steps, to its first new step
       docker     converge reconcile vs docker-compose up -d, 50 containers on 5 networks
-      all        the five, in that order
+      firewall   one rule change in scenario S1, reconcile to verified; a 1,000-rule policy in
+                 one nft transaction vs the seed's 1,000 x docker exec iptables -A
+      all        the six, in that order
 
     options:
-      --runs N            timed runs for plan, git-load, journal and resume (default 5)
+      --runs N            timed runs for plan, git-load, journal, resume and firewall (default 5)
+      --seed-runs N       firewall: runs of the seed's 1,000 iptables -A, CLI and Engine API
+                          (default 1; each takes a minute or so)
       --rounds N          rounds for docker, each tool once per round (default 3)
       --json              print the figures as JSON on stdout instead of a table
-      --converge PATH     converge binary for docker (default: build it with
+      --converge PATH     converge binary for docker and firewall (default: build it with
                           `swift build -c release --product converge` in the main package)
       --parallelism N     passed to the creating `converge reconcile` (default: converge's own)
       --package-path DIR  the main Converge package (default: the folder above Benchmarks/)
@@ -35,6 +39,7 @@ struct Options {
     var benchmarks: [String] = []
     var runs = 5
     var rounds = 3
+    var seedRuns = 1
     var json = false
     var child = false
     var converge: String?
@@ -46,7 +51,7 @@ struct Options {
 
     /// The arguments a child gets: the same options, one benchmark, `--child`.
     func childArguments(for benchmark: String) -> [String] {
-        var arguments = [benchmark, "--child", "--runs", String(runs), "--rounds", String(rounds), "--package-path", packagePath]
+        var arguments = [benchmark, "--child", "--runs", String(runs), "--rounds", String(rounds), "--seed-runs", String(seedRuns), "--package-path", packagePath]
         if let converge { arguments += ["--converge", converge] }
         if let parallelism { arguments += ["--parallelism", String(parallelism)] }
         if stores.count == 1 { arguments += ["--store", stores[0].rawValue] }
@@ -67,10 +72,11 @@ func parse(_ arguments: [String]) -> Options {
     }
     while let argument = iterator.next() {
         switch argument {
-        case "plan", "git-load", "journal", "resume", "docker", ResumeBenchmark.prepareCommand: options.benchmarks.append(argument)
-        case "all": options.benchmarks += ["plan", "git-load", "journal", "resume", "docker"]
+        case "plan", "git-load", "journal", "resume", "docker", "firewall", ResumeBenchmark.prepareCommand: options.benchmarks.append(argument)
+        case "all": options.benchmarks += ["plan", "git-load", "journal", "resume", "docker", "firewall"]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
+        case "--seed-runs": options.seedRuns = count(argument)
         case "--parallelism": options.parallelism = count(argument)
         case "--json": options.json = true
         case "--child": options.child = true
@@ -106,6 +112,7 @@ func runChild(_ options: Options) -> Int32 {
         case "journal": rows = try JournalBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
         case "resume": rows = try ResumeBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
         case ResumeBenchmark.prepareCommand: try ResumeBenchmark.prepare(postgresURL: benchPostgresURL(options.postgresURL))
+        case "firewall": rows = try FirewallBenchmark.run(runs: options.runs, seedRuns: options.seedRuns, converge: options.converge, packagePath: options.packagePath)
         default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, parallelism: options.parallelism, packagePath: options.packagePath)
         }
         let data = try ChildReport.encoder().encode(ChildReport(rows: rows))

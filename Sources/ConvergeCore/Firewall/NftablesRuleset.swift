@@ -107,6 +107,11 @@ public enum NftablesRuleset {
     /// which a 1,000-rule policy can pass, so the script is cut at line ends into pieces of at
     /// most `pieceLimit` bytes (a single longer line is cut anywhere; printf rejoins it).
     public static func shellCommand(nft arguments: [String], script: String, pieceLimit: Int = 100_000) -> [String] {
+        pipedCommand(["nft"] + arguments, script: script, pieceLimit: pieceLimit)
+    }
+
+    /// The same for any command (`iptables-restore --noflush` on routers without nft).
+    public static func pipedCommand(_ command: [String], script: String, pieceLimit: Int = 100_000) -> [String] {
         var pieces: [String] = []
         var current = ""
         var currentBytes = 0
@@ -131,10 +136,10 @@ public enum NftablesRuleset {
             }
         }
         if currentBytes > 0 || pieces.isEmpty { pieces.append(current) }
-        let quoted = arguments.map { argument in
+        let quoted = command.map { argument in
             "'" + argument.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
         }
-        return ["sh", "-c", "printf %s \"$@\" | nft \(quoted.joined(separator: " "))", "sh"] + pieces
+        return ["sh", "-c", "printf %s \"$@\" | \(quoted.joined(separator: " "))", "sh"] + pieces
     }
 
     /// Lists every table in the router, for finding policies to prune (`NftablesJSON.tables`).

@@ -19,8 +19,8 @@ struct FirewallApplier {
             guard let spec = policy.spec(as: FirewallPolicySpec.self) else { continue }
             described.insert(policy.id.name)
             guard let router = try await routerContainer(spec.router), router.state == "running",
-                  let table = try await liveTable(policy.id.name, in: router.id) else { continue }
-            observed.append(ObservedResource(id: policy.id, fields: table.fields, ownership: .managed, externalID: router.id,
+                  let fields = try await liveFields(policy.id.name, in: router.id) else { continue }
+            observed.append(ObservedResource(id: policy.id, fields: fields, ownership: .managed, externalID: router.id,
                                              dependencies: [ResourceID(kind: RouterSpec.kind, name: spec.router)]))
         }
         let routers = try await engine.listContainers(all: false, labelFilters: [
@@ -39,49 +39,114 @@ struct FirewallApplier {
         return observed
     }
 
-    /// The previous table as `nft list table` prints it (nil when there is none), journaled
-    /// before a change so a rollback can put it back.
+    /// The previous ruleset (nil when there is none), journaled before a change so a
+    /// rollback can put it back.
     func snapshot(policy name: String, router: String) async throws -> String {
-        let previous = try await tableText(name, in: router)
+        let previous = try await previousRules(name, in: router, backend: try await backend(of: router))
         return String(decoding: try JSONEncoder().encode(FirewallSnapshot(router: router, table: previous)), as: UTF8.self)
     }
 
-    /// Applies `policy` and confirms it with its probes; restores the previous table if they
+    /// Applies `policy` and confirms it with its probes; restores the previous rules if they
     /// do not all pass before the deadline.
     func apply(_ policy: Resource, in set: ManifestSet) async throws {
         guard let spec = policy.spec(as: FirewallPolicySpec.self), let router = try await routerContainer(spec.router) else {
             throw FirewallError.routerMissing(policy.id)
         }
-        let previous = try await tableText(policy.id.name, in: router.id)
-        let script = NftablesRuleset.replaceScript(spec, name: policy.id.name)
-        try await nft(["-c", "-f", "-"], script: script, in: router.id, what: "check \(policy.id)")
-        try await nft(["-f", "-"], script: script, in: router.id, what: "apply \(policy.id)")
+        let name = policy.id.name
+        let backend = try await backend(of: router.id)
+        let previous = try await previousRules(name, in: router.id, backend: backend)
+        switch backend {
+        case .nftables:
+            let script = NftablesRuleset.replaceScript(spec, name: name)
+            try await run(["nft", "-c", "-f", "-"], script: script, in: router.id, what: "check \(policy.id)")
+            try await run(["nft", "-f", "-"], script: script, in: router.id, what: "apply \(policy.id)")
+        case .iptables:
+            let script = IptablesRuleset.restoreScript(spec, name: name)
+            try await run(["iptables-restore", "--noflush", "--test"], script: script, in: router.id, what: "check \(policy.id)")
+            try await run(["iptables-restore", "--noflush"], script: script, in: router.id, what: "apply \(policy.id)")
+            try await shell(IptablesRuleset.hookCommand(policyName: name), in: router.id, what: "hook \(policy.id) into FORWARD")
+        }
         let results = try await confirm(spec, in: set)
         guard results.allSatisfy(\.passed) else {
-            try await restore(policy.id.name, previous: previous, in: router.id)
+            try await restore(name, previous: previous, in: router.id, backend: backend)
             throw FirewallError.verificationFailed(policy.id, results.filter { !$0.passed })
         }
     }
 
-    /// Removes the policy's table; nothing to do when its router is gone with it.
     func remove(policy name: String, router: String) async throws {
         do {
-            try await nft(["-f", "-"], script: NftablesRuleset.removeScript(policyName: name), in: router, what: "remove FirewallPolicy/\(name)")
+            switch try await backend(of: router) {
+            case .nftables:
+                try await run(["nft", "-f", "-"], script: NftablesRuleset.removeScript(policyName: name), in: router, what: "remove FirewallPolicy/\(name)")
+            case .iptables:
+                try await shell(IptablesRuleset.removeCommand(policyName: name), in: router, what: "remove FirewallPolicy/\(name)")
+            }
         } catch let error as DockerEngineError where error.isNotFound {
             return
         }
     }
 
-    /// Puts back the table a snapshot recorded (or removes the table when there was none).
+    /// Puts back the rules a snapshot recorded (or removes the policy when there were none).
     func restore(from snapshot: String, policy name: String) async throws {
         let saved = try JSONDecoder().decode(FirewallSnapshot.self, from: Data(snapshot.utf8))
-        try await restore(name, previous: saved.table, in: saved.router)
+        try await restore(name, previous: saved.table, in: saved.router, backend: try await backend(of: saved.router))
     }
 
-    private func restore(_ name: String, previous: String?, in router: String) async throws {
+    private func restore(_ name: String, previous: String?, in router: String, backend: Backend) async throws {
         guard let previous else { return try await remove(policy: name, router: router) }
-        try await nft(["-f", "-"], script: NftablesRuleset.replaceScript(withTable: previous, policyName: name), in: router,
-                      what: "restore the previous FirewallPolicy/\(name)")
+        switch backend {
+        case .nftables:
+            try await run(["nft", "-f", "-"], script: NftablesRuleset.replaceScript(withTable: previous, policyName: name), in: router,
+                          what: "restore the previous FirewallPolicy/\(name)")
+        case .iptables:
+            try await run(["iptables-restore", "--noflush"], script: previous, in: router, what: "restore the previous FirewallPolicy/\(name)")
+            try await shell(IptablesRuleset.hookCommand(policyName: name), in: router, what: "hook FirewallPolicy/\(name) into FORWARD")
+        }
+    }
+
+    /// nftables where the router has `nft`; iptables-restore where it does not.
+    enum Backend {
+        case nftables, iptables
+    }
+
+    private func backend(of router: String) async throws -> Backend {
+        let probe = try await engine.exec(container: router, command: [
+            "sh", "-c", "command -v nft >/dev/null && echo nft || { command -v iptables-restore >/dev/null && echo iptables; }",
+        ])
+        switch probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines) {
+        case "nft": return .nftables
+        case "iptables": return .iptables
+        default: throw FirewallError.noFirewallTool(router)
+        }
+    }
+
+    /// The policy as the router holds it, in the plan's field shape; nil when absent.
+    private func liveFields(_ policy: String, in router: String) async throws -> FieldMap? {
+        switch try await backend(of: router) {
+        case .nftables: return try await liveTable(policy, in: router)?.fields
+        case .iptables: return IptablesRuleset.fields(fromSave: try await iptablesSave(router), policyName: policy)
+        }
+    }
+
+    /// What to restore the policy to: the nft table's text, or an iptables-restore script of
+    /// the chain's rules; nil when the policy is not there.
+    private func previousRules(_ policy: String, in router: String, backend: Backend) async throws -> String? {
+        switch backend {
+        case .nftables:
+            return try await tableText(policy, in: router)
+        case .iptables:
+            let chain = IptablesRuleset.chainName(forPolicy: policy)
+            let saved = try await iptablesSave(router).split(separator: "\n")
+            guard saved.contains(where: { $0.hasPrefix(":\(chain) ") }) else { return nil }
+            let rules = saved.filter { $0.hasPrefix("-A \(chain) ") }.map(String.init)
+            return (["*filter", ":\(chain) - [0:0]", "-F \(chain)"] + rules + ["COMMIT"]).joined(separator: "\n") + "\n"
+        }
+    }
+
+    private func iptablesSave(_ router: String) async throws -> String {
+        let result = try await engine.exec(container: router, command: ["iptables-save", "-t", "filter"])
+        guard result.exitCode == 0 else { throw DockerProviderError.command(container: router, command: "iptables-save -t filter", result: result) }
+        return result.stdout
     }
 
     /// Runs the `verify` probes until all pass or `verifyTimeout` passes; the last results.
@@ -121,11 +186,16 @@ struct FirewallApplier {
         return result.stdout
     }
 
-    /// `nft ARGS` with `script` on its standard input (exec has no stdin here: the script is
+    /// `COMMAND` with `script` on its standard input (exec has no stdin here: the script is
     /// passed as arguments, in pieces under the kernel's per-argument limit, and piped).
-    private func nft(_ arguments: [String], script: String, in router: String, what: String) async throws {
-        let result = try await engine.exec(container: router, command: NftablesRuleset.shellCommand(nft: arguments, script: script))
-        guard result.exitCode == 0 else { throw FirewallError.nftFailed(what, result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    private func run(_ command: [String], script: String, in router: String, what: String) async throws {
+        let result = try await engine.exec(container: router, command: NftablesRuleset.pipedCommand(command, script: script))
+        guard result.exitCode == 0 else { throw FirewallError.commandFailed(what, result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    private func shell(_ script: String, in router: String, what: String) async throws {
+        let result = try await engine.exec(container: router, command: ["sh", "-c", script])
+        guard result.exitCode == 0 else { throw FirewallError.commandFailed(what, result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 }
 
@@ -136,15 +206,18 @@ struct FirewallSnapshot: Codable {
 
 public enum FirewallError: Error, CustomStringConvertible {
     case routerMissing(ResourceID)
-    case nftFailed(String, String)
+    case commandFailed(String, String)
+    case noFirewallTool(String)
     case verificationFailed(ResourceID, [ProbeResult])
 
     public var description: String {
         switch self {
         case .routerMissing(let id):
             return "\(id): its router is not running; reconcile the Router first"
-        case .nftFailed(let what, let message):
-            return "nft could not \(what): \(message)"
+        case .commandFailed(let what, let message):
+            return "could not \(what): \(message)"
+        case .noFirewallTool(let router):
+            return "router container \(router.prefix(12)) has neither nft nor iptables-restore; use an image with nftables or iptables"
         case .verificationFailed(let id, let failed):
             let probes = failed.map { "\($0.probe) (\($0.summary): \($0.reachable ? "reachable" : "unreachable"), expected \($0.expected ? "reachable" : "unreachable"))" }
             return "\(id) was applied but its verification failed, so the previous ruleset was restored: " + probes.joined(separator: "; ")
