@@ -45,6 +45,22 @@ import Testing
         return files
     }
 
+    /// The full example without its approval policy: changes apply without waiting.
+    static func unguarded(for lab: Lab) throws -> [String: String] {
+        var files = try examples(for: lab)
+        files["60-approvals.yaml"] = nil
+        return files
+    }
+
+    /// `files` with a firewall that drops ICMP while its probe expects a ping to pass.
+    static func droppingICMP(_ files: [String: String]) -> [String: String] {
+        var breaking = files
+        breaking["40-firewall.yaml"] = files["40-firewall.yaml"]!
+            .replacingOccurrences(of: "{name: allow-icmp, action: accept, protocol: icmp}", with: "{name: allow-icmp, action: drop, protocol: icmp}")
+            .replacingOccurrences(of: "verifyTimeout: 10s", with: "verifyTimeout: 2s")
+        return breaking
+    }
+
     @Test func threeCommitsFromIsolationToFullConnectivity() async throws {
         try await Lab.with { lab in
             let store = try StoreKind.sqlite.arguments(for: lab)
@@ -93,17 +109,11 @@ import Testing
     @Test func aPolicyThatBreaksItsProbesIsUndoneByItself() async throws {
         try await Lab.with { lab in
             let store = try StoreKind.sqlite.arguments(for: lab)
-            var final = try Self.examples(for: lab)
-            final["60-approvals.yaml"] = nil
+            let final = try Self.unguarded(for: lab)
             try lab.write(final, into: "set")
             #expect(try await lab.reconcile(["set"] + store).exitCode == 0)
 
-            // Dropping ICMP while the policy's probe expects a ping to pass.
-            var breaking = final
-            breaking["40-firewall.yaml"] = final["40-firewall.yaml"]!
-                .replacingOccurrences(of: "{name: allow-icmp, action: accept, protocol: icmp}", with: "{name: allow-icmp, action: drop, protocol: icmp}")
-                .replacingOccurrences(of: "verifyTimeout: 10s", with: "verifyTimeout: 2s")
-            try lab.write(breaking, into: "set")
+            try lab.write(Self.droppingICMP(final), into: "set")
             let result = try await lab.reconcile(["set"] + store)
             #expect(result.exitCode == 1)
             #expect(result.stderr.contains("verification failed, so the previous ruleset was restored"))
@@ -120,8 +130,7 @@ import Testing
     @Test func aRuleAddedByHandInConvergesTableIsDriftAndRemoved() async throws {
         try await Lab.with { lab in
             let store = try StoreKind.sqlite.arguments(for: lab)
-            var final = try Self.examples(for: lab)
-            final["60-approvals.yaml"] = nil
+            let final = try Self.unguarded(for: lab)
             try lab.write(final, into: "set")
             #expect(try await lab.reconcile(["set"] + store).exitCode == 0)
 
@@ -145,8 +154,7 @@ import Testing
     @Test func withoutNftTheFirewallFallsBackToIptables() async throws {
         try await Lab.with { lab in
             let store = try StoreKind.sqlite.arguments(for: lab)
-            var final = try Self.examples(for: lab)
-            final["60-approvals.yaml"] = nil
+            let final = try Self.unguarded(for: lab)
             var withoutFirewall = final
             withoutFirewall["40-firewall.yaml"] = nil
             try lab.write(withoutFirewall, into: "set")
@@ -163,11 +171,7 @@ import Testing
             #expect(saved.stdout.contains("--comment allow-http -j ACCEPT"))
             #expect(try await lab.reconcile(["--dry-run", "set"]).exitCode == 0, "read back from iptables-save, the chain matches")
 
-            var breaking = final
-            breaking["40-firewall.yaml"] = final["40-firewall.yaml"]!
-                .replacingOccurrences(of: "{name: allow-icmp, action: accept, protocol: icmp}", with: "{name: allow-icmp, action: drop, protocol: icmp}")
-                .replacingOccurrences(of: "verifyTimeout: 10s", with: "verifyTimeout: 2s")
-            try lab.write(breaking, into: "set")
+            try lab.write(Self.droppingICMP(final), into: "set")
             #expect(try await lab.reconcile(["set"] + store).exitCode == 1)
             try lab.write(final, into: "set")
             #expect(try await lab.reconcile(["--dry-run", "set"]).exitCode == 0, "the previous chain is back")
