@@ -75,6 +75,7 @@ let package = Package(
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"], exclude: ["Corpus", "Fixtures"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres"]),
+        .testTarget(name: "ConvergeWorkflowTests", dependencies: ["ConvergeWorkflow", "ConvergeStore", "ConvergeCore"]),
         .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeCore", "ConvergeDocker"]),
         .testTarget(
             name: "ConvergeEndToEndTests",
