@@ -34,9 +34,12 @@ import Testing
         }
     }
 
-    /// Ids of containers and networks not made by other tests running alongside.
+    /// Ids of containers and networks not made by other tests running alongside (their
+    /// names start with `cv`; route helpers are named by the engine and carry a label).
     private func engineObjects(_ engine: DockerEngine) async throws -> Set<String> {
-        let containers = try await engine.listContainers(all: true).filter { !($0.name ?? "").hasPrefix("cv") }.map(\.id)
+        let containers = try await engine.listContainers(all: true).filter {
+            !($0.name ?? "").hasPrefix("cv") && $0.labels?["converge.dev/helper"] == nil
+        }.map(\.id)
         let networks = try await engine.listNetworks().filter { !$0.name.hasPrefix("cv") }.map(\.id)
         return Set(containers + networks)
     }

@@ -136,10 +136,10 @@ public enum NftablesRuleset {
             }
         }
         if currentBytes > 0 || pieces.isEmpty { pieces.append(current) }
-        let quoted = command.map { argument in
+        let quoted = command.dropFirst().map { argument in
             "'" + argument.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
         }
-        return ["sh", "-c", "printf %s \"$@\" | \(quoted.joined(separator: " "))", "sh"] + pieces
+        return ["sh", "-c", "printf %s \"$@\" | \(([command[0]] + quoted).joined(separator: " "))", "sh"] + pieces
     }
 
     /// Lists every table in the router, for finding policies to prune (`NftablesJSON.tables`).
