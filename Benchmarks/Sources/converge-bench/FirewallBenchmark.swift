@@ -112,7 +112,7 @@ final class FirewallBenchmark: @unchecked Sendable {
                 note: "release binary, subprocess wall time; each round adds or removes allow-dns (udp 53 accept) in S1's policy: plan, "
                     + "nft -c + nft -f, verify probes ping + HTTP through the router, then the run's closing probe pass"),
             Row(Self.name, "  of which the FirewallPolicy update step", samples: stepSeconds,
-                note: "as converge reports it (`updated FirewallPolicy/... (N ms)`): snapshot, check, apply, verify probes"),
+                note: "as converge reports it (`updated FirewallPolicy/... (N ms)`): router lookup, backend probe, previous table, nft -c, nft -f, verify probes; not the journaled snapshot taken before it"),
         ]
     }
 
