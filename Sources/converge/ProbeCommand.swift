@@ -34,25 +34,33 @@ struct ProbeCommand: AsyncParsableCommand {
 /// Runs every probe of a set, each through the engine of its source's DockerHost. A probe
 /// that cannot run (its container is gone) counts as unreachable, with the reason.
 enum ProbeSuite {
+    /// All probes at once (each waits on the network, not the CPU), reported in set order.
     static func run(_ set: ManifestSet) async -> [ProbeRecord] {
-        var results: [ProbeRecord] = []
-        for probe in set.resources(ofKind: ProbeSpec.kind) {
-            guard let spec = probe.spec(as: ProbeSpec.self) else { continue }
-            let summary = spec.summary(in: set)
-            do {
-                guard let host = set[spec.source(in: set)]?.spec.target(in: set),
-                      let socket = set[host]?.spec(as: DockerHostSpec.self)?.socketPath else {
-                    throw ProbeError.unresolved(probe.id)
-                }
-                let result = try await ProbeRunner(engine: DockerEngine(socketPath: socket)).run(probe, in: set)
-                results.append(ProbeRecord(probe: result.probe, summary: result.summary, reachable: result.reachable,
-                                           expected: result.expected, detail: result.detail, at: Date()))
-            } catch {
-                results.append(ProbeRecord(probe: probe.id.name, summary: summary, reachable: false, expected: spec.expectReachable,
-                                           detail: "could not run: \(error)", at: Date()))
+        let probes = set.resources(ofKind: ProbeSpec.kind)
+        return await withTaskGroup(of: (Int, ProbeRecord?).self) { group in
+            for (index, probe) in probes.enumerated() {
+                group.addTask { (index, await run(probe, in: set)) }
             }
+            var results = [ProbeRecord?](repeating: nil, count: probes.count)
+            for await (index, result) in group { results[index] = result }
+            return results.compactMap { $0 }
         }
-        return results
+    }
+
+    private static func run(_ probe: Resource, in set: ManifestSet) async -> ProbeRecord? {
+        guard let spec = probe.spec(as: ProbeSpec.self) else { return nil }
+        do {
+            guard let host = set[spec.source(in: set)]?.spec.target(in: set),
+                  let socket = set[host]?.spec(as: DockerHostSpec.self)?.socketPath else {
+                throw ProbeError.unresolved(probe.id)
+            }
+            let result = try await ProbeRunner(engine: DockerEngine(socketPath: socket)).run(probe, in: set)
+            return ProbeRecord(probe: result.probe, summary: result.summary, reachable: result.reachable,
+                               expected: result.expected, detail: result.detail, at: Date())
+        } catch {
+            return ProbeRecord(probe: probe.id.name, summary: spec.summary(in: set), reachable: false, expected: spec.expectReachable,
+                               detail: "could not run: \(error)", at: Date())
+        }
     }
 
     /// One line per probe, as the seed's report had them: `OK` or `FAIL` (did it answer),

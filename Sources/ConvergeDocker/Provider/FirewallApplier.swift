@@ -156,8 +156,7 @@ struct FirewallApplier {
         let runner = ProbeRunner(engine: engine)
         let deadline = ContinuousClock.now + .nanoseconds(spec.verifyTimeout)
         while true {
-            var results: [ProbeResult] = []
-            for probe in probes { results.append(try await runner.run(probe, in: set)) }
+            let results = try await concurrentMap(probes, limit: probes.count) { probe in try await runner.run(probe, in: set) }
             if results.allSatisfy(\.passed) || ContinuousClock.now >= deadline { return results }
             try await Task.sleep(for: .milliseconds(500))
         }
