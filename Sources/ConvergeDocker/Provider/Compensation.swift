@@ -93,7 +93,7 @@ extension DockerProvider {
                 labels: network.labels, ipam: network.ipam, options: network.options))
         case .container(let container):
             if try await !engine.listContainers(all: true, labelFilters: labels).isEmpty { return }
-            let endpoints = userNetworks(container)
+            let endpoints = ContainerMapping.userNetworks(container)
             let first = endpoints.first
             var hostConfig = container.hostConfig ?? DockerHostConfig()
             hostConfig.networkMode = first?.name ?? hostConfig.networkMode
@@ -114,8 +114,8 @@ extension DockerProvider {
     /// Puts back what an in-place update changed: networks, restart policy, run state.
     private func restore(_ before: ContainerInspect) async throws {
         let now = try await engine.inspectContainer(before.id)
-        let wanted = Dictionary(uniqueKeysWithValues: userNetworks(before).map { ($0.name, $0.endpoint) })
-        let current = Dictionary(uniqueKeysWithValues: userNetworks(now).map { ($0.name, $0.endpoint) })
+        let wanted = Dictionary(uniqueKeysWithValues: ContainerMapping.userNetworks(before).map { ($0.name, $0.endpoint) })
+        let current = Dictionary(uniqueKeysWithValues: ContainerMapping.userNetworks(now).map { ($0.name, $0.endpoint) })
         for name in current.keys where wanted[name] == nil {
             try await ignoringNotFound { try await engine.disconnect(network: name, container: before.id, force: true) }
         }
@@ -134,19 +134,5 @@ extension DockerProvider {
         let wasRunning = before.state?.running == true
         if wasRunning, now.state?.running != true { try await engine.startContainer(before.id) }
         if !wasRunning, now.state?.running == true { try await engine.stopContainer(before.id, timeoutSeconds: 10) }
-    }
-
-    /// The user-defined networks a container sits on, with the endpoint settings needed to
-    /// attach it again (static address and the aliases a person gave).
-    private func userNetworks(_ container: ContainerInspect) -> [(name: String, endpoint: DockerEndpointSettings)] {
-        let shortID = String(container.id.prefix(12))
-        return (container.networkSettings?.networks ?? [:])
-            .filter { !ContainerMapping.builtInNetworks.contains($0.key) }
-            .sorted { $0.key < $1.key }
-            .map { name, endpoint in
-                let aliases = (endpoint.aliases ?? []).filter { $0 != shortID && $0 != container.plainName }
-                let ipv4 = endpoint.ipamConfig?.ipv4Address.flatMap { $0.isEmpty ? nil : $0 }
-                return (name, DockerEndpointSettings(ipv4Address: ipv4, aliases: aliases.isEmpty ? nil : aliases))
-            }
     }
 }

@@ -91,12 +91,9 @@ enum ContainerMapping {
             ports.append(key)
         }
         fields["ports"] = .strings(ports.sorted())
-        let shortID = String(container.id.prefix(12))
         var networks = FieldMap()
-        for (name, endpoint) in container.networkSettings?.networks ?? [:] where !builtInNetworks.contains(name) {
-            let aliases = (endpoint.aliases ?? []).filter { $0 != shortID && $0 != container.plainName }
-            let ipv4 = endpoint.ipamConfig?.ipv4Address.flatMap { $0.isEmpty ? nil : $0 }
-            networks[name] = .map(ContainerSpec.attachmentFields(ipv4: ipv4, aliases: aliases))
+        for (name, endpoint) in userNetworks(container) {
+            networks[name] = .map(ContainerSpec.attachmentFields(ipv4: endpoint.ipamConfig?.ipv4Address, aliases: endpoint.aliases ?? []))
         }
         fields["networks"] = .map(networks)
         fields["capAdd"] = .strings((host?.capAdd ?? []).map(canonicalCapability).sorted())
@@ -111,6 +108,21 @@ enum ContainerMapping {
         }
         fields["state"] = .string(container.state?.running == true ? "running" : "stopped")
         return fields
+    }
+
+    /// The user-defined networks a container sits on, with what attaching it again needs:
+    /// its fixed address and the aliases a person gave (not the container-id alias the
+    /// engine adds).
+    static func userNetworks(_ container: ContainerInspect) -> [(name: String, endpoint: DockerEndpointSettings)] {
+        let shortID = String(container.id.prefix(12))
+        return (container.networkSettings?.networks ?? [:])
+            .filter { !builtInNetworks.contains($0.key) }
+            .sorted { $0.key < $1.key }
+            .map { name, endpoint in
+                let aliases = (endpoint.aliases ?? []).filter { $0 != shortID && $0 != container.plainName }
+                let ipv4 = endpoint.ipamConfig?.ipv4Address.flatMap { $0.isEmpty ? nil : $0 }
+                return (name, DockerEndpointSettings(ipv4Address: ipv4, aliases: aliases.isEmpty ? nil : aliases))
+            }
     }
 
     /// Networks every container may sit on without a manifest saying so.
