@@ -52,7 +52,7 @@ public struct ProbeSpec: ResourceSpec {
         port = spec.optional("port")?.int
         if let port, !(1...65535).contains(port) { spec.optional("port")?.report("port \(port) is out of range", hint: "use 1-65535") }
         if type == .icmp, port != nil { spec.optional("port")?.report("an icmp probe has no port") }
-        if type == .tcp, port == nil { spec.required("port", hint: "a tcp probe connects to a port") }
+        if type == .tcp, port == nil { _ = spec.required("port", hint: "a tcp probe connects to a port") }
         if type == .http, port == nil { port = 80 }
         path = spec.optional("path")?.string ?? "/"
         expectStatus = spec.optional("expectStatus")?.int ?? 200

@@ -77,7 +77,7 @@ public struct ManifestSet: Sendable {
             resource.spec.validate(resource, in: self, collector: collector)
         }
         collector.currentResource = nil
-        for (kind, members) in resourcesByKind.sorted(by: { $0.key < $1.key }) {
+        for (_, members) in resourcesByKind.sorted(by: { $0.key < $1.key }) {
             type(of: members[0].spec).validate(members, in: self, collector: collector)
         }
         // A resource naming itself is reported by its kind ("cannot depend on itself").
