@@ -37,7 +37,7 @@ extension DockerProvider {
     public func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {
         if step.resource.kind == FirewallPolicySpec.kind {
             guard let snapshot else { return }
-            return try await FirewallApplier(engine: engine, instance: instance).restore(from: snapshot, policy: step.resource.name)
+            return try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends).restore(from: snapshot, policy: step.resource.name)
         }
         switch step.action {
         case .create:
@@ -61,7 +61,7 @@ extension DockerProvider {
             ]).first?.id
         }
         guard let router else { return nil }
-        return try await FirewallApplier(engine: engine, instance: instance).snapshot(policy: step.resource.name, router: router)
+        return try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends).snapshot(policy: step.resource.name, router: router)
     }
 
     /// Removes what a create made, found by its ownership labels (the id may never have been

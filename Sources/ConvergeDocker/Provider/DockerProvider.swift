@@ -7,6 +7,7 @@ public struct DockerProvider: Provider {
     public let engine: DockerEngine
     /// How many engine calls observation runs at once (container inspects, image lookups).
     public var concurrency = 16
+    let firewallBackends = FirewallBackendCache()
 
     public init(host: ResourceID, engine: DockerEngine) {
         self.host = host
@@ -26,7 +27,7 @@ public struct DockerProvider: Provider {
         async let networks = observeNetworks(desired: desired.filter { $0.id.kind == NetworkSpec.kind }, instance: instance)
         async let containers = observeContainers(desired: desired.filter { Self.containerKinds.contains($0.id.kind) }, in: set, instance: instance)
         try await checkImagesExist(desired)
-        let policies = try await FirewallApplier(engine: engine, instance: instance)
+        let policies = try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends)
             .observe(desired.filter { $0.id.kind == FirewallPolicySpec.kind }, in: set)
         return try await networks + containers + policies
     }
@@ -160,10 +161,10 @@ public struct DockerProvider: Provider {
             try await ignoringNotFound { try await engine.removeContainer(observed.externalID, force: true) }
         case (FirewallPolicySpec.kind, .create), (FirewallPolicySpec.kind, .update):
             guard let desired else { throw DockerProviderError.unsupported(step) }
-            try await FirewallApplier(engine: engine, instance: instance).apply(desired, in: set)
+            try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends).apply(desired, in: set)
         case (FirewallPolicySpec.kind, .delete):
             guard let observed else { return }
-            try await FirewallApplier(engine: engine, instance: instance).remove(policy: step.resource.name, router: observed.externalID)
+            try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends).remove(policy: step.resource.name, router: observed.externalID)
         case (ContainerSpec.kind, .update):
             guard let desired, let observed else { throw DockerProviderError.unsupported(step) }
             try await updateContainer(desired, observed: observed, change: change, in: set)

@@ -9,6 +9,8 @@ import Foundation
 struct FirewallApplier {
     let engine: DockerEngine
     let instance: String
+    /// Which tool each router has, found once per provider (one exec saved per step).
+    let backends: FirewallBackendCache
 
     /// The live tables of the desired policies, and Converge tables on this instance's
     /// routers that no manifest describes any more (to prune).
@@ -110,14 +112,18 @@ struct FirewallApplier {
     }
 
     private func backend(of router: String) async throws -> Backend {
+        if let known = backends[router] { return known }
         let probe = try await engine.exec(container: router, command: [
             "sh", "-c", "command -v nft >/dev/null && echo nft || { command -v iptables-restore >/dev/null && echo iptables; }",
         ])
+        let backend: Backend
         switch probe.stdout.trimmingCharacters(in: .whitespacesAndNewlines) {
-        case "nft": return .nftables
-        case "iptables": return .iptables
+        case "nft": backend = .nftables
+        case "iptables": backend = .iptables
         default: throw FirewallError.noFirewallTool(router)
         }
+        backends[router] = backend
+        return backend
     }
 
     /// The policy as the router holds it, in the plan's field shape; nil when absent.
@@ -195,6 +201,17 @@ struct FirewallApplier {
     private func shell(_ script: String, in router: String, what: String) async throws {
         let result = try await engine.exec(container: router, command: ["sh", "-c", script])
         guard result.exitCode == 0 else { throw FirewallError.commandFailed(what, result.stderr.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+}
+
+/// Router container id → its firewall tool, shared by the steps of one provider.
+final class FirewallBackendCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var known: [String: FirewallApplier.Backend] = [:]
+
+    subscript(router: String) -> FirewallApplier.Backend? {
+        get { lock.withLock { known[router] } }
+        set { lock.withLock { known[router] = newValue } }
     }
 }
 
