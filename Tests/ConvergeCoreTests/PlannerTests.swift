@@ -188,6 +188,14 @@ func plan(_ set: ManifestSet, observed: [ObservedResource]) throws -> Plan {
         #expect(text.contains("Plan: 1 to add, 0 to change, 1 to destroy."))
     }
 
+    @Test func aNewMapIsShownOneKeyPerLine() throws {
+        let set = try manifestSet(labYAML)
+        let text = PlanRenderer.text(try plan(set, observed: []), color: false)
+        #expect(text.contains("+ env.MODE"))
+        #expect(text.contains("+ networks.net.ipv4"))
+        #expect(!text.contains("{\"MODE\""), "no map printed whole")
+    }
+
     @Test func markdownIsReadyForAPullRequest() throws {
         let set = try manifestSet(labYAML)
         let markdown = PlanRenderer.markdown(try plan(set, observed: []))

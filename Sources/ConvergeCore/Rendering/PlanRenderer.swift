@@ -18,8 +18,9 @@ public enum PlanRenderer {
             if let reason = change.reason { heading += " (\(reason))" }
             lines.append(style.dim(heading))
             lines.append(paint("\(symbol.padding(toLength: 3, withPad: " ", startingAt: 0)) \(change.resource)"))
-            let width = change.fields.map(\.path.count).max() ?? 0
-            for field in change.fields {
+            let fields = displayed(change.fields)
+            let width = fields.map(\.path.count).max() ?? 0
+            for field in fields {
                 lines.append("      " + fieldLine(field, width: width, action: change.action, style: style))
             }
             lines.append("")
@@ -66,8 +67,9 @@ public enum PlanRenderer {
         for change in plan.changes {
             let (symbol, _, _) = presentation(change.action, style: TextStyle(enabled: false))
             lines.append("\(symbol) \(change.resource)")
-            let width = change.fields.map(\.path.count).max() ?? 0
-            for field in change.fields {
+            let fields = displayed(change.fields)
+            let width = fields.map(\.path.count).max() ?? 0
+            for field in fields {
                 lines.append("    " + fieldLine(field, width: width, action: change.action, style: TextStyle(enabled: false)))
             }
         }
@@ -93,6 +95,21 @@ public enum PlanRenderer {
         case .update: return ("~", style.yellow, "will be updated in place")
         case .replace: return ("-/+", style.red, "must be replaced")
         case .delete: return ("-", style.red, "will be destroyed")
+        }
+    }
+
+    /// Fields as people read them: a map that appears or disappears whole (a new policy's
+    /// rules, a new container's env) is shown one key per line, as changed maps are.
+    static func displayed(_ fields: [FieldChange]) -> [FieldChange] {
+        fields.flatMap { field -> [FieldChange] in
+            switch (field.before, field.after) {
+            case (nil, .map(let map)?) where !map.isEmpty:
+                return displayed(map.entries.map { FieldChange(path: "\(field.path).\($0.key)", before: nil, after: $0.value, forcesReplacement: field.forcesReplacement) })
+            case (.map(let map)?, nil) where !map.isEmpty:
+                return displayed(map.entries.map { FieldChange(path: "\(field.path).\($0.key)", before: $0.value, after: nil, forcesReplacement: field.forcesReplacement) })
+            default:
+                return [field]
+            }
         }
     }
 
