@@ -6,6 +6,7 @@
 #
 # Environment:
 #   CONVERGE_TEST_POSTGRES_URL   a PostgreSQL for the store tests; unset: scripts/postgres.sh starts one
+#   CONVERGE_VCSIM               the vCenter simulator binary; unset: scripts/vcsim.sh builds it
 #   CONVERGE_SKIP_SETUP=1   don't run scripts/setup.sh (the machine is known to be ready)
 #   CI=true                 also exports CONVERGE_REQUIRE_COMPONENTS=1
 set -euo pipefail
@@ -39,6 +40,12 @@ if [[ -z "${CONVERGE_TEST_POSTGRES_URL:-}" ]]; then
     else
         echo "test: WARNING: scripts/postgres.sh failed; the PostgreSQL store tests will fail" >&2
     fi
+fi
+
+# The vCenter simulator for the vSphere tests, built from Debian's Go packages.
+if [[ -z "${CONVERGE_VCSIM:-}" ]]; then
+    CONVERGE_VCSIM="$(bash scripts/vcsim.sh)" || echo "test: WARNING: scripts/vcsim.sh failed; the vCenter tests will fail" >&2
+    export CONVERGE_VCSIM
 fi
 
 start=$SECONDS
