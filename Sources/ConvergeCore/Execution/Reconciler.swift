@@ -85,7 +85,7 @@ public struct Reconciler: Sendable {
 
     /// Runs one step through its provider.
     public func execute(_ step: PlanStep, in planned: PlannedChange) async throws {
-        guard let change = planned.changeOf[step.resource] else { throw ReconcileError.noProvider(step.resource) }
+        guard let change = planned.changeOf[step.resource] else { throw ReconcileError.notInPlan(step.resource) }
         try await provider(for: step.resource, in: planned).execute(
             step, change: change, desired: planned.desired[step.resource],
             observed: planned.observed[step.resource], in: planned.desired, instance: instance)
@@ -94,10 +94,13 @@ public struct Reconciler: Sendable {
 
 public enum ReconcileError: Error, CustomStringConvertible {
     case noProvider(ResourceID)
+    /// A step whose resource has no change in its plan: the plan (from a journal) is damaged.
+    case notInPlan(ResourceID)
 
     public var description: String {
         switch self {
         case .noProvider(let id): return "no provider serves \(id): its target is not defined in the manifest set"
+        case .notInPlan(let id): return "the plan has a step for \(id) but no change for it; the plan is damaged, run converge reconcile for a new one"
         }
     }
 }
