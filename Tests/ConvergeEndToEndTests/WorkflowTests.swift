@@ -83,7 +83,7 @@ import Testing
                 #expect(try await lab.managedNetworks().count == 2)
 
                 let done = try await report(lab, store, run: interrupted.run.id)
-                #expect(done.run.status == "succeeded")
+                #expect(done.run.status == "succeeded", "\(done.run.error ?? "")")
                 #expect(done.steps.count == 4 && done.steps.allSatisfy { $0.status == "succeeded" })
                 for step in done.steps {
                     if let attempts = finished[step.index] {

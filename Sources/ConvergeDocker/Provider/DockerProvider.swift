@@ -184,7 +184,29 @@ public struct DockerProvider: Provider {
         let labels = ["\(OwnershipLabel.resource)=\(resource.id)", Self.ownerFilter(instance)]
         // A create cut off by a crash may have finished on the engine: reuse what it made.
         if try await !engine.listNetworks(labelFilters: labels).isEmpty { return }
-        _ = try await engine.createNetwork(NetworkMapping.create(resource, spec: resource.spec(as: NetworkSpec.self)!, instance: instance))
+        _ = try await createOrAdopt(labels) {
+            try await engine.createNetwork(NetworkMapping.create(resource, spec: resource.spec(as: NetworkSpec.self)!, instance: instance))
+        } find: {
+            try await engine.listNetworks(labelFilters: labels).first?.id
+        }
+    }
+
+    /// Runs `create`; on a name conflict, looks again (`find`) for the object by its
+    /// ownership labels: a create sent by a process that was killed may still be completing
+    /// in the engine when the resumed step first looked, and that object is this step's own.
+    /// A conflict with an object that never shows up with the labels is someone else's.
+    private func createOrAdopt(
+        _ labels: [String], create: () async throws -> String, find: () async throws -> String?
+    ) async throws -> (id: String, adopted: Bool) {
+        do {
+            return (try await create(), false)
+        } catch let error as DockerEngineError where error.isConflict {
+            for _ in 0..<10 {
+                if let id = try await find() { return (id, true) }
+                try await Task.sleep(for: .milliseconds(300))
+            }
+            throw error
+        }
     }
 
     /// Creates (or, after a cut-off attempt, finishes) the container carrying `resource`,
@@ -196,9 +218,17 @@ public struct DockerProvider: Provider {
         let labels = ["\(OwnershipLabel.resource)=\(resource.id)", Self.ownerFilter(instance)]
         let existing = try await engine.listContainers(all: true, labelFilters: labels).first
         var id = existing?.id ?? ""
-        if existing == nil { id = try await engine.createContainer(name: resource.metadata.name, request) }
+        var attached = Set((existing?.networkSettings?.networks ?? [:]).keys)
+        if existing == nil {
+            let made = try await createOrAdopt(labels) {
+                try await engine.createContainer(name: resource.metadata.name, request)
+            } find: {
+                try await engine.listContainers(all: true, labelFilters: labels).first?.id
+            }
+            id = made.id
+            if made.adopted { attached = Set((try await engine.inspectContainer(id).networkSettings?.networks ?? [:]).keys) }
+        }
         // A container made by an attempt that was cut off may lack some of its networks.
-        let attached = Set((existing?.networkSettings?.networks ?? [:]).keys)
         for attachment in attachments where !attached.contains(attachment.network) {
             try await engine.connect(network: attachment.network, container: id, ipv4: attachment.ipv4, aliases: attachment.aliases)
         }
