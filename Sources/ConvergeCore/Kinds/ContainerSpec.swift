@@ -70,7 +70,7 @@ public struct ContainerSpec: ResourceSpec {
         }
     }
 
-    var host: DockerHostReference
+    var host: TargetReference
     public var image: String
     public var command: [String]?
     public var entrypoint: [String]?
@@ -89,7 +89,7 @@ public struct ContainerSpec: ResourceSpec {
     public static let states = ["running", "stopped"]
 
     public init(spec: MappingReader, metadata: Metadata) {
-        host = DockerHostReference(reading: spec)
+        host = .dockerHost(reading: spec)
         let imageNode = spec.required("image", hint: "the image to run, e.g. converge-lab/busybox:1")
         let imageText = imageNode?.string
         image = imageText ?? ""
@@ -316,16 +316,12 @@ public struct ContainerSpec: ResourceSpec {
             guard let spec = resource.spec(as: ContainerSpec.self) else { continue }
             for attachment in spec.networks {
                 guard let ip = attachment.ipv4 else { continue }
-                let key = "\(attachment.network)/\(ip)"
-                if let holder = addressHolders[key] {
-                    // The same container listing the network twice is reported as such.
-                    guard holder != resource.id else { continue }
+                // The same container listing the network twice is reported as such, not here.
+                if let holder = addressHolders.claim("\(attachment.network)/\(ip)", for: resource.id) {
                     collector.report(Diagnostic(
                         "spec.networks: \(ip) on Network/\(attachment.network) is also given to \(holder)",
                         at: attachment.ipv4Location ?? attachment.location, resource: resource.id,
                         hint: "each container needs its own address"))
-                } else {
-                    addressHolders[key] = resource.id
                 }
             }
             let host = spec.target(in: set)?.name ?? ""

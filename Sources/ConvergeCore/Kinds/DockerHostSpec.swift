@@ -31,33 +31,9 @@ public struct DockerHostSpec: ResourceSpec {
     public func target(in set: ManifestSet) -> ResourceID? { nil }
 }
 
-/// The `host:` field shared by kinds that live on a DockerHost: optional when the set has
-/// exactly one DockerHost.
-struct DockerHostReference: Sendable, Hashable {
-    var name: String?
-    var location: SourceLocation
-
-    init(reading spec: MappingReader) {
-        let node = spec.optional("host")
-        name = node?.string
-        location = node?.location ?? spec.location
-    }
-
-    func resolve(in set: ManifestSet) -> ResourceID? {
-        if let name { return ResourceID(kind: DockerHostSpec.kind, name: name) }
-        return set.defaultTarget(kind: DockerHostSpec.kind)
-    }
-
-    func reference(in set: ManifestSet) -> Reference? {
-        resolve(in: set).map { Reference(target: $0, field: "spec.host", location: location) }
-    }
-
-    /// Reports a missing `host:` that cannot be defaulted.
-    func validate(in set: ManifestSet, collector: DiagnosticCollector) {
-        guard name == nil, resolve(in: set) == nil else { return }
-        let hosts = set.resources(ofKind: DockerHostSpec.kind).map(\.id.name)
-        collector.report(
-            "spec.host: required field is missing", at: location,
-            hint: hosts.isEmpty ? "add a DockerHost manifest (spec.endpoint: unix:///var/run/docker.sock)" : "several DockerHosts are defined (\(hosts.joined(separator: ", "))); name one")
+extension TargetReference {
+    /// `host:`, naming the DockerHost a resource lives on.
+    static func dockerHost(reading spec: MappingReader) -> TargetReference {
+        TargetReference(kind: DockerHostSpec.kind, field: "host", example: "spec.endpoint: \(DockerHostSpec.defaultEndpoint)", reading: spec)
     }
 }

@@ -14,7 +14,7 @@
 public struct NetworkSpec: ResourceSpec {
     public static let kind = "Network"
 
-    var host: DockerHostReference
+    var host: TargetReference
     public var driver: String
     public var subnet: IPv4Network?
     public var gateway: IPv4Address?
@@ -22,7 +22,7 @@ public struct NetworkSpec: ResourceSpec {
     var subnetLocation: SourceLocation?
 
     public init(spec: MappingReader, metadata: Metadata) {
-        host = DockerHostReference(reading: spec)
+        host = .dockerHost(reading: spec)
         driver = spec.optional("driver")?.string ?? "bridge"
         isInternal = spec.optional("internal")?.bool ?? false
         if let node = spec.optional("subnet"), let text = node.string {

@@ -62,7 +62,7 @@ public struct RouterSpec: ResourceSpec {
         }
     }
 
-    var host: DockerHostReference
+    var host: TargetReference
     public var image: String
     public var interfaces: [Interface]
     public var forwarding: Bool
@@ -70,7 +70,7 @@ public struct RouterSpec: ResourceSpec {
     public var frr: FRRConfig?
 
     public init(spec: MappingReader, metadata: Metadata) {
-        host = DockerHostReference(reading: spec)
+        host = .dockerHost(reading: spec)
         image = spec.optional("image")?.string ?? Self.defaultImage
         forwarding = spec.optional("forwarding")?.bool ?? true
         interfaces = []

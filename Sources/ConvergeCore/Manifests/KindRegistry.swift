@@ -16,6 +16,8 @@ public struct KindRegistry: Sendable {
         RouterSpec.self,
         ProbeSpec.self,
         FirewallPolicySpec.self,
+        VCenterSpec.self,
+        VirtualMachineSpec.self,
     ])
 
     public func type(forKind kind: String) -> (any ResourceSpec.Type)? { kinds[kind] }

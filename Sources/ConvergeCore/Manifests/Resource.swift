@@ -70,6 +70,11 @@ public protocol ResourceSpec: Sendable {
 
     /// How a change to the top-level field `field` is applied.
     static func changeMode(forField field: String) -> ChangeMode
+
+    /// The precaution to take right before a step of `action` on this resource runs (a VM
+    /// snapshot before an update), or nil. `observed` is the live object (nil for a create);
+    /// its `facts` say whether the precaution is possible.
+    func stepGuard(for action: PlanStep.Action, observed: ObservedResource?) -> StepGuard?
 }
 
 extension ResourceSpec {
@@ -78,6 +83,7 @@ extension ResourceSpec {
     public static func validate(_ resources: [Resource], in set: ManifestSet, collector: DiagnosticCollector) {}
     public func desiredFields(metadata: Metadata) -> FieldMap { FieldMap() }
     public static func changeMode(forField field: String) -> ChangeMode { .replace }
+    public func stepGuard(for action: PlanStep.Action, observed: ObservedResource?) -> StepGuard? { nil }
 }
 
 /// One decoded manifest document.

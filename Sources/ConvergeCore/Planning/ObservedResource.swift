@@ -17,12 +17,18 @@ public struct ObservedResource: Sendable {
     public var externalID: String
     /// Resources the live object needs (a container's networks); deletes are ordered by these.
     public var dependencies: [ResourceID]
+    /// What the provider knows about the object that is not its desired state and is never
+    /// diffed, but that a kind may need to plan it (`"snapshotSupported": "false"` for a VM
+    /// that cannot be snapshotted).
+    public var facts: [String: String]
 
-    public init(id: ResourceID, fields: FieldMap, ownership: Ownership, externalID: String, dependencies: [ResourceID] = []) {
+    public init(id: ResourceID, fields: FieldMap, ownership: Ownership, externalID: String, dependencies: [ResourceID] = [],
+                facts: [String: String] = [:]) {
         self.id = id
         self.fields = fields
         self.ownership = ownership
         self.externalID = externalID
         self.dependencies = dependencies
+        self.facts = facts
     }
 }

@@ -22,6 +22,19 @@ public struct Plan: Sendable, Codable, Equatable {
     public var steps: [PlanStep]
     /// Approvals the plan must get before it runs, one per `ApprovalPolicy` that matches.
     public var approvals: [ApprovalRequirement]
+    /// What a person should know before approving, from the steps' guards (a VM that cannot
+    /// be snapshotted, so its update runs unguarded). In the JSON only when there are some,
+    /// so plans without warnings encode as they did before warnings existed.
+    public var warnings: [String] {
+        get { encodedWarnings ?? [] }
+        set { encodedWarnings = newValue.isEmpty ? nil : newValue }
+    }
+    private var encodedWarnings: [String]?
+
+    private enum CodingKeys: String, CodingKey {
+        case formatVersion, source, instance, digest, summary, changes, steps, approvals
+        case encodedWarnings = "warnings"
+    }
 
     public struct Summary: Sendable, Codable, Equatable {
         public var add: Int
@@ -49,6 +62,7 @@ public struct Plan: Sendable, Codable, Equatable {
             change: changes.filter { $0.action == .update }.count,
             destroy: changes.filter { $0.action == .delete || $0.action == .replace }.count)
         self.digest = Self.digest(changes: changes, steps: steps)
+        self.warnings = steps.compactMap { $0.guard?.warning }
     }
 
     static func digest(changes: [ResourceChange], steps: [PlanStep]) -> String {
@@ -126,11 +140,39 @@ public struct PlanStep: Sendable, Codable, Equatable {
     public var resource: ResourceID
     public var action: Action
     public var dependsOn: [Int]
+    /// What to do right before the step so it can be undone by hand if it goes wrong, chosen
+    /// by the resource's kind; nil (and absent from the JSON, so the digest of an unguarded
+    /// plan is what it always was) for none.
+    public var `guard`: StepGuard?
 
-    public init(index: Int, resource: ResourceID, action: Action, dependsOn: [Int]) {
+    public init(index: Int, resource: ResourceID, action: Action, dependsOn: [Int], guard stepGuard: StepGuard? = nil) {
         self.index = index
         self.resource = resource
         self.action = action
         self.dependsOn = dependsOn
+        self.guard = stepGuard
+    }
+}
+
+/// A precaution the provider takes right before a step: today a snapshot of a VM before it
+/// is changed in place, since a VM, unlike a container, cannot be rebuilt from its manifest
+/// (its disks hold state). Part of the step, and so of the digest: an approval covers
+/// whether a change runs guarded.
+public struct StepGuard: Sendable, Codable, Equatable {
+    public enum Kind: String, Sendable, Codable {
+        /// Snapshot the object before the step; the snapshot is kept for the target's
+        /// retention (`VCenter.spec.snapshotRetention`) so the change can be reverted.
+        case snapshot
+    }
+
+    public var kind: Kind
+    /// Set when planning already found that the guard cannot be taken (the VM cannot be
+    /// snapshotted): the provider then runs the step without it, and the plan's `warnings`
+    /// say so before anyone approves.
+    public var warning: String?
+
+    public init(kind: Kind, warning: String? = nil) {
+        self.kind = kind
+        self.warning = warning
     }
 }

@@ -138,7 +138,8 @@ public struct Planner: Sendable {
 
     /// Turns changes into steps with their dependencies, in a deterministic
     /// topological order: deletes first (dependents before what they depend on), then
-    /// creates and updates (dependencies first).
+    /// creates and updates (dependencies first). Each step carries the guard its
+    /// resource's kind asks for.
     static func steps(for changes: [ResourceID: ResourceChange], set: ManifestSet, observed: [ResourceID: ObservedResource]) -> [PlanStep] {
         struct Draft {
             var resource: ResourceID
@@ -180,7 +181,11 @@ public struct Planner: Sendable {
                 }
             }
         }
-        return topologicalOrder(drafts.map { ($0.resource, $0.action, $0.dependsOn) })
+        return topologicalOrder(drafts.map { ($0.resource, $0.action, $0.dependsOn) }).map { step in
+            var step = step
+            step.guard = set[step.resource]?.spec.stepGuard(for: step.action, observed: observed[step.resource])
+            return step
+        }
     }
 
     /// The live resources `id` references, looking through the ones that are not live (a

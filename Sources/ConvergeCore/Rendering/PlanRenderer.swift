@@ -12,6 +12,7 @@ public enum PlanRenderer {
             lines.append(style.green("No changes.") + " The live state matches the manifests.")
             return lines.joined(separator: "\n") + "\n"
         }
+        let guards = stepGuards(plan)
         for change in plan.changes {
             let (symbol, paint, verb) = presentation(change.action, style: style)
             var heading = "  # \(change.resource) \(verb)"
@@ -23,6 +24,10 @@ public enum PlanRenderer {
             for field in fields {
                 lines.append("      " + fieldLine(field, width: width, action: change.action, style: style))
             }
+            if let stepGuard = guards[change.resource] {
+                let line = "↳ \(describe(stepGuard))" + (stepGuard.warning == nil ? "" : " (see Warnings)")
+                lines.append("      " + (stepGuard.warning == nil ? style.dim(line) : style.yellow(line)))
+            }
             lines.append("")
         }
         for requirement in plan.approvals {
@@ -30,6 +35,11 @@ public enum PlanRenderer {
                 + (requirement.approvers.isEmpty ? "" : " (approvers: \(requirement.approvers.joined(separator: ", ")))"))
         }
         if !plan.approvals.isEmpty { lines.append("") }
+        if !plan.warnings.isEmpty {
+            lines.append(style.yellow("Warnings:"))
+            lines += plan.warnings.map { "  - \($0)" }
+            lines.append("")
+        }
         lines.append(style.bold("Plan: \(plan.summary.add) to add, \(plan.summary.change) to change, \(plan.summary.destroy) to destroy."))
         lines.append(style.dim("Digest: \(plan.digest)"))
         return lines.joined(separator: "\n") + "\n"
@@ -53,12 +63,18 @@ public enum PlanRenderer {
             lines.append("> **Approval required** by `ApprovalPolicy/\(requirement.policy)` for \(requirement.resources.map { "`\($0)`" }.joined(separator: ", "))\(approvers)")
             lines.append("")
         }
+        for warning in plan.warnings {
+            lines.append("> **Warning:** \(warning)")
+            lines.append("")
+        }
+        let guards = stepGuards(plan)
         lines.append("| | Resource | Action |")
         lines.append("|---|---|---|")
         for change in plan.changes {
             let (symbol, _, verb) = presentation(change.action, style: TextStyle(enabled: false))
             let reason = change.reason.map { " (\($0))" } ?? ""
-            lines.append("| `\(symbol)` | `\(change.resource)` | \(verb)\(reason) |")
+            let stepGuard = guards[change.resource].map { " (\(describe($0)))" } ?? ""
+            lines.append("| `\(symbol)` | `\(change.resource)` | \(verb)\(reason)\(stepGuard) |")
         }
         lines.append("")
         lines.append("<details><summary>Field changes</summary>")
@@ -87,6 +103,19 @@ public enum PlanRenderer {
             if let ref = source.ref, !commit.hasPrefix(ref) { text += " (\(ref))" }
         }
         return text
+    }
+
+    /// The guarded steps by resource. Only updates are guarded today, so a resource has at
+    /// most one; should a kind guard both steps of a replacement, the first is shown.
+    private static func stepGuards(_ plan: Plan) -> [ResourceID: StepGuard] {
+        Dictionary(plan.steps.compactMap { step in step.guard.map { (step.resource, $0) } }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// `snapshot before change`, or `no snapshot before change` when it cannot be taken.
+    private static func describe(_ stepGuard: StepGuard) -> String {
+        switch stepGuard.kind {
+        case .snapshot: return stepGuard.warning == nil ? "snapshot before change" : "no snapshot before change"
+        }
     }
 
     private static func presentation(_ action: ChangeAction, style: TextStyle) -> (String, (String) -> String, String) {
