@@ -19,6 +19,7 @@ import (
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
@@ -54,6 +55,13 @@ func main() {
 		os.Exit(1)
 	}
 	defer m.Remove()
+
+	// vcsim leaves VirtualMachine.capability at its zero value, i.e. "cannot take snapshots";
+	// a real vCenter says they can. Set it on the model's VMs and on every VM made later.
+	simulator.Map.AddHandler(capabilities{})
+	for _, obj := range simulator.Map.All("VirtualMachine") {
+		capabilities{}.PutObject(obj)
+	}
 
 	if !*plain {
 		m.Service.TLS = new(tls.Config) // StartTLS fills in httptest's self-signed cert
@@ -129,6 +137,20 @@ func makeTemplates(u *url.URL, name string) error {
 			fmt.Sprintf("[%s] %s/disk1.vmdk", ds.Name(), name))
 		disk.CapacityInKB = 10 * 1024 * 1024
 		devices = append(devices, scsi, disk)
+		// One NIC on "VM Network", as real templates have: guest customization needs it.
+		network, err := f.Network(ctx, "VM Network")
+		if err != nil {
+			return err
+		}
+		backing, err := network.EthernetCardBackingInfo(ctx)
+		if err != nil {
+			return err
+		}
+		nic, err := devices.CreateEthernetCard("vmxnet3", backing)
+		if err != nil {
+			return err
+		}
+		devices = append(devices, nic)
 		change, _ := devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd)
 
 		spec := types.VirtualMachineConfigSpec{
@@ -155,6 +177,26 @@ func makeTemplates(u *url.URL, name string) error {
 	}
 	return nil
 }
+
+// capabilities is a registry handler that gives new VMs a real vCenter's capabilities.
+type capabilities struct{}
+
+func (capabilities) Reference() types.ManagedObjectReference {
+	return types.ManagedObjectReference{Type: "ConvergeCapabilities", Value: "capabilities"}
+}
+
+func (capabilities) PutObject(obj mo.Reference) {
+	if vm, ok := obj.(*simulator.VirtualMachine); ok {
+		vm.Capability.SnapshotOperationsSupported = true
+		vm.Capability.MultipleSnapshotsSupported = true
+		vm.Capability.RevertToSnapshotSupported = true
+		vm.Capability.QuiescedSnapshotsSupported = true
+	}
+}
+
+func (capabilities) UpdateObject(mo.Reference, []types.PropertyChange) {}
+
+func (capabilities) RemoveObject(types.ManagedObjectReference) {}
 
 func snapshotTime(w http.ResponseWriter, r *http.Request) {
 	ref := types.ManagedObjectReference{Type: "VirtualMachineSnapshot", Value: r.URL.Query().Get("snapshot")}
