@@ -12,11 +12,14 @@ let package = Package(
         .library(name: "ConvergeStore", targets: ["ConvergeStore"]),
         .library(name: "ConvergeStorePostgres", targets: ["ConvergeStorePostgres"]),
         .library(name: "ConvergeWorkflow", targets: ["ConvergeWorkflow"]),
+        .library(name: "ConvergeVSphere", targets: ["ConvergeVSphere"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        // Already built for postgres-nio; gives the vSphere client its TLS.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
@@ -47,6 +50,17 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // vCenter over the vim25 SOAP API, and the provider for VCenter/VirtualMachine.
+        .target(
+            name: "ConvergeVSphere",
+            dependencies: [
+                "ConvergeCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // Debian's libsqlite3-dev, found through pkg-config.
         .systemLibrary(
             name: "Csqlite3",
@@ -68,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "converge",
             dependencies: [
-                "ConvergeCore", "ConvergeGit", "ConvergeDocker", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow",
+                "ConvergeCore", "ConvergeGit", "ConvergeDocker", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow", "ConvergeVSphere",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -79,7 +93,7 @@ let package = Package(
         .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeCore", "ConvergeDocker"]),
         .testTarget(
             name: "ConvergeEndToEndTests",
-            dependencies: ["ConvergeCore", "ConvergeDocker", "converge"]
+            dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeVSphere", "converge"]
         ),
     ]
 )

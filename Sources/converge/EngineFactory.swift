@@ -1,7 +1,9 @@
 import ConvergeCore
 import ConvergeDocker
 import ConvergeStore
+import ConvergeVSphere
 import ConvergeWorkflow
+import Synchronization
 
 /// Builds the providers for a manifest set and the workflow engine over them.
 enum EngineFactory {
@@ -11,7 +13,33 @@ enum EngineFactory {
             guard let spec = host.spec(as: DockerHostSpec.self) else { continue }
             providers[host.id] = DockerProvider(host: host.id, engine: DockerEngine(socketPath: spec.socketPath))
         }
+        for vcenter in set.resources(ofKind: VCenterSpec.kind) {
+            guard let spec = vcenter.spec(as: VCenterSpec.self) else { continue }
+            providers[vcenter.id] = vsphereProvider(vcenter.id, spec: spec)
+        }
         return providers
+    }
+
+    /// One vSphere provider (and so one vCenter session) per target for the whole command:
+    /// planning and running a plan share it instead of logging in twice.
+    private static let vsphereProviders = Mutex<[ResourceID: VSphereProvider]>([:])
+
+    static func vsphereProvider(_ target: ResourceID, spec: VCenterSpec) -> VSphereProvider {
+        vsphereProviders.withLock { cache in
+            if let cached = cache[target] { return cached }
+            let provider = VSphereProvider(target: target, spec: spec)
+            cache[target] = provider
+            return provider
+        }
+    }
+
+    /// Logs out of every vCenter this command used: sessions are a limited resource there.
+    static func closeSessions() async {
+        let providers = vsphereProviders.withLock { cache in
+            defer { cache.removeAll() }
+            return Array(cache.values)
+        }
+        for provider in providers { await provider.close() }
     }
 
     static func engine(store: any WorkflowStore, instance: String, parallelism: Int, progress: ProgressReporter) -> WorkflowEngine {

@@ -32,12 +32,16 @@ enum Terminal {
 
     /// Runs a command's body: exit codes pass through; any other error is printed the same
     /// way for every command, on stderr, and ends the process with exit code 1.
+    /// Sessions opened on the way (vCenter) are closed either way.
     static func run(_ body: () async throws -> Void) async throws {
         do {
             try await body()
+            await EngineFactory.closeSessions()
         } catch let exit as ExitCode {
+            await EngineFactory.closeSessions()
             throw exit
         } catch {
+            await EngineFactory.closeSessions()
             log("Error: \(error)")
             throw ExitCode(1)
         }

@@ -1,0 +1,75 @@
+import ConvergeCore
+import Foundation
+
+/// What undoing a VM step needs, journaled before the step runs.
+struct VMUndoRecord: Sendable, Codable {
+    var vm: ManagedObjectReference
+    var name: String
+    /// The guard snapshot; nil when the VM cannot take snapshots or the manifest turned them off.
+    var snapshot: ManagedObjectReference?
+    var snapshotName: String?
+    /// The VM as observed before the step.
+    var before: VMState
+}
+
+/// The names automatic snapshots carry; retention only ever deletes snapshots named so.
+public enum SnapshotNaming {
+    public static let automaticPrefix = "Before executing "
+
+    /// `Before executing <what> - <local time>`.
+    public static func name(for what: String, at date: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return "\(automaticPrefix)\(what) - \(formatter.string(from: date))"
+    }
+}
+
+extension VSphereProvider {
+    /// Before an update: records the VM as it is and, when the plan guards the step, takes a
+    /// snapshot (memory off, quiesced) that a rollback reverts to.
+    public func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String? {
+        guard step.action == .update else { return nil }
+        let vm = try await currentVM(named: step.resource.name, ref: observed?.externalID)
+        var record = VMUndoRecord(vm: vm.ref, name: vm.name, snapshot: nil, snapshotName: nil, before: VMState(vm, in: try await inventory()))
+        if let guardian = step.guard, guardian.kind == .snapshot, guardian.warning == nil, vm.snapshotSupported {
+            let name = SnapshotNaming.name(for: "update of \(step.resource)")
+            let result = try await client().runTask("CreateSnapshot_Task", on: vm.ref, objectName: vm.name) { writer in
+                writer.leaf("name", name)
+                writer.leaf("description", "Taken by Converge before changing \(step.resource); reverted if the run fails")
+                writer.leaf("memory", false)
+                writer.leaf("quiesce", true)
+            }
+            record.snapshot = result.result?.reference
+            record.snapshotName = name
+        }
+        return String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
+    }
+
+    /// Undoes a step: a create's VM is powered off and destroyed; an update is reverted to its
+    /// snapshot, then the VM is compared with the state recorded before the step and whatever
+    /// the revert did not restore is set again. A destroyed VM cannot come back.
+    public func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {
+        switch step.action {
+        case .create:
+            try await destroy(named: step.resource.name, instance: instance, leaveForeign: true)
+        case .update:
+            guard let snapshot, let record = try? JSONDecoder().decode(VMUndoRecord.self, from: Data(snapshot.utf8)) else { return }
+            let client = try await client()
+            if let guardSnapshot = record.snapshot {
+                try await client.runTask("RevertToSnapshot_Task", on: guardSnapshot, objectName: record.snapshotName) { writer in
+                    writer.leaf("suppressPowerOn", true)
+                }
+            }
+            var vm = try await read(record.vm)
+            // Restoring the recorded state may lower CPUs or memory, which needs the VM off:
+            // the rollback puts back what was there, power state included.
+            try await reconfigure(&vm, to: record.before, allowPowerCycle: true)
+            try await setPower(&vm, to: record.before.powerState)
+        case .delete:
+            let inventory = try await inventory(refresh: true)
+            if inventory.vm(named: step.resource.name) != nil { return }
+            throw VSphereProviderError.unsupported("VM '\(step.resource.name)' was destroyed by this run and cannot be brought back", hint: "restore it from backup if it is needed; Converge will create a new one from its template if the manifest returns")
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import ConvergeCore
+import Foundation
+
+/// What one retention pass found and did.
+public struct SnapshotCollection: Sendable {
+    public struct Entry: Sendable {
+        public var vm: String
+        public var snapshot: String
+        public var created: Date
+    }
+
+    /// Automatic snapshots older than the retention: deleted (or, in a dry run, to delete).
+    public var expired: [Entry] = []
+    /// Automatic snapshots within the retention.
+    public var recent: [Entry] = []
+    /// Snapshots with other names, never touched.
+    public var manual: [Entry] = []
+    /// One line per VM or snapshot that could not be handled; the pass went on.
+    public var errors: [String] = []
+}
+
+extension VSphereProvider {
+    /// Deletes the automatic snapshots (named with `SnapshotNaming.automaticPrefix`) older than
+    /// `retention` on every VM of the datacenter. Any other snapshot is left alone, whatever
+    /// its age. An error on one VM is recorded and the others are still handled.
+    public func collectSnapshots(retention: Duration, now: Date = Date(), dryRun: Bool) async throws -> SnapshotCollection {
+        let inventory = try await inventory(refresh: true)
+        let client = try await client()
+        let cutoff = now.addingTimeInterval(-Double(retention.components.seconds))
+        var collection = SnapshotCollection()
+        for vm in inventory.vms.sorted(by: { $0.name < $1.name }) {
+            for snapshot in vm.snapshots {
+                guard let created = XSDDateTime.parse(snapshot.createTime) else {
+                    collection.errors.append("VM '\(vm.name)': snapshot '\(snapshot.name)' has an unreadable creation time '\(snapshot.createTime)'; left alone")
+                    continue
+                }
+                let entry = SnapshotCollection.Entry(vm: vm.name, snapshot: snapshot.name, created: created)
+                guard snapshot.name.hasPrefix(SnapshotNaming.automaticPrefix) else {
+                    collection.manual.append(entry)
+                    continue
+                }
+                guard created < cutoff else {
+                    collection.recent.append(entry)
+                    continue
+                }
+                if !dryRun {
+                    do {
+                        try await client.runTask("RemoveSnapshot_Task", on: snapshot.ref, objectName: snapshot.name) { writer in
+                            writer.leaf("removeChildren", false)
+                            writer.leaf("consolidate", true)
+                        }
+                    } catch {
+                        collection.errors.append("VM '\(vm.name)': deleting snapshot '\(snapshot.name)' failed: \(error)")
+                        continue
+                    }
+                }
+                collection.expired.append(entry)
+            }
+        }
+        return collection
+    }
+}
+
+/// `xsd:dateTime` as vCenter writes it: `2026-11-22T10:59:01.123456Z` or with an offset.
+enum XSDDateTime {
+    static func parse(_ text: String) -> Date? {
+        let characters = Array(text.utf8)
+        guard characters.count >= 19 else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            Int(String(decoding: characters[range], as: UTF8.self))
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
+        var index = 19
+        var fraction = 0.0
+        if index < characters.count, characters[index] == UInt8(ascii: ".") {
+            let start = index
+            index += 1
+            while index < characters.count, (48...57).contains(characters[index]) { index += 1 }
+            fraction = Double(String(decoding: characters[start..<index], as: UTF8.self)) ?? 0
+        }
+        var offset = 0
+        if index < characters.count, characters[index] == UInt8(ascii: "+") || characters[index] == UInt8(ascii: "-") {
+            guard characters.count >= index + 6, let hours = number(index + 1..<index + 3), let minutes = number(index + 4..<index + 6) else { return nil }
+            offset = (hours * 3600 + minutes * 60) * (characters[index] == UInt8(ascii: "-") ? -1 : 1)
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        guard let date = calendar.date(from: DateComponents(year: year, month: month, day: day, hour: hour, minute: minute, second: second)) else { return nil }
+        return date.addingTimeInterval(fraction - Double(offset))
+    }
+}
