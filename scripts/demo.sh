@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The first thing to run: sets the machine up (scripts/setup.sh), builds the release `converge`
-# binary, and reconciles the example manifests in manifests/ against the local Docker engine:
+# binary, starts govmomi's vCenter simulator on 127.0.0.1:18443 (scripts/vcsim.sh builds it),
+# and reconciles the example manifests in manifests/ against the local Docker engine and the
+# simulator (manifests/vcenter/):
 #   1. converge reconcile --dry-run   shows the plan (exit 2: changes pending)
 #   2. converge reconcile             applies it
 #   3. converge reconcile --dry-run   shows nothing left to do (exit 0: in sync)
@@ -40,6 +42,19 @@ reconcile() {
     last_rc=$rc
 }
 
+say "starting the vCenter simulator for manifests/vcenter/ (https://127.0.0.1:18443/sdk)"
+vcsim="$(bash scripts/vcsim.sh)"
+vcsim_log="$(mktemp)"
+"$vcsim" -listen 127.0.0.1:18443 >"$vcsim_log" 2>&1 &
+vcsim_pid=$!
+trap 'kill "$vcsim_pid" 2>/dev/null; rm -f "$vcsim_log"' EXIT
+for _ in $(seq 100); do
+    grep -q VCSIM_READY "$vcsim_log" && break
+    kill -0 "$vcsim_pid" 2>/dev/null || { cat "$vcsim_log" >&2; echo "demo: ERROR: the simulator did not start (is port 18443 free?)" >&2; exit 1; }
+    sleep 0.1
+done
+export VCENTER_PASSWORD=pass   # the simulator's; manifests/vcenter/00-vcenter.yaml reads it from here
+
 say "1/3 what would change"
 reconcile --dry-run --repo . --path manifests "$@"
 
@@ -49,7 +64,7 @@ reconcile --repo . --path manifests "$@"
 say "3/3 what is left to change"
 reconcile --dry-run --repo . --path manifests "$@"
 if [[ "$last_rc" == 0 ]]; then
-    say "the Docker engine now matches manifests/"
+    say "the Docker engine and the vCenter now match manifests/"
 else
     say "changes are still pending after the apply: see the plan above"
 fi
