@@ -54,3 +54,65 @@ import Testing
         }
     }
 }
+
+/// vCenter hands back about 100 objects per page and a token for the rest; the simulator
+/// returns everything at once, so `scripts/vcsim/paging_proxy.py` pages its answers the way
+/// vCenter does.
+@Suite struct VimClientPagingTests {
+    @Test func readsEveryPageOfALargeInventory() async throws {
+        try await VCenterLab.with(arguments: ["-vm", "250", "-template", ""]) { lab in
+            let proxy = try await PagingProxy.start(upstream: lab.url)
+            defer { proxy.stop() }
+            let endpoint = try #require(VimEndpoint(url: proxy.url))
+            let client = try await VimClient.connect(to: endpoint, credentials: VimCredentials(username: lab.user, password: lab.password))
+            let root = await client.serviceContent.rootFolder
+            let before = await client.roundTrips
+            let vms = try await client.retrieve(under: root, properties: ["VirtualMachine": ["name"]])
+            let roundTrips = await client.roundTrips - before
+            #expect(vms.count == 250)
+            #expect(Set(vms.map(\.object)).count == 250, "no page may repeat or drop objects")
+            // CreateContainerView, RetrievePropertiesEx, 2 × ContinueRetrievePropertiesEx, DestroyView.
+            #expect(roundTrips == 5)
+            await client.logout()
+        }
+    }
+}
+
+/// `scripts/vcsim/paging_proxy.py` in front of a simulator.
+struct PagingProxy {
+    let process: Process
+    let url: String
+
+    static func start(upstream: String) async throws -> PagingProxy {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/vcsim/paging_proxy.py").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script, "--upstream", upstream, "--page-cap", "100"]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let url: String? = await withCheckedContinuation { continuation in
+            Thread {
+                var text = ""
+                while !text.contains("PROXY_READY") {
+                    let chunk = output.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    text += String(decoding: chunk, as: UTF8.self)
+                }
+                let line = text.split(separator: "\n").first { $0.hasPrefix("PROXY_URL=") }
+                continuation.resume(returning: line.map { String($0.dropFirst("PROXY_URL=".count)) })
+            }.start()
+        }
+        guard let url else {
+            process.terminate()
+            throw MissingComponent(name: "the paging proxy (python3 scripts/vcsim/paging_proxy.py)")
+        }
+        return PagingProxy(process: process, url: url)
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
