@@ -31,6 +31,7 @@ let package = Package(
                 .product(name: "ConvergeStore", package: convergeIdentity),
                 .product(name: "ConvergeStorePostgres", package: convergeIdentity),
                 .product(name: "ConvergeWorkflow", package: convergeIdentity),
+                .product(name: "ConvergeVSphere", package: convergeIdentity),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),

@@ -7,6 +7,7 @@ struct Row: Codable, Sendable {
         case seconds = "s"
         case mebibytes = "MiB"
         case ratio = "x"
+        case count = "#"
     }
 
     var benchmark: String
@@ -106,6 +107,7 @@ enum Table {
             return String(format: "%.2f s", value)
         case .mebibytes: return String(format: "%.1f MiB", value)
         case .ratio: return String(format: "%.2f", value)
+        case .count: return String(format: "%.0f", value)
         }
     }
 

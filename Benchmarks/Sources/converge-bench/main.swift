@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 let usage = """
-    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|all> [options]
+    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|all> [options]
 
       plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
       git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
@@ -14,10 +14,12 @@ let usage = """
       docker     converge reconcile vs docker-compose up -d, 50 containers on 5 networks
       firewall   one rule change in scenario S1, reconcile to verified; a 1,000-rule policy in
                  one nft transaction vs the seed's 1,000 x docker exec iptables -A
-      all        the six, in that order
+      vsphere    observe 1,000 VMs on govmomi's vCenter simulator: Converge's client and provider
+                 vs pyVmomi reading the same properties through a ContainerView (round trips, time)
+      all        the seven, in that order
 
     options:
-      --runs N            timed runs for plan, git-load, journal, resume and firewall (default 5)
+      --runs N            timed runs for plan, git-load, journal, resume, firewall and vsphere (default 5)
       --seed-runs N       firewall: runs of the seed's 1,000 iptables -A, CLI and Engine API
                           (default 1; each takes a minute or so)
       --rounds N          rounds for docker, each tool once per round (default 3)
@@ -72,8 +74,8 @@ func parse(_ arguments: [String]) -> Options {
     }
     while let argument = iterator.next() {
         switch argument {
-        case "plan", "git-load", "journal", "resume", "docker", "firewall", ResumeBenchmark.prepareCommand: options.benchmarks.append(argument)
-        case "all": options.benchmarks += ["plan", "git-load", "journal", "resume", "docker", "firewall"]
+        case "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, ResumeBenchmark.prepareCommand: options.benchmarks.append(argument)
+        case "all": options.benchmarks += ["plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
         case "--seed-runs": options.seedRuns = count(argument)
@@ -112,6 +114,7 @@ func runChild(_ options: Options) -> Int32 {
         case "journal": rows = try JournalBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
         case "resume": rows = try ResumeBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
         case ResumeBenchmark.prepareCommand: try ResumeBenchmark.prepare(postgresURL: benchPostgresURL(options.postgresURL))
+        case VSphereBenchmark.name: rows = try VSphereBenchmark.run(runs: options.runs, packagePath: options.packagePath)
         case "firewall": rows = try FirewallBenchmark.run(runs: options.runs, seedRuns: options.seedRuns, converge: options.converge, packagePath: options.packagePath)
         default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, parallelism: options.parallelism, packagePath: options.packagePath)
         }

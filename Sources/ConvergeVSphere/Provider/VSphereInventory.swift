@@ -16,14 +16,21 @@ struct VSphereInventory: Sendable {
     var vms: [VMRecord] = []
     var templates: [String: ManagedObjectReference] = [:]
 
-    /// The VirtualMachine properties read for every VM. The benchmark's pyVmomi script reads
-    /// the same list, so the comparison stays fair.
-    static let vmProperties = [
+    static var vmProperties: [String] { VSphereProvider.observedVMProperties }
+}
+
+extension VSphereProvider {
+    /// The VirtualMachine properties read for every VM. The benchmark hands the same list to
+    /// its pyVmomi script, so the comparison stays fair.
+    public static let observedVMProperties = [
         "name", "customValue", "config.template", "config.hardware.numCPU", "config.hardware.memoryMB",
         "config.hardware.device", "config.annotation", "config.guestId", "config.cpuHotAddEnabled",
         "config.memoryHotAddEnabled", "runtime.powerState", "guest.ipAddress", "resourcePool", "parent",
         "datastore", "network", "snapshot", "capability.snapshotOperationsSupported",
     ]
+}
+
+extension VSphereInventory {
 
     /// Reads the datacenter named `name` and everything under it.
     static func read(_ client: VimClient, datacenter name: String) async throws -> VSphereInventory {
