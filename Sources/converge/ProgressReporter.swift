@@ -31,7 +31,11 @@ final class ProgressReporter: @unchecked Sendable {
             switch event {
             case .stepStarted(let step, let attempt):
                 running[step.index] = "\(step.action) \(step.resource)" + (attempt > 1 ? " (attempt \(attempt))" : "")
-                redraw()
+                if attempt == 1, let warning = step.guard?.warning {
+                    line("warning: \(warning)")
+                } else {
+                    redraw()
+                }
             case .stepFinished(let step, let duration):
                 running[step.index] = nil
                 done += 1

@@ -78,6 +78,7 @@ struct RunReport: Encodable {
         lines.append("  plan:     \(run.planDigest)")
         if let plan {
             lines.append("            \(plan.summary.add) to add, \(plan.summary.change) to change, \(plan.summary.destroy) to destroy")
+            for warning in plan.warnings { lines.append("  warning:  \(warning)") }
         }
         lines.append("  started:  \(Self.timestamp(run.createdAt)) by \(run.executor) (Converge \(run.convergeVersion))")
         if let finished = run.finishedAt {

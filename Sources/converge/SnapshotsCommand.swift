@@ -30,14 +30,9 @@ struct SnapshotsCommand: AsyncParsableCommand {
         var retention: String?
 
         func validate() throws {
-            if let retention, Self.hours(retention) == nil {
-                throw ValidationError("--retention '\(retention)' must be whole hours from 1h to 99h, e.g. 24h")
+            if let retention, case .failure(let error) = VCenterSpec.retentionHours(retention) {
+                throw ValidationError("--retention '\(retention)' \(error): \(VCenterSpec.retentionHint)")
             }
-        }
-
-        static func hours(_ text: String) -> Int? {
-            guard text.hasSuffix("h"), let hours = Int(text.dropLast()), (1...99).contains(hours) else { return nil }
-            return hours
         }
 
         func run() async throws {
@@ -51,7 +46,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
                 var failed = false
                 for vcenter in vcenters {
                     guard let spec = vcenter.spec(as: VCenterSpec.self) else { continue }
-                    let hours = retention.flatMap(Self.hours) ?? spec.snapshotRetentionHours
+                    let hours = retention.flatMap { try? VCenterSpec.retentionHours($0).get() } ?? spec.snapshotRetentionHours
                     let provider = EngineFactory.vsphereProvider(vcenter.id, spec: spec)
                     let collection = try await provider.collectSnapshots(retention: .seconds(hours * 3600), dryRun: dryRun)
                     Terminal.write(Self.report(collection, target: vcenter.id, hours: hours, dryRun: dryRun))

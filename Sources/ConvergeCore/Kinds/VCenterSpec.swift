@@ -78,24 +78,38 @@ public struct VCenterSpec: ResourceSpec {
         return components.string
     }
 
+    /// What `snapshotRetention` (and `converge snapshots gc --retention`) accepts.
+    public static let retentionHint = "use whole hours from \(snapshotRetentionHoursRange.lowerBound)h to \(snapshotRetentionHoursRange.upperBound)h, e.g. \(defaultSnapshotRetentionHours)h"
+
+    /// Hours of a retention such as `24h` (`1440m` too), or why it is not one.
+    public static func retentionHours(_ text: String) -> Result<Int, RetentionError> {
+        let hour: Int64 = 3_600_000_000_000
+        guard let nanoseconds = DurationText.nanoseconds(text) else { return .failure(.notADuration) }
+        guard nanoseconds % hour == 0 else { return .failure(.notWholeHours) }
+        guard snapshotRetentionHoursRange.contains(Int(nanoseconds / hour)) else { return .failure(.outOfRange) }
+        return .success(Int(nanoseconds / hour))
+    }
+
+    public enum RetentionError: Error, CustomStringConvertible {
+        case notADuration, notWholeHours, outOfRange
+
+        public var description: String {
+            switch self {
+            case .notADuration: return "is not a duration"
+            case .notWholeHours: return "is not a whole number of hours"
+            case .outOfRange: return "is out of range"
+            }
+        }
+    }
+
     private static func decodeRetention(_ node: ManifestNode) -> Int? {
         guard let text = node.string else { return nil }
-        let hour: Int64 = 3_600_000_000_000
-        let range = snapshotRetentionHoursRange
-        let hint = "use whole hours from \(range.lowerBound)h to \(range.upperBound)h, e.g. \(defaultSnapshotRetentionHours)h"
-        guard let nanoseconds = DurationText.nanoseconds(text) else {
-            node.report("'\(text)' is not a duration", hint: hint)
+        switch retentionHours(text) {
+        case .success(let hours): return hours
+        case .failure(let error):
+            node.report("'\(text)' \(error)", hint: retentionHint)
             return nil
         }
-        guard nanoseconds % hour == 0 else {
-            node.report("'\(text)' is not a whole number of hours", hint: hint)
-            return nil
-        }
-        guard range.contains(Int(nanoseconds / hour)) else {
-            node.report("'\(text)' is out of range", hint: hint)
-            return nil
-        }
-        return Int(nanoseconds / hour)
     }
 
     public func references(in set: ManifestSet) -> [Reference] { [] }
