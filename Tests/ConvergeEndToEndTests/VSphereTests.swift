@@ -208,3 +208,59 @@ import Testing
         }
     }
 }
+
+/// The edges of VM changes: a VM that cannot take snapshots, a change that would need a power
+/// cycle the manifest does not allow, and a create cut off by a crash.
+@Suite struct VSphereEdgeTests {
+    @Test func aVMWithoutSnapshotSupportIsChangedWithAWarning() async throws {
+        try await VCenterLab.with(arguments: ["-no-snapshots"]) { lab in
+            try lab.writeManifests([vmManifest("cvt-plain")])
+            #expect(try await lab.converge(["reconcile"]).exitCode == 0)
+
+            try lab.writeManifests([vmManifest("cvt-plain", cpus: 2)])
+            let preview = try await lab.converge(["reconcile", "--dry-run"])
+            #expect(preview.stdout.contains("cannot take snapshots"), "the plan should warn:\n\(preview.stdout)")
+            let applied = try await lab.converge(["reconcile"])
+            #expect(applied.exitCode == 0, "a missing snapshot capability is a warning, not a failure:\n\(applied.stderr)")
+            #expect(applied.stderr.contains("warning: vCenter reports that VM 'cvt-plain' cannot take snapshots"), "the run should warn too:\n\(applied.stderr)")
+            let vm = try #require(try await VSphereTests.vms(in: lab)["cvt-plain"])
+            #expect(vm.cpus == 2)
+            #expect(vm.snapshots.isEmpty)
+        }
+    }
+
+    @Test func aChangeNeedingAPowerCycleIsRefusedUnlessAllowed() async throws {
+        try await VCenterLab.with { lab in
+            let strict = { (cpus: Int) in vmManifest("cvt-strict", cpus: cpus).replacingOccurrences(of: "allowPowerCycle: true", with: "allowPowerCycle: false") }
+            try lab.writeManifests([strict(1)])
+            #expect(try await lab.converge(["reconcile"]).exitCode == 0)
+
+            try lab.writeManifests([strict(2)])
+            let refused = try await lab.converge(["reconcile"])
+            #expect(refused.exitCode == 1)
+            #expect(refused.stderr.contains("allowPowerCycle: true"), "the error should say how to allow it:\n\(refused.stderr)")
+            let vm = try #require(try await VSphereTests.vms(in: lab)["cvt-strict"])
+            #expect(vm.cpus == 1)
+            #expect(vm.powerState == "poweredOn", "a refused change must not have powered the VM off")
+        }
+    }
+
+    @Test func aCreateCutOffByACrashIsFinishedByTheNextRun() async throws {
+        try await VCenterLab.with { lab in
+            try lab.writeManifests([VSphereTests.web])
+            // The process dies after the VM is made but before the step is journaled as done.
+            let killed = try await run(convergeBinary, ["reconcile", lab.directory.appendingPathComponent("manifests").path,
+                                                        "--state", lab.directory.appendingPathComponent("state.db").path],
+                                       environment: [VCenterLab.passwordVariable: lab.password, "CONVERGE_FAULT": "kill-before-journal:0"])
+            #expect(killed.exitCode != 0)
+
+            let resumed = try await lab.converge(["reconcile"])
+            #expect(resumed.exitCode == 0, "\(resumed.stdout)\n\(resumed.stderr)")
+            #expect(resumed.stderr.contains("resum"), "the interrupted run should be resumed:\n\(resumed.stderr)")
+            let vms = try await VSphereTests.vms(in: lab)
+            #expect(vms.keys.filter { $0.hasPrefix("cvt-web") }.count == 1, "exactly one VM, not a second clone: \(vms.keys.sorted())")
+            #expect(vms["cvt-web"]?.ip == "10.0.0.15")
+            #expect(try await lab.converge(["reconcile", "--dry-run"]).exitCode == 0)
+        }
+    }
+}

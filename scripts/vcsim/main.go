@@ -36,6 +36,7 @@ func main() {
 	user := flag.String("user", "user", "login user name (enforced)")
 	pass := flag.String("pass", "pass", "login password (enforced)")
 	idle := flag.Duration("session-idle", 0, "expire sessions idle this long (0 = never), to test re-login")
+	noSnapshots := flag.Bool("no-snapshots", false, "VMs report that they cannot take snapshots (vcsim's own default)")
 	flag.Parse()
 
 	simulator.SessionIdleTimeout = *idle
@@ -58,9 +59,11 @@ func main() {
 
 	// vcsim leaves VirtualMachine.capability at its zero value, i.e. "cannot take snapshots";
 	// a real vCenter says they can. Set it on the model's VMs and on every VM made later.
-	simulator.Map.AddHandler(capabilities{})
-	for _, obj := range simulator.Map.All("VirtualMachine") {
-		capabilities{}.PutObject(obj)
+	if !*noSnapshots {
+		simulator.Map.AddHandler(capabilities{})
+		for _, obj := range simulator.Map.All("VirtualMachine") {
+			capabilities{}.PutObject(obj)
+		}
 	}
 
 	if !*plain {
