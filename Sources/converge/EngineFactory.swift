@@ -22,13 +22,13 @@ enum EngineFactory {
 
     /// One vSphere provider (and so one vCenter session) per target for the whole command:
     /// planning and running a plan share it instead of logging in twice.
-    private static let vsphereProviders = Mutex<[ResourceID: VSphereProvider]>([:])
+    private static let vsphereProviders = Mutex<[ResourceID: (spec: VCenterSpec, provider: VSphereProvider)]>([:])
 
     static func vsphereProvider(_ target: ResourceID, spec: VCenterSpec) -> VSphereProvider {
         vsphereProviders.withLock { cache in
-            if let cached = cache[target] { return cached }
+            if let cached = cache[target], cached.spec == spec { return cached.provider }
             let provider = VSphereProvider(target: target, spec: spec)
-            cache[target] = provider
+            cache[target] = (spec, provider)
             return provider
         }
     }
@@ -37,7 +37,7 @@ enum EngineFactory {
     static func closeSessions() async {
         let providers = vsphereProviders.withLock { cache in
             defer { cache.removeAll() }
-            return Array(cache.values)
+            return cache.values.map(\.provider)
         }
         for provider in providers { await provider.close() }
     }

@@ -16,7 +16,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
             abstract: "Delete automatic snapshots older than the retention.",
             discussion: """
                 Only snapshots whose name starts with "\(SnapshotNaming.automaticPrefix)" (the ones Converge takes) and that are older than
-                the retention are deleted, on every VM of each VCenter's datacenter. Any other snapshot is never touched.
+                the retention are deleted, on the VMs this Converge instance owns. Any other snapshot is never touched.
                 The retention is the VCenter's spec.snapshotRetention (default 24h) unless --retention is given.
                 An error on one VM is reported and the others are still handled; the exit code is then 1.
                 """)
@@ -28,6 +28,9 @@ struct SnapshotsCommand: AsyncParsableCommand {
 
         @Option(help: "Keep automatic snapshots younger than this: whole hours from 1h to 99h, e.g. 24h.")
         var retention: String?
+
+        @Option(help: "Name of this Converge instance; only the VMs it owns are handled.")
+        var instance: String = ProcessInfo.processInfo.environment["CONVERGE_INSTANCE"] ?? "converge"
 
         func validate() throws {
             if let retention, case .failure(let error) = VCenterSpec.retentionHours(retention) {
@@ -48,7 +51,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
                     guard let spec = vcenter.spec(as: VCenterSpec.self) else { continue }
                     let hours = retention.flatMap { try? VCenterSpec.retentionHours($0).get() } ?? spec.snapshotRetentionHours
                     let provider = EngineFactory.vsphereProvider(vcenter.id, spec: spec)
-                    let collection = try await provider.collectSnapshots(retention: .seconds(hours * 3600), dryRun: dryRun)
+                    let collection = try await provider.collectSnapshots(instance: instance, retention: .seconds(hours * 3600), dryRun: dryRun)
                     Terminal.write(Self.report(collection, target: vcenter.id, hours: hours, dryRun: dryRun))
                     for error in collection.errors { Terminal.log("Error: \(error)") }
                     failed = failed || !collection.errors.isEmpty

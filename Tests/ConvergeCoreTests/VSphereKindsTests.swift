@@ -210,11 +210,8 @@ func driftedCPUs(_ set: ManifestSet, facts: [String: String] = [:]) -> [Observed
         ]))
     }
 
-    @Test func whereTheVMIsForcesAReplacementAndTheRestChangesInPlace() {
-        for field in ["folder", "placement", "datastore"] {
-            #expect(VirtualMachineSpec.changeMode(forField: field) == .replace)
-        }
-        for field in ["cpus", "memoryMB", "disks", "portGroup", "ipv4", "powerState", "annotation", "guestId"] {
+    @Test func everyFieldChangesInPlaceAMoveMigratesTheVM() {
+        for field in ["folder", "placement", "datastore", "cpus", "memoryMB", "disks", "portGroup", "ipv4", "powerState", "annotation", "guestId"] {
             #expect(VirtualMachineSpec.changeMode(forField: field) == .inPlace)
         }
     }
@@ -259,9 +256,9 @@ func driftedCPUs(_ set: ManifestSet, facts: [String: String] = [:]) -> [Observed
 
         var moved = inSyncObservation(of: set)
         moved[0].fields["folder"] = .string("elsewhere")
-        let replaced = try vmPlan(set, observed: moved)
-        #expect(replaced.steps.map(\.action) == [.delete, .create])
-        #expect(replaced.steps.allSatisfy { $0.guard == nil })
+        let migrated = try vmPlan(set, observed: moved)
+        #expect(migrated.steps.map(\.action) == [.update], "a move migrates the VM; it never destroys it")
+        #expect(migrated.steps[0].guard == StepGuard(kind: .snapshot))
 
         let pruned = try vmPlan(try manifestSet(vCenterYAML), observed: inSyncObservation(of: set))
         #expect(pruned.steps.map(\.action) == [.delete])

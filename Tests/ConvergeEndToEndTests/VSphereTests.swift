@@ -245,6 +245,44 @@ import Testing
         }
     }
 
+    @Test func aCloneCutOffBeforeItsOwnershipFieldIsAdoptedNotDuplicated() async throws {
+        try await VCenterLab.with { lab in
+            // What a create leaves when it dies right after CloneVM_Task: a VM carrying only
+            // the marker its clone spec wrote, not yet the ownership field.
+            let client = try await lab.client()
+            let root = await client.serviceContent.rootFolder
+            let objects = try await client.retrieve(under: root, properties: ["VirtualMachine": ["name"], "Folder": ["name"], "ResourcePool": ["name"]])
+            let template = try #require(objects.first { $0["name"]?.text == "tmpl-linux" }?.object)
+            let folder = try #require(objects.first { $0.object.type == "Folder" && $0["name"]?.text == "vm" }?.object)
+            let pool = try #require(objects.first { $0.object.type == "ResourcePool" && $0["name"]?.text == "Resources" }?.object)
+            try await client.runTask("CloneVM_Task", on: template) { writer in
+                writer.reference("folder", folder)
+                writer.leaf("name", "cvt-half")
+                writer.element("spec") { writer in
+                    writer.element("location") { $0.reference("pool", pool) }
+                    writer.leaf("template", false)
+                    writer.element("config") { writer in
+                        writer.element("extraConfig", type: "OptionValue") { writer in
+                            writer.leaf("key", "converge.managed-by")
+                            writer.leaf("value", "converge", type: "xsd:string")
+                        }
+                    }
+                    writer.leaf("powerOn", false)
+                }
+            }
+            await client.logout()
+
+            try lab.writeManifests([vmManifest("cvt-half", cpus: 2)])
+            let finished = try await lab.converge(["reconcile"])
+            #expect(finished.exitCode == 0, "\(finished.stdout)\n\(finished.stderr)")
+            let vms = try await VSphereTests.vms(in: lab)
+            #expect(vms.keys.filter { $0.hasPrefix("cvt-half") }.count == 1)
+            #expect(vms["cvt-half"]?.cpus == 2)
+            #expect(vms["cvt-half"]?.powerState == "poweredOn")
+            #expect(try await lab.converge(["reconcile", "--dry-run"]).exitCode == 0)
+        }
+    }
+
     @Test func aCreateCutOffByACrashIsFinishedByTheNextRun() async throws {
         try await VCenterLab.with { lab in
             try lab.writeManifests([VSphereTests.web])
@@ -260,6 +298,64 @@ import Testing
             let vms = try await VSphereTests.vms(in: lab)
             #expect(vms.keys.filter { $0.hasPrefix("cvt-web") }.count == 1, "exactly one VM, not a second clone: \(vms.keys.sorted())")
             #expect(vms["cvt-web"]?.ip == "10.0.0.15")
+            #expect(try await lab.converge(["reconcile", "--dry-run"]).exitCode == 0)
+        }
+    }
+}
+
+/// Changes vSphere makes in its own way: disks cannot grow while they have snapshots, and a
+/// VM moves between folders without being rebuilt.
+@Suite struct VSphereMigrationTests {
+    @Test func aDiskGrowsUnguardedAndNotWhileSnapshotsExist() async throws {
+        try await VCenterLab.with { lab in
+            let disks = { (size: Int) in vmManifest("cvt-disk", extra: "  disks:\n    - sizeGB: \(size)") }
+            try lab.writeManifests([disks(10)])
+            #expect(try await lab.converge(["reconcile"]).exitCode == 0)
+
+            try lab.writeManifests([disks(20)])
+            let preview = try await lab.converge(["reconcile", "--dry-run"])
+            #expect(preview.stdout.contains("cannot be guarded by a snapshot"), "\(preview.stdout)")
+            let grown = try await lab.converge(["reconcile"])
+            #expect(grown.exitCode == 0, "\(grown.stderr)")
+            var vm = try #require(try await VSphereTests.vms(in: lab)["cvt-disk"])
+            #expect(vm.diskGB == [20])
+            #expect(vm.snapshots.isEmpty, "a snapshot would have stopped vSphere from growing the disk")
+
+            let client = try await lab.client()
+            try await client.runTask("CreateSnapshot_Task", on: vm.ref) { writer in
+                writer.leaf("name", "cvt manual")
+                writer.leaf("memory", false)
+                writer.leaf("quiesce", false)
+            }
+            await client.logout()
+            try lab.writeManifests([disks(30)])
+            let refused = try await lab.converge(["reconcile"])
+            #expect(refused.exitCode == 1)
+            #expect(refused.stderr.contains("cannot extend a disk that has snapshots"), "\(refused.stderr)")
+            vm = try #require(try await VSphereTests.vms(in: lab)["cvt-disk"])
+            #expect(vm.diskGB == [20])
+        }
+    }
+
+    @Test func aNewFolderMovesTheVMInsteadOfRebuildingIt() async throws {
+        try await VCenterLab.with { lab in
+            try lab.writeManifests([vmManifest("cvt-mover")])
+            #expect(try await lab.converge(["reconcile"]).exitCode == 0)
+            let before = try #require(try await VSphereTests.vms(in: lab)["cvt-mover"])
+
+            let client = try await lab.client()
+            let root = await client.serviceContent.rootFolder
+            let vmFolder = try #require(try await client.retrieve(under: root, properties: ["Folder": ["name"]]).first { $0["name"]?.text == "vm" }?.object)
+            try await client.invoke("CreateFolder", on: vmFolder) { $0.leaf("name", "cvt-apps") }
+            await client.logout()
+
+            try lab.writeManifests([vmManifest("cvt-mover", extra: "  folder: cvt-apps")])
+            let preview = try await lab.converge(["reconcile", "--dry-run"])
+            #expect(preview.stdout.contains("updated in place"), "a move is an update:\n\(preview.stdout)")
+            let moved = try await lab.converge(["reconcile"])
+            #expect(moved.exitCode == 0, "\(moved.stderr)")
+            let after = try #require(try await VSphereTests.vms(in: lab)["cvt-mover"])
+            #expect(after.ref == before.ref, "the same VM, moved")
             #expect(try await lab.converge(["reconcile", "--dry-run"]).exitCode == 0)
         }
     }

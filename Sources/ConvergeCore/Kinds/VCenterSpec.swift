@@ -18,7 +18,7 @@ import Foundation
 /// ```
 /// The password is never part of the manifests: it comes from the environment or a file of
 /// the machine Converge runs on, so a repository never holds it.
-public struct VCenterSpec: ResourceSpec {
+public struct VCenterSpec: ResourceSpec, Equatable {
     public static let kind = "VCenter"
     public static let isLiveObject = false
     public static let defaultSnapshotRetentionHours = 24

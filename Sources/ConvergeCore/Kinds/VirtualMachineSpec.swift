@@ -38,6 +38,17 @@ public struct VirtualMachineSpec: ResourceSpec {
         /// A resource pool's path under the datacenter's host folder (`DC0_C0/Resources/web`).
         case resourcePool(String)
 
+        /// Reads `canonical` back (a journaled state).
+        public init?(canonical: String) {
+            if canonical.hasPrefix("cluster:") {
+                self = .cluster(String(canonical.dropFirst("cluster:".count)))
+            } else if canonical.hasPrefix("pool:") {
+                self = .resourcePool(String(canonical.dropFirst("pool:".count)))
+            } else {
+                return nil
+            }
+        }
+
         /// `cluster:NAME` or `pool:PATH`, the form of the `placement` field.
         public var canonical: String {
             switch self {
@@ -264,9 +275,9 @@ public struct VirtualMachineSpec: ResourceSpec {
     }
 
     /// Moving a VM to another folder, cluster, pool or datastore is not done in place.
-    public static func changeMode(forField field: String) -> ChangeMode {
-        ["folder", "placement", "datastore"].contains(field) ? .replace : .inPlace
-    }
+    /// Every field changes in place: a new folder, pool or datastore migrates the VM (as
+    /// vCenter and Terraform's provider do) instead of destroying it with its data.
+    public static func changeMode(forField field: String) -> ChangeMode { .inPlace }
 
     /// An update is guarded by a snapshot (unless `snapshots.beforeChange` is false). When
     /// the provider found that the VM cannot take one (`snapshotSupported: false`), the
@@ -274,12 +285,31 @@ public struct VirtualMachineSpec: ResourceSpec {
     public func stepGuard(for action: PlanStep.Action, observed: ObservedResource?) -> StepGuard? {
         guard action == .update, snapshotBeforeChange else { return nil }
         var snapshot = StepGuard(kind: .snapshot)
-        if let observed, observed.facts[Self.snapshotSupportedFact] == "false" {
-            snapshot.warning = "vCenter reports that VM '\(observed.id.name)' cannot take snapshots; this change runs without a snapshot guard"
+        guard let observed else { return snapshot }
+        let name = observed.id.name
+        if observed.facts[Self.snapshotSupportedFact] == "false" {
+            snapshot.warning = "vCenter reports that VM '\(name)' cannot take snapshots; this change runs without a snapshot guard"
+        } else if growsADisk(observed) {
+            // vSphere cannot extend a disk that has snapshots: the guard would defeat the change.
+            let existing = Int(observed.facts[Self.snapshotCountFact] ?? "") ?? 0
+            snapshot.warning = existing > 0
+                ? "VM '\(name)' has \(existing) snapshot\(existing == 1 ? "" : "s") and vSphere cannot extend a disk that has snapshots: this step will fail until they are removed (converge snapshots gc removes automatic ones past their retention)"
+                : "growing a disk of VM '\(name)' cannot be guarded by a snapshot (vSphere cannot extend a disk that has snapshots); this change runs without one"
         }
         return snapshot
     }
 
     /// The fact (`"true"`/`"false"`) by which a provider says whether a VM can be snapshotted.
     public static let snapshotSupportedFact = "snapshotSupported"
+    /// The provider fact giving how many snapshots the VM has.
+    public static let snapshotCountFact = "snapshotCount"
+
+    /// Whether the manifest asks for a larger size of a disk the VM already has.
+    func growsADisk(_ observed: ObservedResource) -> Bool {
+        guard case .list(let live)? = observed.fields["disks"] else { return false }
+        return zip(disks, live).contains { wanted, current in
+            if case .int(let size) = current { return wanted > size }
+            return false
+        }
+    }
 }

@@ -19,85 +19,116 @@ extension VimClient {
     /// the view. This is the bulk read that keeps observing a thousand VMs to a dozen round
     /// trips instead of one per VM.
     public func retrieve(under root: ManagedObjectReference, properties: [String: [String]]) async throws -> [ObjectContent] {
-        let view = try await invoke("CreateContainerView", on: serviceContent.viewManager) { writer in
-            writer.reference("container", root)
-            for type in properties.keys.sorted() { writer.leaf("type", type) }
-            writer.leaf("recursive", true)
-        }.child("returnval")?.reference
-        guard let view else { throw SOAPParser.Malformed(detail: "CreateContainerView returned no view") }
-        do {
-            let objects = try await retrievePaged(properties: properties) { writer in
-                writer.element("objectSet") { writer in
-                    writer.reference("obj", view)
-                    writer.leaf("skip", true)
-                    writer.element("selectSet", type: "TraversalSpec") { writer in
-                        writer.leaf("name", "view")
-                        writer.leaf("type", "ContainerView")
-                        writer.leaf("path", "view")
-                        writer.leaf("skip", false)
+        try await renewingSessionOnce {
+            let view = try await self.invoke("CreateContainerView", on: self.serviceContent.viewManager, renewingSession: false) { writer in
+                writer.reference("container", root)
+                for type in properties.keys.sorted() { writer.leaf("type", type) }
+                writer.leaf("recursive", true)
+            }.child("returnval")?.reference
+            guard let view else { throw SOAPParser.Malformed(detail: "CreateContainerView returned no view") }
+            do {
+                let objects = try await self.retrievePaged(properties: properties) { writer in
+                    writer.element("objectSet") { writer in
+                        writer.reference("obj", view)
+                        writer.leaf("skip", true)
+                        writer.element("selectSet", type: "TraversalSpec") { writer in
+                            writer.leaf("name", "view")
+                            writer.leaf("type", "ContainerView")
+                            writer.leaf("path", "view")
+                            writer.leaf("skip", false)
+                        }
                     }
                 }
+                _ = try? await self.invoke("DestroyView", on: view, renewingSession: false)
+                return objects
+            } catch {
+                _ = try? await self.invoke("DestroyView", on: view, renewingSession: false)
+                throw error
             }
-            _ = try? await invoke("DestroyView", on: view)
-            return objects
-        } catch {
-            _ = try? await invoke("DestroyView", on: view)
-            throw error
         }
     }
 
     /// Reads `paths` of the given objects (all of one type) in one call.
     public func retrieve(_ objects: [ManagedObjectReference], properties paths: [String]) async throws -> [ObjectContent] {
         guard let type = objects.first?.type else { return [] }
-        return try await retrievePaged(properties: [type: paths]) { writer in
-            for object in objects {
-                writer.element("objectSet") { writer in
-                    writer.reference("obj", object)
-                    writer.leaf("skip", false)
+        return try await renewingSessionOnce {
+            try await self.retrievePaged(properties: [type: paths]) { writer in
+                for object in objects {
+                    writer.element("objectSet") { writer in
+                        writer.reference("obj", object)
+                        writer.leaf("skip", false)
+                    }
                 }
             }
         }
     }
 
-    /// `RetrievePropertiesEx`, then `ContinueRetrievePropertiesEx` while vCenter hands back a
-    /// token. A session that expired between pages is renewed and the read starts over
-    /// (a token does not survive its session).
-    private func retrievePaged(properties: [String: [String]], objectSet: @escaping (inout SOAPWriter) -> Void) async throws -> [ObjectContent] {
-        for attempt in 0..<2 {
-            let generation = currentGeneration
-            var objects: [ObjectContent] = []
-            var page = try await invoke("RetrievePropertiesEx", on: serviceContent.propertyCollector) { writer in
-                writer.element("specSet") { writer in
-                    for type in properties.keys.sorted() {
-                        writer.element("propSet") { writer in
-                            writer.leaf("type", type)
-                            writer.leaf("all", false)
-                            for path in properties[type]! { writer.leaf("pathSet", path) }
-                        }
-                    }
-                    objectSet(&writer)
-                }
-                writer.element("options") { $0.leaf("maxObjects", Self.pageSize) }
-            }.child("returnval")
-            var expired = false
-            while let result = page {
-                let contents = result.children("objects").map(Self.objectContent)
-                if contents.contains(where: { $0.missing.values.contains { $0.type == "NotAuthenticated" } }) {
-                    expired = true
-                    break
-                }
-                objects += contents
-                guard let token = result.child("token")?.text, !token.isEmpty else { break }
-                page = try await invoke("ContinueRetrievePropertiesEx", on: serviceContent.propertyCollector) { writer in
-                    writer.leaf("token", token)
-                }.child("returnval")
-            }
-            if !expired { return objects }
-            // vCenter reports an expired session per object, inside `missingSet`, not as a fault.
-            guard attempt == 0 else { break }
+    /// Runs a read; if the session expired during it, logs in again and runs it once more
+    /// from the start (a view and a paging token do not survive their session).
+    private func renewingSessionOnce<T: Sendable>(_ read: () async throws -> T) async throws -> T {
+        let generation = currentGeneration
+        do {
+            return try await read()
+        } catch let fault as VimFault where fault.type == "NotAuthenticated" {
             try await renewSession(after: generation)
+            return try await read()
         }
-        throw VimFault(type: "NotAuthenticated", message: "the session expired and logging in again did not help", method: "RetrievePropertiesEx")
+    }
+
+    /// `RetrievePropertiesEx`, then `ContinueRetrievePropertiesEx` while vCenter hands back a
+    /// token.
+    private func retrievePaged(properties: [String: [String]], objectSet: @escaping (inout SOAPWriter) -> Void) async throws -> [ObjectContent] {
+        var objects: [ObjectContent] = []
+        var page = try await invoke("RetrievePropertiesEx", on: serviceContent.propertyCollector, renewingSession: false) { writer in
+            writer.element("specSet") { writer in
+                for type in properties.keys.sorted() {
+                    writer.element("propSet") { writer in
+                        writer.leaf("type", type)
+                        writer.leaf("all", false)
+                        for path in properties[type]! { writer.leaf("pathSet", path) }
+                    }
+                }
+                objectSet(&writer)
+            }
+            writer.element("options") { $0.leaf("maxObjects", Self.pageSize) }
+        }.child("returnval")
+        var checkedSession = false
+        while let result = page {
+            let contents = result.children("objects").map(Self.objectContent)
+            // vCenter reports an expired session per object, inside `missingSet`, not as a
+            // fault; a property this user may not read looks the same, so ask once.
+            if !checkedSession, contents.contains(where: { $0.missing.values.contains { $0.type == "NotAuthenticated" } }) {
+                checkedSession = true
+                if try await !sessionIsActive() {
+                    throw VimFault(type: "NotAuthenticated", message: "the session expired", method: "RetrievePropertiesEx")
+                }
+            }
+            objects += contents
+            guard let token = result.child("token")?.text, !token.isEmpty else { break }
+            page = try await invoke("ContinueRetrievePropertiesEx", on: serviceContent.propertyCollector, renewingSession: false) { writer in
+                writer.leaf("token", token)
+            }.child("returnval")
+        }
+        return objects
+    }
+
+    /// Whether this session is still logged in: `SessionManager.currentSession` is readable
+    /// without privileges and empty once the session is gone.
+    private func sessionIsActive() async throws -> Bool {
+        let manager = serviceContent.sessionManager
+        let result = try await invoke("RetrievePropertiesEx", on: serviceContent.propertyCollector, renewingSession: false) { writer in
+            writer.element("specSet") { writer in
+                writer.element("propSet") { writer in
+                    writer.leaf("type", manager.type)
+                    writer.leaf("pathSet", "currentSession")
+                }
+                writer.element("objectSet") { writer in
+                    writer.reference("obj", manager)
+                }
+            }
+            writer.element("options") { _ in }
+        }.child("returnval")
+        return result?.children("objects").first.map(Self.objectContent)?["currentSession"] != nil
     }
 
     static func objectContent(_ node: SOAPNode) -> ObjectContent {

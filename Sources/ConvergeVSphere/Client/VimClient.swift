@@ -62,7 +62,12 @@ public actor VimClient {
             throw SOAPParser.Malformed(detail: "RetrieveServiceContent answered without a service content; is \(endpoint) a vCenter SDK endpoint?")
         }
         let client = VimClient(endpoint: endpoint, http: http, credentials: credentials, serviceContent: parsed)
-        try await client.login()
+        do {
+            try await client.login()
+        } catch {
+            await http.shutdown()
+            throw error
+        }
         return client
     }
 
@@ -90,16 +95,17 @@ public actor VimClient {
     }
 
     /// Calls `method` on `object` with the parameters `body` writes after `_this`, and returns
-    /// the response element (`<MethodResponse>`). Logs in again once if the session expired.
+    /// the response element (`<MethodResponse>`). Logs in again once if the session expired,
+    /// unless `renewingSession` is off (a call whose arguments belong to the old session).
     @discardableResult
-    public func invoke(_ method: String, on object: ManagedObjectReference, objectName: String? = nil, body: (inout SOAPWriter) -> Void = { _ in }) async throws -> SOAPNode {
+    public func invoke(_ method: String, on object: ManagedObjectReference, objectName: String? = nil, renewingSession: Bool = true, body: (inout SOAPWriter) -> Void = { _ in }) async throws -> SOAPNode {
         var writer = SOAPWriter()
         body(&writer)
         let parameters = writer.xml
         let generation = sessionGeneration
         do {
             return try await call(method, on: object, objectName: objectName, parameters: parameters)
-        } catch let fault as VimFault where fault.type == "NotAuthenticated" && method != "Login" {
+        } catch let fault as VimFault where fault.type == "NotAuthenticated" && method != "Login" && renewingSession {
             try await renewSession(after: generation)
             return try await call(method, on: object, objectName: objectName, parameters: parameters)
         }
@@ -146,6 +152,12 @@ public actor VimClient {
         }
     }
 
+    /// Methods that change nothing, which may be sent again when a kept-alive connection
+    /// turns out to be closed.
+    static let readOnlyMethods: Set<String> = [
+        "RetrieveServiceContent", "RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "CurrentTime", "CreateContainerView", "DestroyView",
+    ]
+
     private static func send(http: VimHTTPClient, method: String, this: ManagedObjectReference, body: String, cookie: String?, timeout: Duration) async throws -> (node: SOAPNode, cookie: String?) {
         var writer = SOAPWriter()
         writer.reference("_this", this)
@@ -154,10 +166,13 @@ public actor VimClient {
         headers.add(name: "Content-Type", value: "text/xml; charset=utf-8")
         headers.add(name: "SOAPAction", value: soapAction)
         if let cookie { headers.add(name: "Cookie", value: cookie) }
-        let response = try await http.post(ByteBuffer(string: request), headers: headers, timeout: timeout)
-        let document = try SOAPParser.parse(Data(response.body.readableBytesView))
-        guard let soapBody = document.child("Body") else {
-            throw SOAPParser.Malformed(detail: "HTTP \(response.status.code) without a SOAP body")
+        let response = try await http.post(ByteBuffer(string: request), headers: headers, timeout: timeout, repeatable: readOnlyMethods.contains(method))
+        let document = try? SOAPParser.parse(Data(response.body.readableBytesView))
+        guard let soapBody = document?.child("Body") else {
+            if response.status.code >= 500 || response.status.code == 429 {
+                throw VimTransportError.unavailable(endpoint: await http.endpoint.description, status: Int(response.status.code))
+            }
+            throw SOAPParser.Malformed(detail: "HTTP \(response.status.code) without a SOAP body; is \(await http.endpoint) a vCenter SDK endpoint?")
         }
         if let fault = soapBody.child("Fault") {
             throw VimFault.from(fault: fault, method: method, object: nil)

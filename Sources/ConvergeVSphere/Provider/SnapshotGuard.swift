@@ -10,6 +10,8 @@ struct VMUndoRecord: Sendable, Codable {
     var snapshotName: String?
     /// The VM as observed before the step.
     var before: VMState
+    /// Its disk sizes then (`before` leaves disks alone: a revert is what shrinks them back).
+    var diskGB: [Int]
 }
 
 /// The names automatic snapshots carry; retention only ever deletes snapshots named so.
@@ -27,18 +29,28 @@ public enum SnapshotNaming {
 
 extension VSphereProvider {
     /// Before an update: records the VM as it is and, when the plan guards the step, takes a
-    /// snapshot (memory off, quiesced) that a rollback reverts to.
+    /// snapshot (memory off, quiesced when the guest allows) that a rollback reverts to.
     public func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String? {
         guard step.action == .update else { return nil }
-        let vm = try await currentVM(named: step.resource.name, ref: observed?.externalID)
-        var record = VMUndoRecord(vm: vm.ref, name: vm.name, snapshot: nil, snapshotName: nil, before: VMState(vm, in: try await inventory()))
+        let vm = try await ownedVM(named: step.resource.name, ref: observed?.externalID, instance: instance)
+        var record = VMUndoRecord(vm: vm.ref, name: vm.name, snapshot: nil, snapshotName: nil,
+                                  before: VMState(vm, in: try await inventory()), diskGB: vm.disks.map(VMRecord.diskSizeGB))
         if let guardian = step.guard, guardian.kind == .snapshot, guardian.warning == nil, vm.snapshotSupported {
             let name = SnapshotNaming.name(for: "update of \(step.resource)")
-            let result = try await client().runTask("CreateSnapshot_Task", on: vm.ref, objectName: vm.name) { writer in
-                writer.leaf("name", name)
-                writer.leaf("description", "Taken by Converge before changing \(step.resource); reverted if the run fails")
-                writer.leaf("memory", false)
-                writer.leaf("quiesce", true)
+            func take(quiesce: Bool) async throws -> TaskResult {
+                try await client().runTask("CreateSnapshot_Task", on: vm.ref, objectName: vm.name) { writer in
+                    writer.leaf("name", name)
+                    writer.leaf("description", "Taken by Converge before changing \(step.resource); reverted if the run fails")
+                    writer.leaf("memory", false)
+                    writer.leaf("quiesce", quiesce)
+                }
+            }
+            let result: TaskResult
+            do {
+                result = try await take(quiesce: true)
+            } catch let fault as VimFault where fault.type.contains("Quiesce") || fault.type == "ToolsUnavailable" {
+                // A guest without working tools cannot quiesce; a crash-consistent snapshot still guards.
+                result = try await take(quiesce: false)
             }
             record.snapshot = result.result?.reference
             record.snapshotName = name
@@ -46,29 +58,36 @@ extension VSphereProvider {
         return String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
     }
 
-    /// Undoes a step: a create's VM is powered off and destroyed; an update is reverted to its
-    /// snapshot, then the VM is compared with the state recorded before the step and whatever
-    /// the revert did not restore is set again. A destroyed VM cannot come back.
+    /// Undoes a step. A create's VM is powered off and destroyed. An update that changed
+    /// something is reverted to its snapshot, then the VM is compared with the state recorded
+    /// before the step and whatever the revert did not restore is set again; one that changed
+    /// nothing (refused, or failed before acting) is left alone, since a revert powers a VM
+    /// off. A destroyed VM cannot come back.
     public func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {
         switch step.action {
         case .create:
-            try await destroy(named: step.resource.name, instance: instance, leaveForeign: true)
+            guard let vm = try await inventory(refresh: true).vm(named: step.resource.name) else { return }
+            let owner = try await ownership(of: vm, fieldKey: try await ownershipFieldKey(create: false), instance: instance)
+            if owner.owned { try await destroy(vm) }
         case .update:
-            guard let snapshot, let record = try? JSONDecoder().decode(VMUndoRecord.self, from: Data(snapshot.utf8)) else { return }
-            let client = try await client()
-            if let guardSnapshot = record.snapshot {
-                try await client.runTask("RevertToSnapshot_Task", on: guardSnapshot, objectName: record.snapshotName) { writer in
-                    writer.leaf("suppressPowerOn", true)
-                }
+            guard let snapshot else { return }
+            guard let record = try? JSONDecoder().decode(VMUndoRecord.self, from: Data(snapshot.utf8)) else {
+                throw VSphereProviderError.unsupported("the journaled state of \(step.resource) is unreadable, so it cannot be restored", hint: "compare the VM with the manifest of the previous commit and restore it by hand")
             }
             var vm = try await read(record.vm)
+            let inventory = try await inventory()
+            guard VMState(vm, in: inventory) != record.before || vm.disks.map(VMRecord.diskSizeGB) != record.diskGB else { return }
+            if let guardSnapshot = record.snapshot {
+                try await client().runTask("RevertToSnapshot_Task", on: guardSnapshot, objectName: record.snapshotName) { writer in
+                    writer.leaf("suppressPowerOn", true)
+                }
+                vm = try await read(record.vm)
+            }
             // Restoring the recorded state may lower CPUs or memory, which needs the VM off:
             // the rollback puts back what was there, power state included.
-            try await reconfigure(&vm, to: record.before, allowPowerCycle: true)
-            try await setPower(&vm, to: record.before.powerState)
+            try await apply(record.before, to: &vm, allowPowerCycle: true)
         case .delete:
-            let inventory = try await inventory(refresh: true)
-            if inventory.vm(named: step.resource.name) != nil { return }
+            if try await inventory(refresh: true).vm(named: step.resource.name) != nil { return }
             throw VSphereProviderError.unsupported("VM '\(step.resource.name)' was destroyed by this run and cannot be brought back", hint: "restore it from backup if it is needed; Converge will create a new one from its template if the manifest returns")
         }
     }

@@ -21,14 +21,16 @@ public struct SnapshotCollection: Sendable {
 
 extension VSphereProvider {
     /// Deletes the automatic snapshots (named with `SnapshotNaming.automaticPrefix`) older than
-    /// `retention` on every VM of the datacenter. Any other snapshot is left alone, whatever
-    /// its age. An error on one VM is recorded and the others are still handled.
-    public func collectSnapshots(retention: Duration, now: Date = Date(), dryRun: Bool) async throws -> SnapshotCollection {
+    /// `retention` on the VMs `instance` owns. Any other snapshot, and every snapshot of a VM
+    /// Converge does not own, is left alone, whatever its name or age. An error on one VM is
+    /// recorded and the others are still handled.
+    public func collectSnapshots(instance: String, retention: Duration, now: Date = Date(), dryRun: Bool) async throws -> SnapshotCollection {
         let inventory = try await inventory(refresh: true)
         let client = try await client()
         let cutoff = now.addingTimeInterval(-Double(retention.components.seconds))
         var collection = SnapshotCollection()
-        for vm in inventory.vms.sorted(by: { $0.name < $1.name }) {
+        guard let fieldKey = try await ownershipFieldKey(create: false) else { return collection }
+        for vm in inventory.vms.sorted(by: { $0.name < $1.name }) where vm.customValues[fieldKey] == instance {
             for snapshot in vm.snapshots {
                 guard let created = XSDDateTime.parse(snapshot.createTime) else {
                     collection.errors.append("VM '\(vm.name)': snapshot '\(snapshot.name)' has an unreadable creation time '\(snapshot.createTime)'; left alone")

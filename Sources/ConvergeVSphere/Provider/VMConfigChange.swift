@@ -13,9 +13,10 @@ struct VMConfigChange: Sendable, Equatable {
     var isEmpty: Bool { self == VMConfigChange() }
 
     /// Whether the change needs the VM powered off: CPUs or memory going down, or going up
-    /// without hot-add enabled.
+    /// without hot-add enabled, or another guest OS.
     func needsPowerOff(_ vm: VMRecord) -> Bool {
         guard vm.powerState == "poweredOn" else { return false }
+        if guestId != nil { return true }
         if let cpus, cpus < vm.cpus || (cpus > vm.cpus && !vm.cpuHotAdd) { return true }
         if let memoryMB, memoryMB < vm.memoryMB || (memoryMB > vm.memoryMB && !vm.memoryHotAdd) { return true }
         return false
@@ -32,7 +33,12 @@ struct VMConfigChange: Sendable, Equatable {
                     if sizeGB < current {
                         throw VSphereProviderError.unsupported("disk \(position + 1) of VM '\(vm.name)' is \(current) GB; vSphere cannot shrink a disk to \(sizeGB) GB", hint: "keep the size, or create a new VM with the smaller disk")
                     }
-                    if sizeGB > current { deviceChanges.append(("edit", nil, Self.resized(existing[position], gigabytes: sizeGB))) }
+                    if sizeGB > current {
+                        guard vm.snapshots.isEmpty else {
+                            throw VSphereProviderError.unsupported("VM '\(vm.name)' has \(vm.snapshots.count) snapshot\(vm.snapshots.count == 1 ? "" : "s"), and vSphere cannot extend a disk that has snapshots", hint: "remove them (converge snapshots gc removes automatic ones past their retention) and run again")
+                        }
+                        deviceChanges.append(("edit", nil, Self.resized(existing[position], gigabytes: sizeGB)))
+                    }
                 } else {
                     deviceChanges.append(("add", "create", try Self.newDisk(sizeGB, vm: vm, offset: position - existing.count)))
                 }

@@ -11,6 +11,11 @@ struct VMState: Sendable, Codable, Equatable {
     var disks: [Int]?
     var portGroup: String?
     var powerState: String
+    /// Where it lives: folder path, `VirtualMachineSpec.Placement.canonical`, datastore name;
+    /// nil leaves that as it is.
+    var folder: String?
+    var placement: String?
+    var datastore: String?
 
     init(_ spec: VirtualMachineSpec) {
         cpus = spec.cpus
@@ -20,6 +25,9 @@ struct VMState: Sendable, Codable, Equatable {
         disks = spec.disks.isEmpty ? nil : spec.disks
         portGroup = spec.network?.portGroup
         powerState = spec.powerState
+        folder = spec.folder
+        placement = spec.placement.canonical
+        datastore = spec.datastore
     }
 
     /// The VM as it is. Disks are left out: a disk cannot shrink, and reverting the snapshot
@@ -32,6 +40,9 @@ struct VMState: Sendable, Codable, Equatable {
         disks = nil
         portGroup = vm.portGroup(in: inventory)
         powerState = vm.powerState
+        folder = vm.folder.flatMap { inventory.path(of: $0, under: inventory.vmFolder) }
+        placement = vm.pool.map { inventory.placement(ofPool: $0) }
+        datastore = vm.homeDatastore
     }
 
     /// The reconfiguration that takes `vm` to this state.

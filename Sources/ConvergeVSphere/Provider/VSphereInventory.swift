@@ -25,7 +25,8 @@ extension VSphereProvider {
     public static let observedVMProperties = [
         "name", "customValue", "config.template", "config.hardware.numCPU", "config.hardware.memoryMB",
         "config.hardware.device", "config.annotation", "config.guestId", "config.cpuHotAddEnabled",
-        "config.memoryHotAddEnabled", "runtime.powerState", "guest.ipAddress", "resourcePool", "parent",
+        "config.memoryHotAddEnabled", "config.files.vmPathName", "runtime.powerState", "guest.ipAddress", "guest.net",
+        "resourcePool", "parent",
         "datastore", "network", "snapshot", "capability.snapshotOperationsSupported",
     ]
 }
@@ -123,10 +124,14 @@ struct VMRecord: Sendable {
     var annotation: String
     var guestId: String
     var powerState: String
-    var guestIP: String?
+    /// Every IPv4 address the guest reports, the primary one first.
+    var guestIPv4: [String]
     var pool: ManagedObjectReference?
+    /// The VM's folder; nil when its parent is not a folder (a vApp).
     var folder: ManagedObjectReference?
-    var datastores: [ManagedObjectReference]
+    /// The datastore holding the VM's configuration, by name (`[name] dir/vm.vmx`): stable,
+    /// unlike the order of the `datastore` list, which also names ISO and extra-disk stores.
+    var homeDatastore: String?
     var devices: [SOAPNode]
     var customValues: [Int: String]
     var snapshotSupported: Bool
@@ -144,10 +149,15 @@ struct VMRecord: Sendable {
         annotation = content["config.annotation"]?.text ?? ""
         guestId = content["config.guestId"]?.text ?? ""
         powerState = content["runtime.powerState"]?.text ?? "poweredOff"
-        guestIP = content["guest.ipAddress"]?.text
+        let reported = [content["guest.ipAddress"]?.text].compactMap { $0 }
+            + (content["guest.net"]?.children.flatMap { $0.children("ipAddress").map(\.text) } ?? [])
+        var seen: Set<String> = []
+        guestIPv4 = reported.filter { IPv4Address($0) != nil && seen.insert($0).inserted }
         pool = content["resourcePool"]?.reference
-        folder = content["parent"]?.reference
-        datastores = content["datastore"]?.children.compactMap(\.reference) ?? []
+        folder = content["parent"]?.reference.flatMap { $0.type == "Folder" ? $0 : nil }
+        homeDatastore = content["config.files.vmPathName"].flatMap { path in
+            path.text.hasPrefix("[") ? path.text.dropFirst().prefix { $0 != "]" }.description : nil
+        }
         devices = content["config.hardware.device"]?.children ?? []
         customValues = [:]
         for value in content["customValue"]?.children ?? [] {

@@ -10,6 +10,8 @@ public enum VSphereProviderError: Error, Sendable, CustomStringConvertible, Tran
     case unsupported(String, hint: String)
     case guestIP(String)
     case ownership(String)
+    /// A VM that was there a moment ago is gone.
+    case vanished(String)
 
     public var description: String {
         switch self {
@@ -22,6 +24,7 @@ public enum VSphereProviderError: Error, Sendable, CustomStringConvertible, Tran
         case .unsupported(let message, let hint): return "\(message) (\(hint))"
         case .guestIP(let message): return message
         case .ownership(let message): return message
+        case .vanished(let ref): return "VM \(ref) disappeared from vCenter while Converge worked on it"
         }
     }
 
@@ -34,7 +37,7 @@ extension VimTransportError: TransientClassifying {
     public var isTransient: Bool {
         switch self {
         case .tls: return false
-        case .connect, .timeout, .connectionClosed: return true
+        case .connect, .timeout, .connectionClosed, .unavailable: return true
         }
     }
 }

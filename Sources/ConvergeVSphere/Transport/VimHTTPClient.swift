@@ -1,3 +1,4 @@
+import ConvergeCore
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -17,6 +18,8 @@ public enum VimTransportError: Error, Sendable, CustomStringConvertible {
     case tls(endpoint: String, detail: String)
     case timeout(endpoint: String, timeout: Duration)
     case connectionClosed(endpoint: String)
+    /// An HTTP error without a SOAP answer (a 503 while vCenter's services restart).
+    case unavailable(endpoint: String, status: Int)
 
     public var description: String {
         switch self {
@@ -25,6 +28,7 @@ public enum VimTransportError: Error, Sendable, CustomStringConvertible {
             return "TLS handshake with \(endpoint) failed: \(detail) (for a self-signed certificate set spec.tls.insecureSkipVerify: true or spec.tls.caFile on the VCenter)"
         case .timeout(let endpoint, let timeout): return "no answer from \(endpoint) within \(timeout)"
         case .connectionClosed(let endpoint): return "\(endpoint) closed the connection before answering"
+        case .unavailable(let endpoint, let status): return "\(endpoint) answered HTTP \(status) without a SOAP response (is vCenter starting or overloaded?)"
         }
     }
 }
@@ -104,12 +108,24 @@ actor VimHTTPClient {
         }
     }
 
-    /// POSTs `body` to the endpoint's path and reads the whole answer.
-    func post(_ body: ByteBuffer, headers: HTTPHeaders, timeout: Duration) async throws -> VimHTTPResponse {
-        let connection = try await checkOut(timeout: timeout)
+    /// POSTs `body` to the endpoint's path and reads the whole answer. A kept-alive
+    /// connection the server closed while idle fails the request before any answer; a
+    /// `repeatable` request (one that changes nothing) is then sent once more on a new one.
+    func post(_ body: ByteBuffer, headers: HTTPHeaders, timeout: Duration, repeatable: Bool) async throws -> VimHTTPResponse {
+        let (connection, reused) = try await checkOut(timeout: timeout)
+        do {
+            return try await post(body, headers: headers, timeout: timeout, on: connection)
+        } catch VimTransportError.connectionClosed where reused && repeatable {
+            let (fresh, _) = try await checkOut(timeout: timeout, reuse: false)
+            return try await post(body, headers: headers, timeout: timeout, on: fresh)
+        }
+    }
+
+    private func post(_ body: ByteBuffer, headers: HTTPHeaders, timeout: Duration, on connection: VimConnection) async throws -> VimHTTPResponse {
         var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.path)
         head.headers = headers
-        head.headers.replaceOrAdd(name: "Host", value: endpoint.port == (endpoint.useTLS ? 443 : 80) ? endpoint.host : "\(endpoint.host):\(endpoint.port)")
+        let host = endpoint.host.contains(":") ? "[\(endpoint.host)]" : endpoint.host
+        head.headers.replaceOrAdd(name: "Host", value: endpoint.port == (endpoint.useTLS ? 443 : 80) ? host : "\(host):\(endpoint.port)")
         head.headers.replaceOrAdd(name: "Content-Length", value: String(body.readableBytes))
         do {
             let response = try await connection.send(head: head, body: body, timeout: timeout, endpoint: endpoint.description)
@@ -131,12 +147,13 @@ actor VimHTTPClient {
         idle.removeAll()
     }
 
-    private func checkOut(timeout: Duration) async throws -> VimConnection {
-        while let connection = idle.popLast() {
-            if connection.isActive { return connection }
+    private func checkOut(timeout: Duration, reuse: Bool = true) async throws -> (VimConnection, reused: Bool) {
+        while reuse, let connection = idle.popLast() {
+            if connection.isActive { return (connection, true) }
         }
-        return try await VimConnection.connect(
+        let connection = try await VimConnection.connect(
             to: endpoint, ssl: sslContext, group: group, timeout: min(timeout, .seconds(10)))
+        return (connection, false)
     }
 }
 
@@ -166,7 +183,7 @@ final class VimConnection: Sendable {
                     channel.eventLoop.makeCompletedFuture {
                         if let ssl {
                             // SNI carries names only; an IP literal is sent without it.
-                            let isAddress = endpoint.host.allSatisfy { $0.isHexDigit || $0 == "." || $0 == ":" }
+                            let isAddress = endpoint.host.contains(":") || IPv4Address(endpoint.host) != nil
                             let handler = try NIOSSLClientHandler(context: ssl, serverHostname: isAddress ? nil : endpoint.host)
                             try channel.pipeline.syncOperations.addHandler(handler)
                         }
@@ -256,8 +273,16 @@ final class ResponseCollector: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        let failure: any Error = error is NIOSSLError || error is BoringSSLError
-            ? VimTransportError.tls(endpoint: endpoint, detail: "\(error)") : error
+        // Only a refused handshake is a TLS problem; an unclean shutdown or a reset later is
+        // a closed connection, which may be retried.
+        let failure: any Error
+        if let error = error as? NIOSSLError, case .handshakeFailed = error {
+            failure = VimTransportError.tls(endpoint: endpoint, detail: "\(error)")
+        } else if error is BoringSSLError {
+            failure = VimTransportError.tls(endpoint: endpoint, detail: "\(error)")
+        } else {
+            failure = VimTransportError.connectionClosed(endpoint: endpoint)
+        }
         fail(failure)
         context.close(promise: nil)
     }
