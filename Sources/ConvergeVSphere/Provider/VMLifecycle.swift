@@ -129,17 +129,31 @@ extension VSphereProvider {
         vm = try await read(vm.ref)
     }
 
-    func setPower(_ vm: inout VMRecord, to state: String) async throws {
+    /// Powers the VM on or off. Off is a guest shutdown when VMware Tools run (a power
+    /// cycle for a change should not cut the guest's power), and a hard power-off otherwise
+    /// or if the guest has not stopped within `shutdownTimeout`.
+    func setPower(_ vm: inout VMRecord, to state: String, shutdownTimeout: Duration = .seconds(120)) async throws {
         let wantOn = state == "poweredOn"
         guard wantOn != (vm.powerState == "poweredOn") else { return }
-        try await client().runTask(wantOn ? "PowerOnVM_Task" : "PowerOffVM_Task", on: vm.ref, objectName: vm.name)
+        let client = try await client()
+        if !wantOn, vm.toolsRunning, shutdownTimeout > .zero {
+            try await client.invoke("ShutdownGuest", on: vm.ref, objectName: vm.name)
+            let clock = ContinuousClock()
+            let deadline = clock.now + shutdownTimeout
+            while clock.now < deadline {
+                vm = try await read(vm.ref)
+                if vm.powerState != "poweredOn" { return }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+        }
+        try await client.runTask(wantOn ? "PowerOnVM_Task" : "PowerOffVM_Task", on: vm.ref, objectName: vm.name)
         vm = try await read(vm.ref)
     }
 
-    /// Powers the VM off and destroys it.
+    /// Powers the VM off (no guest shutdown: it is about to go) and destroys it.
     func destroy(_ vm: VMRecord) async throws {
         var vm = vm
-        try await setPower(&vm, to: "poweredOff")
+        try await setPower(&vm, to: "poweredOff", shutdownTimeout: .zero)
         try await client().runTask("Destroy_Task", on: vm.ref, objectName: vm.name)
         cachedInventory?.vms.removeAll { $0.ref == vm.ref }
     }

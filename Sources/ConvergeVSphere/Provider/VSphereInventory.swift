@@ -25,7 +25,7 @@ extension VSphereProvider {
     public static let observedVMProperties = [
         "name", "customValue", "config.template", "config.hardware.numCPU", "config.hardware.memoryMB",
         "config.hardware.device", "config.annotation", "config.guestId", "config.cpuHotAddEnabled",
-        "config.memoryHotAddEnabled", "config.files.vmPathName", "runtime.powerState", "guest.ipAddress", "guest.net",
+        "config.memoryHotAddEnabled", "config.files.vmPathName", "runtime.powerState", "guest.ipAddress", "guest.net", "guest.toolsRunningStatus",
         "resourcePool", "parent",
         "datastore", "network", "snapshot", "capability.snapshotOperationsSupported",
     ]
@@ -136,6 +136,8 @@ struct VMRecord: Sendable {
     var customValues: [Int: String]
     var snapshotSupported: Bool
     var cpuHotAdd: Bool
+    /// VMware Tools run in the guest, so it can be shut down cleanly.
+    var toolsRunning: Bool
     var memoryHotAdd: Bool
     var snapshots: [SnapshotInfo]
     var currentSnapshot: ManagedObjectReference?
@@ -165,6 +167,7 @@ struct VMRecord: Sendable {
         }
         snapshotSupported = content["capability.snapshotOperationsSupported"]?.bool ?? true
         cpuHotAdd = content["config.cpuHotAddEnabled"]?.bool ?? false
+        toolsRunning = content["guest.toolsRunningStatus"]?.text == "guestToolsRunning"
         memoryHotAdd = content["config.memoryHotAddEnabled"]?.bool ?? false
         let tree = content["snapshot"]
         currentSnapshot = tree?.child("currentSnapshot")?.reference

@@ -85,8 +85,10 @@ enum SOAPParser {
                 if key == "type" {
                     referenceType = value
                 } else if key.hasSuffix(":type") {
-                    // Strip the value's own prefix too (`xsd:string`, `vim25:VirtualDisk`).
-                    xsiType = value.split(separator: ":").last.map(String.init) ?? value
+                    // vim25 types lose the server's prefix (`vim25:VirtualDisk`); XML Schema
+                    // types keep theirs, so writing a node back still means `xsd:string`.
+                    let parts = value.split(separator: ":", maxSplits: 1)
+                    xsiType = parts.count == 2 && !["xsd", "xs"].contains(parts[0]) ? String(parts[1]) : value
                 }
             }
             stack.append(SOAPNode(name: elementName, xsiType: xsiType, referenceType: referenceType))

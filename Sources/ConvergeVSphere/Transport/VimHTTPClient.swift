@@ -214,6 +214,8 @@ final class VimConnection: Sendable {
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         }
         let deadline = channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+            // An answer that arrived just before the deadline keeps its connection.
+            guard collector.value.isWaiting else { return }
             promise.fail(VimTransportError.timeout(endpoint: endpoint, timeout: timeout))
             channel.close(promise: nil)
         }
@@ -242,6 +244,8 @@ final class ResponseCollector: ChannelInboundHandler, RemovableChannelHandler {
     init(endpoint: String) {
         self.endpoint = endpoint
     }
+
+    var isWaiting: Bool { pending != nil }
 
     func expect(_ promise: EventLoopPromise<VimHTTPResponse>) {
         if let failure {
