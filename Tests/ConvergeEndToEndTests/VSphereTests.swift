@@ -337,6 +337,21 @@ import Testing
         }
     }
 
+    @Test func aNICMovesToADistributedPortGroup() async throws {
+        try await VCenterLab.with { lab in
+            try lab.writeManifests([vmManifest("cvt-dvs", extra: "  network: {portGroup: VM Network}")])
+            #expect(try await lab.converge(["reconcile"]).exitCode == 0)
+
+            try lab.writeManifests([vmManifest("cvt-dvs", extra: "  network: {portGroup: DC0_DVPG0}")])
+            let preview = try await lab.converge(["reconcile", "--dry-run"])
+            #expect(preview.stdout.contains(#"portGroup = "VM Network" → "DC0_DVPG0""#), "\(preview.stdout)")
+            let moved = try await lab.converge(["reconcile"])
+            #expect(moved.exitCode == 0, "\(moved.stderr)")
+            let again = try await lab.converge(["reconcile", "--dry-run"])
+            #expect(again.exitCode == 0, "the NIC should now be on the distributed port group:\n\(again.stdout)")
+        }
+    }
+
     @Test func aNewFolderMovesTheVMInsteadOfRebuildingIt() async throws {
         try await VCenterLab.with { lab in
             try lab.writeManifests([vmManifest("cvt-mover")])

@@ -10,7 +10,6 @@ public struct ServiceContent: Sendable {
     public var sessionManager: ManagedObjectReference
     public var customFieldsManager: ManagedObjectReference?
     public var apiVersion: String
-    public var fullName: String
 }
 
 /// A vCenter user and password, read from the environment or a file at connect time and
@@ -193,7 +192,6 @@ public actor VimClient {
         return ServiceContent(
             rootFolder: root, propertyCollector: collector, viewManager: views, sessionManager: sessions,
             customFieldsManager: node.child("customFieldsManager")?.reference,
-            apiVersion: node.descendant("about.apiVersion")?.text ?? "",
-            fullName: node.descendant("about.fullName")?.text ?? "")
+            apiVersion: node.descendant("about.apiVersion")?.text ?? "")
     }
 }

@@ -51,13 +51,25 @@ struct VMConfigChange: Sendable, Equatable {
             guard let network = inventory.networks[portGroup] else {
                 throw VSphereProviderError.notFound("port group '\(portGroup)'", available: inventory.networks.keys.sorted(), field: "spec.network.portGroup")
             }
-            guard network.type == "Network" else {
-                throw VSphereProviderError.unsupported("port group '\(portGroup)' is a \(network.type); only standard port groups are supported so far", hint: "use a standard vSwitch port group")
+            let backing: SOAPNode
+            if let group = inventory.distributedPortGroups[network] {
+                guard let uuid = inventory.switchUUIDs[group.switch] else {
+                    throw VSphereProviderError.unsupported("the distributed switch of port group '\(portGroup)' could not be read", hint: "check that the vCenter user may read the switch (System.Read on it)")
+                }
+                backing = SOAPNode(name: "backing", xsiType: "VirtualEthernetCardDistributedVirtualPortBackingInfo", children: [
+                    SOAPNode(name: "port", children: [
+                        SOAPNode(name: "switchUuid", text: uuid),
+                        SOAPNode(name: "portgroupKey", text: group.key),
+                    ]),
+                ])
+            } else if network.type == "Network" {
+                backing = SOAPNode(name: "backing", xsiType: "VirtualEthernetCardNetworkBackingInfo", children: [
+                    SOAPNode(name: "deviceName", text: portGroup),
+                    SOAPNode(name: "network", referenceType: network.type, text: network.value),
+                ])
+            } else {
+                throw VSphereProviderError.unsupported("port group '\(portGroup)' is a \(network.type), which Converge cannot attach a NIC to yet", hint: "use a standard or distributed port group")
             }
-            let backing = SOAPNode(name: "backing", xsiType: "VirtualEthernetCardNetworkBackingInfo", children: [
-                SOAPNode(name: "deviceName", text: portGroup),
-                SOAPNode(name: "network", referenceType: network.type, text: network.value),
-            ])
             if let nic = vm.nics.first {
                 deviceChanges.append(("edit", nil, nic.replacing("backing", with: backing)))
             } else {

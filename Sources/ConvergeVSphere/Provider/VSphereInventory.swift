@@ -13,6 +13,10 @@ struct VSphereInventory: Sendable {
     var rootPools: [ManagedObjectReference: ManagedObjectReference] = [:]
     var datastores: [String: ManagedObjectReference] = [:]
     var networks: [String: ManagedObjectReference] = [:]
+    /// A distributed port group → its key and switch, and each switch's UUID: what a NIC's
+    /// backing names instead of the port group itself.
+    var distributedPortGroups: [ManagedObjectReference: (key: String, switch: ManagedObjectReference)] = [:]
+    var switchUUIDs: [ManagedObjectReference: String] = [:]
     var vms: [VMRecord] = []
     var templates: [String: ManagedObjectReference] = [:]
 
@@ -50,6 +54,8 @@ extension VSphereInventory {
             "ComputeResource": ["name", "parent", "resourcePool"],
             "Datastore": ["name"],
             "Network": ["name"],
+            "DistributedVirtualPortgroup": ["name", "key", "config.distributedVirtualSwitch"],
+            "DistributedVirtualSwitch": ["uuid"],
         ])
         for object in objects {
             let name = object["name"]?.text ?? ""
@@ -63,6 +69,11 @@ extension VSphereInventory {
             case "Network", "DistributedVirtualPortgroup", "OpaqueNetwork":
                 inventory.networks[name] = object.object
                 inventory.names[object.object] = name
+                if let key = object["key"]?.text, let dvs = object["config.distributedVirtualSwitch"]?.reference {
+                    inventory.distributedPortGroups[object.object] = (key, dvs)
+                }
+            case "DistributedVirtualSwitch", "VmwareDistributedVirtualSwitch":
+                if let uuid = object["uuid"]?.text { inventory.switchUUIDs[object.object] = uuid }
             default:
                 inventory.names[object.object] = name
                 if let parent = object["parent"]?.reference { inventory.parents[object.object] = parent }
@@ -188,8 +199,9 @@ struct VMRecord: Sendable {
     func portGroup(in inventory: VSphereInventory) -> String? {
         guard let backing = nics.first?.child("backing") else { return nil }
         if let network = backing.child("network")?.reference, let name = inventory.names[network] { return name }
-        if let key = backing.descendant("port.portgroupKey")?.text {
-            return inventory.names.first { $0.key.value == key }?.value
+        if let key = backing.descendant("port.portgroupKey")?.text,
+           let group = inventory.distributedPortGroups.first(where: { $0.value.key == key })?.key {
+            return inventory.names[group]
         }
         return backing.child("deviceName")?.text
     }
