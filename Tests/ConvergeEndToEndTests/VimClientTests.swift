@@ -80,39 +80,18 @@ import Testing
 
 /// `scripts/vcsim/paging_proxy.py` in front of a simulator.
 struct PagingProxy {
-    let process: Process
+    let server: BackgroundServer
     let url: String
 
     static func start(upstream: String) async throws -> PagingProxy {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/vcsim/paging_proxy.py").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "--upstream", upstream, "--page-cap", "100"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let url: String? = await withCheckedContinuation { continuation in
-            Thread {
-                var text = ""
-                while !text.contains("PROXY_READY") {
-                    let chunk = output.fileHandleForReading.availableData
-                    if chunk.isEmpty { break }
-                    text += String(decoding: chunk, as: UTF8.self)
-                }
-                let line = text.split(separator: "\n").first { $0.hasPrefix("PROXY_URL=") }
-                continuation.resume(returning: line.map { String($0.dropFirst("PROXY_URL=".count)) })
-            }.start()
-        }
-        guard let url else {
-            process.terminate()
+        guard let server = try await BackgroundServer.start("/usr/bin/env", ["python3", script, "--upstream", upstream, "--page-cap", "100"], readyLine: "PROXY_READY"),
+              let url = server.values["PROXY_URL"] else {
             throw MissingComponent(name: "the paging proxy (python3 scripts/vcsim/paging_proxy.py)")
         }
-        return PagingProxy(process: process, url: url)
+        return PagingProxy(server: server, url: url)
     }
 
-    func stop() {
-        process.terminate()
-        process.waitUntilExit()
-    }
+    func stop() { server.stop() }
 }

@@ -6,7 +6,7 @@ import Testing
 /// certificate, plus a folder for manifests and a run store. Each test gets its own
 /// simulator, so tests never see each other's VMs.
 struct VCenterLab {
-    let process: Process
+    let server: BackgroundServer
     let url: String
     let user: String
     let password: String
@@ -33,41 +33,18 @@ struct VCenterLab {
             Issue.record("the vCenter simulator is missing at \(path): run scripts/vcsim.sh (scripts/test.sh does)")
             throw MissingComponent(name: "vcsim")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["-listen", "127.0.0.1:0"] + arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let lines: [String: String] = await withCheckedContinuation { continuation in
-            Thread {
-                var text = ""
-                while !text.contains("VCSIM_READY") {
-                    let chunk = output.fileHandleForReading.availableData
-                    if chunk.isEmpty { break }
-                    text += String(decoding: chunk, as: UTF8.self)
-                }
-                var values: [String: String] = [:]
-                for line in text.split(separator: "\n") {
-                    let parts = line.split(separator: "=", maxSplits: 1)
-                    if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
-                }
-                continuation.resume(returning: values)
-            }.start()
-        }
-        guard let url = lines["VCSIM_URL"] else {
-            process.terminate()
+        guard let server = try await BackgroundServer.start(path, ["-listen", "127.0.0.1:0"] + arguments, readyLine: "VCSIM_READY"),
+              let url = server.values["VCSIM_URL"] else {
             throw MissingComponent(name: "vcsim (it did not print its URL)")
         }
+        let lines = server.values
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cvt-vcenter-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        return VCenterLab(process: process, url: url, user: lines["VCSIM_USER"] ?? "user", password: lines["VCSIM_PASSWORD"] ?? "pass", directory: directory)
+        return VCenterLab(server: server, url: url, user: lines["VCSIM_USER"] ?? "user", password: lines["VCSIM_PASSWORD"] ?? "pass", directory: directory)
     }
 
     func stop() {
-        process.terminate()
-        process.waitUntilExit()
+        server.stop()
         try? FileManager.default.removeItem(at: directory)
     }
 
