@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ConvergeStorePostgres", targets: ["ConvergeStorePostgres"]),
         .library(name: "ConvergeWorkflow", targets: ["ConvergeWorkflow"]),
         .library(name: "ConvergeVSphere", targets: ["ConvergeVSphere"]),
+        .library(name: "ConvergeRuntime", targets: ["ConvergeRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,7 +25,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
-        // Pure model: manifests, validation, diff, plan, renderers. No I/O.
+        // Pure model: manifests, validation, diff, plan, renderers, the provider plug-in
+        // contract. No I/O, and no provider's kinds.
         .target(
             name: "ConvergeCore",
             dependencies: [
@@ -40,7 +42,8 @@ let package = Package(
         ),
         // Reads manifests from a commit's tree without a checkout.
         .target(name: "ConvergeGit", dependencies: ["ConvergeCore", "Clibgit2"]),
-        // Docker Engine API over its unix socket, and the provider for DockerHost/Network/Container.
+        // Docker Engine API over its unix socket; the plug-in for DockerHost, Network, Container
+        // and the network kinds on them (Router, FirewallPolicy with nftables/iptables, Probe).
         .target(
             name: "ConvergeDocker",
             dependencies: [
@@ -50,7 +53,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // vCenter over the vim25 SOAP API, and the provider for VCenter/VirtualMachine.
+        // vCenter over the vim25 SOAP API; the plug-in for VCenter and VirtualMachine.
         .target(
             name: "ConvergeVSphere",
             dependencies: [
@@ -79,18 +82,29 @@ let package = Package(
         ),
         // Durable runs: journal, retries, leases, approvals, rollback (saga), resume.
         .target(name: "ConvergeWorkflow", dependencies: ["ConvergeCore", "ConvergeStore"]),
+        // What the CLI and the controller share: plug-in registry, stores by location, manifest
+        // sources, the reconcile tick, probes, reports, snapshot retention. Knows no provider.
+        .target(
+            name: "ConvergeRuntime",
+            dependencies: ["ConvergeCore", "ConvergeGit", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow"]
+        ),
+        // The CLI: parses, calls the runtime, prints, picks the exit code. Lists the plug-ins.
         .executableTarget(
             name: "converge",
             dependencies: [
-                "ConvergeCore", "ConvergeGit", "ConvergeDocker", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow", "ConvergeVSphere",
+                "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeDocker", "ConvergeVSphere",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"], exclude: ["Corpus", "Fixtures"]),
+        // Shared by the test targets (and the benchmarks): fixtures, scripted providers, stores.
+        .target(name: "ConvergeTestSupport", dependencies: ["ConvergeCore"]),
+        .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"]),
+        .testTarget(name: "ConvergeRuntimeTests", dependencies: ["ConvergeRuntime", "ConvergeDocker", "ConvergeVSphere", "ConvergeTestSupport"], exclude: ["Corpus"]),
+        .testTarget(name: "ConvergeVSphereTests", dependencies: ["ConvergeVSphere", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres"]),
-        .testTarget(name: "ConvergeWorkflowTests", dependencies: ["ConvergeWorkflow", "ConvergeStore", "ConvergeCore"]),
-        .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeCore", "ConvergeDocker"]),
+        .testTarget(name: "ConvergeWorkflowTests", dependencies: ["ConvergeWorkflow", "ConvergeStore", "ConvergeCore", "ConvergeDocker"]),
+        .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeTestSupport"], exclude: ["Fixtures"]),
         .testTarget(
             name: "ConvergeEndToEndTests",
             dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeVSphere", "converge"]

@@ -11,11 +11,14 @@ import Foundation
 /// (steps are idempotent). A step that fails for good triggers the compensations of every
 /// step that may have changed something, in reverse order (saga).
 public struct WorkflowEngine: Sendable {
-    public typealias ProviderFactory = @Sendable (ManifestSet) -> [ResourceID: any Provider]
+    public typealias ProviderFactory = @Sendable (ManifestSet) throws -> [ResourceID: any Provider]
 
     public var store: any WorkflowStore
     /// The Converge instance whose runs this engine starts and resumes.
     public var instance: String
+    /// The kinds a journaled run's manifests are decoded with when it is resumed or approved:
+    /// the process's own, so a run made with a plug-in is reloaded with it.
+    public var registry: KindRegistry
     /// Makes the providers for a run's manifest set (a resumed run brings its own set).
     public var makeProviders: ProviderFactory
     /// `host:pid`, written on leases so a holder can be named and a dead one recognised.
@@ -26,11 +29,12 @@ public struct WorkflowEngine: Sendable {
     /// Checks run once a run has ended (the set's probes); their results go into its report.
     public var verify: @Sendable (ManifestSet) async -> [ProbeRecord]
 
-    public init(store: any WorkflowStore, instance: String, version: String, parallelism: Int = 8,
+    public init(store: any WorkflowStore, registry: KindRegistry, instance: String, version: String, parallelism: Int = 8,
                 owner: String = WorkflowEngine.processOwner, events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in },
                 verify: @escaping @Sendable (ManifestSet) async -> [ProbeRecord] = { _ in [] },
                 makeProviders: @escaping ProviderFactory) {
         self.store = store
+        self.registry = registry
         self.instance = instance
         self.makeProviders = makeProviders
         self.owner = owner
@@ -49,8 +53,8 @@ public struct WorkflowEngine: Sendable {
         try await reconciler(for: set, instance: instance).plan(set, source: source)
     }
 
-    private func reconciler(for set: ManifestSet, instance: String) -> Reconciler {
-        Reconciler(providers: makeProviders(set), instance: instance)
+    private func reconciler(for set: ManifestSet, instance: String) throws -> Reconciler {
+        Reconciler(providers: try makeProviders(set), instance: instance)
     }
 
     // MARK: Starting
@@ -124,7 +128,7 @@ public struct WorkflowEngine: Sendable {
     /// The run's own plan and manifests, with the live state observed now.
     private func replan(_ run: RunRecord) async throws -> Reconciler.PlannedChange {
         let plan = try Self.decode(Plan.self, run.planJSON)
-        let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON))
+        let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON), registry: registry)
         return try await reconciler(for: set, instance: run.instance).resume(plan, desired: set)
     }
 
@@ -144,7 +148,7 @@ public struct WorkflowEngine: Sendable {
             throw WorkflowError.notAnApprover(approver, allowed: allowed.sorted())
         }
         try await store.recordApproval(ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .approved, approver: approver, comment: comment, at: Date()))
-        let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON))
+        let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON), registry: registry)
         let fresh = try await reconciler(for: set, instance: run.instance).plan(set, source: plan.source)
         guard fresh.plan.digest == run.planDigest else {
             try await store.updateRun(id, status: .superseded, error: "the live state changed after the plan was made; its plan is now \(fresh.plan.digest)", finished: true)
@@ -186,7 +190,7 @@ public struct WorkflowEngine: Sendable {
 
     /// Takes the run's leases, runs its remaining steps, and on a permanent failure rolls back.
     private func execute(_ run: RunRecord, planned: Reconciler.PlannedChange, options: WorkflowOptions) async throws -> RunRecord {
-        let reconciler = reconciler(for: planned.desired, instance: run.instance)
+        let reconciler = try reconciler(for: planned.desired, instance: run.instance)
         let ttl = Duration.milliseconds(Int64(options.leaseSeconds * 1000))
         try await acquireLeases(for: run, plan: planned.plan, ttl: ttl, timeout: options.lockTimeoutSeconds)
         let lease = LeaseWatch()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConvergeRuntime
 import ConvergeStore
 import ConvergeWorkflow
 import Foundation
@@ -32,8 +33,8 @@ struct ApproveCommand: AsyncParsableCommand {
     var parallelism: Int = 8
 
     func run() async throws {
-        try await Terminal.run {
-            try await EngineFactory.act(onRun: id, storage: storage, parallelism: parallelism) { engine in
+        try await Terminal.run { runtime in
+            try await RunOutcome.act(onRun: id, runtime: runtime, storage: storage, parallelism: parallelism) { engine in
                 try await engine.approve(id, approver: decision.approver, comment: decision.comment, digest: digest)
             }
         }
@@ -51,8 +52,8 @@ struct RejectCommand: AsyncParsableCommand {
     @OptionGroup var storage: StoreOptions
 
     func run() async throws {
-        try await Terminal.run {
-            try await EngineFactory.act(onRun: id, storage: storage, parallelism: 1) { engine in
+        try await Terminal.run { runtime in
+            try await RunOutcome.act(onRun: id, runtime: runtime, storage: storage, parallelism: 1) { engine in
                 try await engine.reject(id, approver: decision.approver, comment: decision.comment)
             }
         }

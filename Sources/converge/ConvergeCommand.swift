@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConvergeCore
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -9,6 +10,8 @@ import Glibc
 @main
 struct ConvergeCommand: AsyncParsableCommand {
     static let version = "0.1.0"
+    /// The instance a command acts as unless `--instance` names another.
+    static let defaultInstance = ProcessInfo.processInfo.environment["CONVERGE_INSTANCE"] ?? "converge"
 
     static let configuration = CommandConfiguration(
         commandName: "converge",

@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeRuntime
 import ConvergeStore
 import ConvergeWorkflow
 import Foundation

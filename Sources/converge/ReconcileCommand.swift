@@ -1,8 +1,8 @@
 import ArgumentParser
 import ConvergeCore
+import ConvergeRuntime
 import ConvergeStore
 import ConvergeWorkflow
-import Foundation
 
 enum PlanFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json, markdown
@@ -33,37 +33,38 @@ struct ReconcileCommand: AsyncParsableCommand {
     var color: ColorMode = .auto
 
     @Option(help: "Name of this Converge instance; it owns the objects labelled with it.")
-    var instance: String = ProcessInfo.processInfo.environment["CONVERGE_INSTANCE"] ?? "converge"
+    var instance: String = ConvergeCommand.defaultInstance
 
     @Option(help: "How many steps may run at once when their dependencies allow.")
     var parallelism: Int = 8
 
     func run() async throws {
-        try await Terminal.run {
-            let (files, revision) = try source.load()
-            let set = try ManifestSet.load(files)
-            let progress = ProgressReporter(live: Terminal.stderrIsTTY)
+        try await Terminal.run(instance: instance) { runtime in
+            let snapshot = try source.load()
+            let set = try runtime.load(snapshot.files)
             if dryRun {
-                let reconciler = Reconciler(providers: EngineFactory.providers(for: set), instance: instance)
-                let planned = try await reconciler.plan(set, source: revision)
+                let planned = try await runtime.plan(set, source: snapshot.revision)
                 print(planned.plan)
                 if !planned.plan.isEmpty { throw ExitCode(2) }
                 return
             }
+            let progress = ProgressReporter(live: Terminal.stderrIsTTY)
             try await storage.with { store in
-                let engine = EngineFactory.engine(store: store, instance: instance, parallelism: parallelism, progress: progress)
-                for resumed in try await engine.resumeInterrupted() {
-                    progress.clear()
-                    Terminal.log(RunReport.outcomeLine(resumed))
-                }
-                let planned = try await engine.plan(set, source: revision)
-                print(planned.plan)
-                guard !planned.plan.isEmpty else { return }
-                progress.begin(total: planned.plan.steps.count)
-                let run = try await engine.start(planned, manifests: files, options: workflow.options)
+                let engine = runtime.engine(store: store, parallelism: parallelism, events: { progress.handle($0) })
+                let tick = ReconcileTick(
+                    engine: engine, options: workflow.options,
+                    resumed: { run in
+                        progress.clear()
+                        Terminal.log(RunOutcome.line(run))
+                    },
+                    planned: { plan in
+                        print(plan)
+                        if !plan.isEmpty { progress.begin(total: plan.steps.count) }
+                    })
+                guard case .ran(_, let run) = try await tick.run(set, files: snapshot.files, revision: snapshot.revision) else { return }
                 progress.clear()
-                Terminal.log(RunReport.outcomeLine(run))
-                try RunReport.exit(for: run)
+                Terminal.log(RunOutcome.line(run))
+                try RunOutcome.exit(for: run)
             }
         }
     }

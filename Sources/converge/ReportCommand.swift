@@ -1,10 +1,8 @@
 import ArgumentParser
-import ConvergeStore
-import ConvergeWorkflow
-import Foundation
+import ConvergeRuntime
 
 /// `converge report`: several runs read as the stages of one change, with what the probes
-/// found after each, and a verdict on the last (scenario S1's final report).
+/// found after each, and a verdict on the last.
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
@@ -18,39 +16,17 @@ struct ReportCommand: AsyncParsableCommand {
     var last: Int = 3
 
     @Option(help: "Without ids: the runs of this instance.")
-    var instance: String = ProcessInfo.processInfo.environment["CONVERGE_INSTANCE"] ?? "converge"
+    var instance: String = ConvergeCommand.defaultInstance
 
     @OptionGroup var storage: StoreOptions
 
     func run() async throws {
-        try await Terminal.run {
-            try await storage.with { store in
-                var runs: [RunRecord] = []
-                if ids.isEmpty {
-                    runs = try await store.runs(RunFilter(instance: instance, limit: last)).reversed()
-                } else {
-                    for id in ids {
-                        guard let run = try await store.run(id) else { throw WorkflowError.noSuchRun(id) }
-                        runs.append(run)
-                    }
-                }
-                guard let final = runs.last else { throw CLIError("no runs to report", hint: "run converge reconcile first") }
-                var lines: [String] = []
-                for (index, run) in runs.enumerated() {
-                    let commit = run.commit.map { " @ \($0.prefix(12))" } ?? ""
-                    lines.append("Stage \(index + 1): run \(run.id)\(commit): \(run.status.rawValue)")
-                    let probes = try await store.probeResults(run: run.id)
-                    lines.append(ProbeSuite.text(probes).trimmingCharacters(in: .newlines))
-                    lines.append("")
-                }
-                let probes = try await store.probeResults(run: final.id)
-                let success = final.status == .succeeded && probes.allSatisfy(\.passed)
-                lines.append(success
-                    ? "SUCCESS: run \(final.id) succeeded and all \(probes.count) probes are as expected."
-                    : "NOT DONE: run \(final.id) is \(final.status.rawValue); \(probes.filter { !$0.passed }.count) probes are not as expected.")
-                Terminal.write(lines.joined(separator: "\n") + "\n")
-                if !success { throw ExitCode(1) }
+        try await Terminal.run { _ in
+            let report = try await storage.with { store in
+                try await StageReport.load(ids: ids, last: last, instance: instance, from: store)
             }
+            Terminal.write(report.text)
+            if !report.succeeded { throw ExitCode(1) }
         }
     }
 }

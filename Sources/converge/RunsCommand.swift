@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConvergeRuntime
 import ConvergeStore
 import ConvergeWorkflow
 import Foundation
@@ -33,7 +34,7 @@ struct RunsCommand: AsyncParsableCommand {
         var instance: String?
 
         func run() async throws {
-            try await Terminal.run {
+            try await Terminal.run { _ in
                 try await storage.with { store in
                     let statuses: Set<RunStatus>? = failed ? Set(RunStatus.allCases.filter(\.isFailure)) : nil
                     let runs = try await store.runs(RunFilter(statuses: statuses, instance: instance, limit: limit))
@@ -72,7 +73,7 @@ struct RunsCommand: AsyncParsableCommand {
         var output: ReportFormat = .text
 
         func run() async throws {
-            try await Terminal.run {
+            try await Terminal.run { _ in
                 try await storage.with { store in
                     guard let run = try await store.run(id) else { throw WorkflowError.noSuchRun(id) }
                     let report = try await RunReport.load(run, from: store)
@@ -94,8 +95,8 @@ struct RunsCommand: AsyncParsableCommand {
         var parallelism: Int = 8
 
         func run() async throws {
-            try await Terminal.run {
-                try await EngineFactory.act(onRun: id, storage: storage, parallelism: parallelism) { engine in
+            try await Terminal.run { runtime in
+                try await RunOutcome.act(onRun: id, runtime: runtime, storage: storage, parallelism: parallelism) { engine in
                     try await engine.resume(id)
                 }
             }

@@ -1,36 +1,19 @@
 import ArgumentParser
+import ConvergeRuntime
 import ConvergeStore
-import ConvergeStorePostgres
 import Foundation
 
 /// Where runs are journaled: the embedded SQLite file (default) or a PostgreSQL server.
 struct StoreOptions: ParsableArguments {
     @Option(help: "SQLite journal file.")
-    var state: String = ".converge/state.db"
+    var state: String = StoreLocation.defaultSQLitePath
 
     @Option(help: "PostgreSQL URL (postgres://user@host:port/db) instead of SQLite; also CONVERGE_STORE.")
     var store: String?
 
     /// Opens the store, migrates it, runs `body`, and closes it whatever happens.
-    func with<Result>(_ body: (any WorkflowStore) async throws -> Result) async throws -> Result {
-        let url = store ?? ProcessInfo.processInfo.environment["CONVERGE_STORE"]
-        if let url, url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            let postgres = try PostgresWorkflowStore(url: url)
-            do {
-                try await postgres.migrate()
-                let result = try await body(postgres)
-                await postgres.shutdown()
-                return result
-            } catch {
-                await postgres.shutdown()
-                throw error
-            }
-        }
-        if let url {
-            throw CLIError("unsupported store '\(url)'", hint: "use postgres://user@host:port/database, or --state PATH for SQLite")
-        }
-        let sqlite = try SQLiteWorkflowStore(path: state)
-        try await sqlite.migrate()
-        return try await body(sqlite)
+    func with<Result: Sendable>(_ body: (any WorkflowStore) async throws -> Result) async throws -> Result {
+        let location = try StoreLocation(url: store ?? ProcessInfo.processInfo.environment["CONVERGE_STORE"], sqlitePath: state)
+        return try await location.withStore(body)
     }
 }

@@ -1,8 +1,9 @@
 import ArgumentParser
+import ConvergeRuntime
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 enum ColorMode: String, ExpressibleByArgument, CaseIterable {
@@ -30,20 +31,55 @@ enum Terminal {
         FileHandle.standardError.write(Data((text + "\n").utf8))
     }
 
-    /// Runs a command's body: exit codes pass through; any other error is printed the same
-    /// way for every command, on stderr, and ends the process with exit code 1.
-    /// Sessions opened on the way (vCenter) are closed either way.
-    static func run(_ body: () async throws -> Void) async throws {
+    /// Runs a command's body with a runtime for `instance`: exit codes pass through; any
+    /// other error is printed the same way for every command, on stderr, with what to do on
+    /// the command line, and ends the process with exit code 1. The sessions the runtime's
+    /// providers opened (vCenter) are closed either way.
+    static func run(instance: String = ConvergeCommand.defaultInstance, _ body: (Runtime) async throws -> Void) async throws {
+        let runtime = Runtime(plugins: ConvergeCommand.plugins, instance: instance, version: ConvergeCommand.version)
         do {
-            try await body()
-            await EngineFactory.closeSessions()
+            try await body(runtime)
+            await runtime.shutdown()
         } catch let exit as ExitCode {
-            await EngineFactory.closeSessions()
+            await runtime.shutdown()
             throw exit
         } catch {
-            await EngineFactory.closeSessions()
-            log("Error: \(error)")
+            await runtime.shutdown()
+            log("Error: \(CLIHint.describe(error))")
             throw ExitCode(1)
+        }
+    }
+}
+
+/// An error for a person: what went wrong and what to do.
+struct CLIError: Error, CustomStringConvertible {
+    var message: String
+    var hint: String?
+
+    init(_ message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
+
+    var description: String { hint.map { "\(message) (\($0))" } ?? message }
+}
+
+/// What to do about a library's error on the command line: the libraries say what went
+/// wrong; flags and commands are the CLI's to name.
+enum CLIHint {
+    static func describe(_ error: any Error) -> String {
+        guard let error = error as? RuntimeError, let hint = hint(for: error.code) else { return "\(error)" }
+        return "\(error.message) (\(hint))"
+    }
+
+    static func hint(for code: RuntimeError.Code) -> String? {
+        switch code {
+        case .unsupportedStore: return "use postgres://user@host:port/database, or --state PATH for SQLite"
+        case .missingSource: return "give a folder of YAML manifests, or --repo for a Git repository"
+        case .unreadableSource: return "check the file's permissions"
+        case .noSnapshotTargets: return "add a VCenter manifest for the vCenter whose snapshots to collect"
+        case .noRuns: return "run converge reconcile first"
+        default: return nil
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConvergeCore
+import ConvergeRuntime
 
 /// `converge validate`: checks a manifest set and reports every problem at once.
 struct ValidateCommand: AsyncParsableCommand {
@@ -10,11 +11,11 @@ struct ValidateCommand: AsyncParsableCommand {
     @OptionGroup var source: ManifestSourceOptions
 
     func run() async throws {
-        try await Terminal.run {
-            let (files, revision) = try source.load()
-            let set = try ManifestSet.load(files)
-            let count = set.resources.count
-            Terminal.write("\(revision.repository): \(count) resource\(count == 1 ? "" : "s") in \(files.count) file\(files.count == 1 ? "" : "s"), all valid.\n")
+        try await Terminal.run { runtime in
+            let snapshot = try source.load()
+            let count = try runtime.load(snapshot.files).resources.count
+            let files = snapshot.files.count
+            Terminal.write("\(snapshot.revision.repository): \(count) resource\(count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s"), all valid.\n")
         }
     }
 }

@@ -6,7 +6,7 @@ import Testing
 /// problems on stderr, and the engine exactly as it was.
 @Suite struct BadInputTests {
     static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("ConvergeCoreTests/Corpus/broken")
+        .appendingPathComponent("ConvergeRuntimeTests/Corpus/broken")
 
     static var cases: [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: corpus.path)) ?? []).sorted()

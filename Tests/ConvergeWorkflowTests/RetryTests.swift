@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeDocker
 import ConvergeStore
 @testable import ConvergeWorkflow
 import Foundation
@@ -66,8 +67,8 @@ final class ScriptedProvider: Provider, @unchecked Sendable {
         let store = try SQLiteWorkflowStore(path: folder.appendingPathComponent("state.db").path)
         try await store.migrate()
         let files = [SourceFile(path: "set.yaml", bytes: Array(Self.yaml.utf8))]
-        let set = try ManifestSet.load(files)
-        let engine = WorkflowEngine(store: store, instance: "retry-test", version: "test", parallelism: 1,
+        let set = try ManifestSet.load(files, registry: KindRegistry.core.adding(ProviderPlugin.docker.kinds))
+        let engine = WorkflowEngine(store: store, registry: set.registry, instance: "retry-test", version: "test", parallelism: 1,
                                     makeProviders: { _ in [ResourceID(kind: "DockerHost", name: "local"): provider] })
         let planned = try await engine.plan(set, source: SourceRevision(repository: "test"))
         let run = try await engine.start(planned, manifests: files, options: WorkflowOptions(retry: retry))

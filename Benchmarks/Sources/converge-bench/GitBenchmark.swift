@@ -59,7 +59,7 @@ enum GitBenchmark {
                         note: "written as files, then git add -A + git commit in \(Table.format(commitTime, .seconds)) (not timed)"))
 
         // What a reconcile does next with the snapshot (for scale; no target of its own).
-        let (_, validateTime) = try Clock.time { try ManifestSet.load(local.snapshot.files) }
+        let (_, validateTime) = try Clock.time { try ManifestSet.load(local.snapshot.files, registry: benchKinds) }
         rows.append(Row(name, "then ManifestSet.load of the snapshot", samples: [validateTime]))
 
         rows.append(Row(name, "peak RSS (getrusage ru_maxrss)", samples: [peakRSSMiB()], unit: .mebibytes))

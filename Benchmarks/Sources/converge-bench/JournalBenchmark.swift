@@ -49,7 +49,7 @@ enum JournalBenchmark {
 
                     let journaled = NoopProvider()
                     let engine = WorkflowEngine(
-                        store: store, instance: instance, version: "bench", parallelism: parallelism,
+                        store: store, registry: benchKinds, instance: instance, version: "bench", parallelism: parallelism,
                         makeProviders: { _ in [NoopWorkload.host: journaled] })
                     let (record, started, total) = try blocking {
                         let started = Clock.now()

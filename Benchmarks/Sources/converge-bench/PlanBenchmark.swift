@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeDocker
 
 /// `plan`: the plan engine alone, no I/O. 10,000 resources as YAML in memory; times
 /// `ManifestSet.load` (decode + validate) and `Planner.plan` against a live state with 10% drift.
@@ -12,7 +13,7 @@ enum PlanBenchmark {
         log("plan: \(files.count) files, \(bytes / 1024) KiB of YAML, \(generator.resourceCount) resources")
 
         // The live state, built once from a first load (not timed).
-        let reference = try ManifestSet.load(files)
+        let reference = try ManifestSet.load(files, registry: benchKinds)
         let inSync = observation(of: reference)
         let (drifted, expected) = drift(inSync, set: reference)
         let planner = Planner(observedKinds: [NetworkSpec.kind, ContainerSpec.kind])
@@ -25,7 +26,7 @@ enum PlanBenchmark {
         var noopTimes: [Double] = []
         var summary = ""
         for run in 1...runs {
-            let (set, loadTime) = try Clock.time { try ManifestSet.load(files) }
+            let (set, loadTime) = try Clock.time { try ManifestSet.load(files, registry: benchKinds) }
             let (plan, planTime) = try Clock.time {
                 try planner.plan(desired: set, observed: drifted, source: source, instance: "bench")
             }

@@ -56,7 +56,7 @@ enum ResumeBenchmark {
                     }
                     let provider = NoopProvider()
                     let engine = WorkflowEngine(
-                        store: store, instance: instance, version: "bench",
+                        store: store, registry: benchKinds, instance: instance, version: "bench",
                         makeProviders: { _ in [NoopWorkload.host: provider] })
                     let started = Clock.now()
                     let record = try await engine.resume(crashedRun.id)
@@ -99,7 +99,7 @@ enum ResumeBenchmark {
             let files = NoopWorkload.files()
             let planned = try await NoopWorkload.plan(files, instance: instance, provider: provider)
             let engine = WorkflowEngine(
-                store: store, instance: instance, version: "bench", parallelism: 1,
+                store: store, registry: benchKinds, instance: instance, version: "bench", parallelism: 1,
                 makeProviders: { _ in [NoopWorkload.host: provider] })
             return try await engine.start(planned, manifests: files, options: WorkflowOptions())
         }

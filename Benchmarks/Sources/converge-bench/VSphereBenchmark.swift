@@ -96,7 +96,7 @@ enum VSphereBenchmark {
               tls: {insecureSkipVerify: true}
             """
         setenv("CVB_VCENTER_PASSWORD", "pass", 1)
-        let set = try ManifestSet.load([SourceFile(path: "bench.yaml", bytes: Array(manifest.utf8))])
+        let set = try ManifestSet.load([SourceFile(path: "bench.yaml", bytes: Array(manifest.utf8))], registry: benchKinds)
         guard let target = set.resources(ofKind: VCenterSpec.kind).first, let spec = target.spec(as: VCenterSpec.self) else {
             throw Subprocess.Failure(description: "the benchmark's VCenter manifest did not load")
         }
@@ -113,7 +113,7 @@ enum VSphereBenchmark {
                 if run > 0 { seconds.append(elapsed) }
                 roundTrips = await client.roundTrips - before
             }
-            await provider.close()
+            await provider.shutdown()
             return (seconds, roundTrips)
         }
     }

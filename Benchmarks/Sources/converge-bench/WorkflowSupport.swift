@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeDocker
 import ConvergeStore
 import ConvergeStorePostgres
 import ConvergeWorkflow
@@ -40,7 +41,7 @@ enum NoopWorkload {
     /// Plans `files` against a no-op provider (nothing observed: every Network is a create)
     /// and checks the plan is what the benchmarks assume.
     static func plan(_ files: [SourceFile], instance: String, provider: NoopProvider) async throws -> Reconciler.PlannedChange {
-        let set = try ManifestSet.load(files)
+        let set = try ManifestSet.load(files, registry: benchKinds)
         let planned = try await Reconciler(providers: [host: provider], instance: instance).plan(set, source: source)
         let steps = planned.plan.steps
         guard steps.count == files.count - 1, steps.allSatisfy({ $0.action == .create && $0.dependsOn.isEmpty }) else {

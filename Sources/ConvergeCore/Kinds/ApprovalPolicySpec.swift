@@ -53,7 +53,7 @@ public struct ApprovalPolicySpec: ResourceSpec {
     public func target(in set: ManifestSet) -> ResourceID? { nil }
 
     public func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector) {
-        let registry = KindRegistry.builtIn
+        let registry = set.registry
         for kind in kinds where registry.type(forKind: kind) == nil {
             collector.report("spec.match.kinds: unknown kind '\(kind)'", at: kindsLocation ?? resource.location,
                              hint: closestName(to: kind, among: registry.kindNames).map { "did you mean '\($0)'?" })

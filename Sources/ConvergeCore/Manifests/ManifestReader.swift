@@ -29,7 +29,7 @@ public struct ManifestNode {
     public let node: Node
     public let file: String
     public let path: String
-    let collector: DiagnosticCollector
+    public let collector: DiagnosticCollector
 
     public var location: SourceLocation {
         SourceLocation(file: file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1)
@@ -193,7 +193,7 @@ public final class MappingReader {
 }
 
 /// The known name within edit distance 2 of `name`, if any: the usual typo.
-func closestName(to name: String, among candidates: [String]) -> String? {
+public func closestName(to name: String, among candidates: [String]) -> String? {
     let lowered = Array(name.lowercased())
     var best: (name: String, distance: Int)?
     for candidate in candidates {

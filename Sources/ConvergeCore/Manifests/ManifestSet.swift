@@ -7,10 +7,13 @@ import Yams
 /// so nothing is ever applied from a set that is partly wrong.
 public struct ManifestSet: Sendable {
     public private(set) var resources: [Resource]
+    /// The kinds the set was decoded with; a policy naming kinds checks them against it.
+    public let registry: KindRegistry
     private var indexByID: [ResourceID: Int]
     private var resourcesByKind: [String: [Resource]]
 
-    init(resources: [Resource]) {
+    init(resources: [Resource], registry: KindRegistry) {
+        self.registry = registry
         self.resources = resources.sorted { $0.id < $1.id }
         var index: [ResourceID: Int] = [:]
         for (position, resource) in self.resources.enumerated() where index[resource.id] == nil {
@@ -34,14 +37,15 @@ public struct ManifestSet: Sendable {
         return targets.count == 1 ? targets[0].id : nil
     }
 
-    /// Decodes and validates `files`; throws `ManifestValidationError` with every problem.
-    public static func load(_ files: [SourceFile], registry: KindRegistry = .builtIn) throws -> ManifestSet {
+    /// Decodes and validates `files` with the kinds of `registry`; throws
+    /// `ManifestValidationError` with every problem.
+    public static func load(_ files: [SourceFile], registry: KindRegistry) throws -> ManifestSet {
         let collector = DiagnosticCollector()
         var decoded: [Resource] = []
         for file in files.sorted(by: { $0.path < $1.path }) {
             decoded += ManifestDecoder(registry: registry, collector: collector).decode(file)
         }
-        let set = ManifestSet(resources: decoded)
+        let set = ManifestSet(resources: decoded, registry: registry)
         set.validate(collector: collector)
         if !collector.diagnostics.isEmpty {
             throw ManifestValidationError(collector.diagnostics)
@@ -180,10 +184,6 @@ struct ManifestDecoder {
         let annotations = metadataNode?.optional("annotations")?.stringMap ?? [:]
         metadataNode?.finish()
 
-        if let name, let nameNode = metadataNode?.optional("name") {
-            checkName(name, node: nameNode)
-        }
-
         guard let kindName, let kindNode else {
             _ = document.optional("spec")  // unreadable without a kind, but not an unknown field
             document.finish()
@@ -196,6 +196,9 @@ struct ManifestDecoder {
             _ = document.optional("spec")
             document.finish()
             return nil
+        }
+        if let name, let nameNode = metadataNode?.optional("name"), let hint = kindType.nameRule.check(name) {
+            nameNode.report("invalid name '\(name)'", hint: hint)
         }
         if let apiVersion, apiVersion != KindRegistry.apiVersion, let versionNode = document.optional("apiVersion") {
             versionNode.report("\(kindName) is served by apiVersion \(KindRegistry.apiVersion), not '\(apiVersion)'")
@@ -216,17 +219,5 @@ struct ManifestDecoder {
         specReader.finish()
         guard name != nil else { return nil }
         return Resource(apiVersion: apiVersion ?? KindRegistry.apiVersion, metadata: metadata, spec: spec, location: kindNode.location)
-    }
-
-    /// Names become object names on live systems; Docker accepts `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-    private func checkName(_ name: String, node: ManifestNode) {
-        let allowed = name.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || byte == 0x2D || byte == 0x2E || byte == 0x5F
-        }
-        let startsWell = name.first.map { $0.isLetter || $0.isNumber } ?? false
-        if !allowed || !startsWell || name.count > 128 {
-            node.report("invalid name '\(name)'", hint: "use letters, digits, '-', '_' or '.', starting with a letter or digit, at most 128 characters")
-        }
     }
 }

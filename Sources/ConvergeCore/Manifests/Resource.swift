@@ -37,7 +37,7 @@ public enum ChangeMode: Sendable {
     case replace
 }
 
-/// One kind of manifest. Each kind is one small type in `Kinds/`: it decodes and checks its
+/// One kind of manifest. Each kind is one small type in its provider's `Kinds/`: it decodes and checks its
 /// own `spec`, names what it references, and says which fields the diff compares.
 public protocol ResourceSpec: Sendable {
     /// The `kind:` this type decodes.
@@ -46,6 +46,8 @@ public protocol ResourceSpec: Sendable {
     /// (`DockerHost`: where other resources live) and policies (`ApprovalPolicy`). They are
     /// never observed and never appear in a plan.
     static var isLiveObject: Bool { get }
+    /// The names this kind accepts (`.portable` unless the live system allows others).
+    static var nameRule: NameRule { get }
 
     /// Decodes `spec`, reporting every problem through the reader; nil when unusable.
     init?(spec: MappingReader, metadata: Metadata)
@@ -79,6 +81,7 @@ public protocol ResourceSpec: Sendable {
 
 extension ResourceSpec {
     public static var isLiveObject: Bool { true }
+    public static var nameRule: NameRule { .portable }
     public func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector) {}
     public static func validate(_ resources: [Resource], in set: ManifestSet, collector: DiagnosticCollector) {}
     public func desiredFields(metadata: Metadata) -> FieldMap { FieldMap() }

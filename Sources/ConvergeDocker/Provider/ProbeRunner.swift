@@ -1,20 +1,6 @@
 import ConvergeCore
 import Foundation
 
-/// The outcome of one probe: whether the target answered, and whether that is what the
-/// probe expects.
-public struct ProbeResult: Sendable, Codable, Equatable {
-    public var probe: String
-    /// `icmp s1-client -> 192.168.200.10`.
-    public var summary: String
-    public var reachable: Bool
-    public var expected: Bool
-    /// What the check printed or why it failed, for the report.
-    public var detail: String
-
-    public var passed: Bool { reachable == expected }
-}
-
 /// Runs `Probe` manifests inside their source container through the Engine API's exec
 /// endpoints, with the tools of the lab images (busybox ping, nc, wget).
 public struct ProbeRunner: Sendable {

@@ -1,33 +1,17 @@
 import ConvergeCore
 import Foundation
 
-/// What one retention pass found and did.
-public struct SnapshotCollection: Sendable {
-    public struct Entry: Sendable {
-        public var vm: String
-        public var snapshot: String
-        public var created: Date
-    }
+extension VSphereProvider: SnapshotRetaining {
+    public nonisolated var snapshotRetention: RetentionHours { spec.snapshotRetention }
 
-    /// Automatic snapshots older than the retention: deleted (or, in a dry run, to delete).
-    public var expired: [Entry] = []
-    /// Automatic snapshots within the retention.
-    public var recent: [Entry] = []
-    /// Snapshots with other names, never touched.
-    public var manual: [Entry] = []
-    /// One line per VM or snapshot that could not be handled; the pass went on.
-    public var errors: [String] = []
-}
-
-extension VSphereProvider {
     /// Deletes the automatic snapshots (named with `SnapshotNaming.automaticPrefix`) older than
     /// `retention` on the VMs `instance` owns. Any other snapshot, and every snapshot of a VM
     /// Converge does not own, is left alone, whatever its name or age. An error on one VM is
     /// recorded and the others are still handled.
-    public func collectSnapshots(instance: String, retention: Duration, now: Date = Date(), dryRun: Bool) async throws -> SnapshotCollection {
+    public func collectSnapshots(instance: String, retention: RetentionHours, now: Date, dryRun: Bool) async throws -> SnapshotCollection {
         let inventory = try await inventory(refresh: true)
         let client = try await client()
-        let cutoff = now.addingTimeInterval(-Double(retention.components.seconds))
+        let cutoff = now.addingTimeInterval(-Double(retention.duration.components.seconds))
         var collection = SnapshotCollection()
         guard let fieldKey = try await ownershipFieldKey(create: false) else { return collection }
         for vm in inventory.vms.sorted(by: { $0.name < $1.name }) where vm.customValues[fieldKey] == instance {
@@ -36,7 +20,7 @@ extension VSphereProvider {
                     collection.errors.append("VM '\(vm.name)': snapshot '\(snapshot.name)' has an unreadable creation time '\(snapshot.createTime)'; left alone")
                     continue
                 }
-                let entry = SnapshotCollection.Entry(vm: vm.name, snapshot: snapshot.name, created: created)
+                let entry = SnapshotCollection.Entry(object: vm.name, snapshot: snapshot.name, created: created)
                 guard snapshot.name.hasPrefix(SnapshotNaming.automaticPrefix) else {
                     collection.manual.append(entry)
                     continue

@@ -38,8 +38,8 @@ public actor VSphereProvider: Provider {
         }
     }
 
-    /// Logs out (the CLI calls this when a command ends).
-    public func close() async {
+    /// Logs out: sessions are a limited resource on a vCenter.
+    public func shutdown() async {
         if let connecting, let client = try? await connecting.value { await client.logout() }
         connecting = nil
     }

@@ -1,0 +1,41 @@
+/// A system Converge manages (a Docker engine, a vCenter, a cluster). One value serves one
+/// target; its plug-in's factory makes one per target manifest.
+public protocol Provider: Sendable {
+    /// The kinds of live objects this provider lists and can prune.
+    var managedKinds: Set<String> { get }
+
+    /// Lists this instance's objects (one bulk call per type, filtered by the ownership
+    /// label) and the objects that clash by name with `desired` (this provider's resources
+    /// of `set`), in the kinds' field shape.
+    func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource]
+
+    /// Carries out one step. Must be idempotent: re-running a create after a crash
+    /// finds the object it made by its ownership label instead of making a second one.
+    /// `set` resolves references (a route's router, a policy's probes).
+    func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws
+
+    /// What is needed to undo `step` later, read from the live system before the step runs
+    /// (the object's full configuration for an update or a delete), as JSON; nil when
+    /// undoing needs nothing (a create is undone by removing what it made). Journaled
+    /// before the step runs, so a rollback after a crash still has it.
+    func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String?
+
+    /// Undoes `step` (which may have finished, failed halfway or never run): removes what a
+    /// create made, recreates what a delete removed, restores what an update changed.
+    /// Idempotent, like `execute`.
+    func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws
+
+    /// Closes what the provider holds open (a vCenter session, a connection pool). Called
+    /// once, when the process is done with the provider; it is not used afterwards.
+    func shutdown() async
+}
+
+extension Provider {
+    public func shutdown() async {}
+}
+
+/// Errors that say whether trying again may help (a busy engine, a reset connection, a
+/// 5xx) or not (a 4xx, a validation failure). Retries apply only to transient ones.
+public protocol TransientClassifying: Error {
+    var isTransient: Bool { get }
+}

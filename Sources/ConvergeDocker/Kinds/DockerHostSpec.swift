@@ -1,0 +1,41 @@
+import ConvergeCore
+
+/// `DockerHost`: a Docker Engine that `Network` and `Container` manifests live on.
+///
+/// ```yaml
+/// kind: DockerHost
+/// metadata: {name: local}
+/// spec:
+///   endpoint: unix:///var/run/docker.sock   # the default
+/// ```
+public struct DockerHostSpec: ResourceSpec, Equatable {
+    public static let kind = "DockerHost"
+    public static let isLiveObject = false
+    public static let defaultEndpoint = "unix:///var/run/docker.sock"
+
+    /// Path of the engine's unix socket.
+    public var socketPath: String
+
+    public init?(spec: MappingReader, metadata: Metadata) {
+        let endpoint = spec.optional("endpoint")
+        let text = endpoint?.string ?? Self.defaultEndpoint
+        guard text.hasPrefix("unix://"), text.count > "unix://".count else {
+            endpoint?.report("unsupported endpoint '\(text)'", hint: "use unix:///path/to/docker.sock; TCP endpoints are not supported yet")
+            // Kept (the set is rejected anyway) so resources on this host are not also
+            // reported as having none.
+            socketPath = ""
+            return
+        }
+        socketPath = String(text.dropFirst("unix://".count))
+    }
+
+    public func references(in set: ManifestSet) -> [Reference] { [] }
+    public func target(in set: ManifestSet) -> ResourceID? { nil }
+}
+
+extension TargetReference {
+    /// `host:`, naming the DockerHost a resource lives on.
+    static func dockerHost(reading spec: MappingReader) -> TargetReference {
+        TargetReference(kind: DockerHostSpec.kind, field: "host", example: "spec.endpoint: \(DockerHostSpec.defaultEndpoint)", reading: spec)
+    }
+}

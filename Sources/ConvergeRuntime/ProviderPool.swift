@@ -1,0 +1,71 @@
+import ConvergeCore
+import Synchronization
+
+/// The providers a process has made, one per target, kept for the process's work and shut
+/// down once at its end: planning and running a plan (or a resumed run and a new one) share
+/// one vCenter session instead of logging in twice.
+///
+/// A target whose manifest changed (a resumed run's older `VCenter`) gets a provider of its
+/// own; the one made for the old manifest is still shut down at the end.
+public final class ProviderPool: Sendable {
+    private struct Made: Sendable {
+        var spec: any ResourceSpec
+        var provider: any Provider
+    }
+
+    public let registry: ProviderRegistry
+    /// Per target, the providers made for each version of its manifest seen so far.
+    private let made = Mutex<[ResourceID: [Made]]>([:])
+
+    public init(registry: ProviderRegistry) {
+        self.registry = registry
+    }
+
+    /// One provider per target manifest of `set` whose kind a plug-in serves.
+    public func providers(for set: ManifestSet) throws -> [ResourceID: any Provider] {
+        var providers: [ResourceID: any Provider] = [:]
+        for plugin in registry.plugins {
+            for target in set.resources(ofKind: plugin.targetKind) {
+                providers[target.id] = try provider(for: target, plugin: plugin)
+            }
+        }
+        return providers
+    }
+
+    private func provider(for target: Resource, plugin: ProviderPlugin) throws -> any Provider {
+        if let existing = made.withLock({ Self.find(target, in: $0) }) { return existing }
+        // Made outside the lock: a factory may read files (credentials, a kubeconfig). Two
+        // callers racing keep the first; providers connect on first use, so the other held
+        // nothing.
+        let provider = try plugin.makeProvider(target)
+        return made.withLock { made in
+            if let existing = Self.find(target, in: made) { return existing }
+            made[target.id, default: []].append(Made(spec: target.spec, provider: provider))
+            return provider
+        }
+    }
+
+    /// The provider made for this version of the target's manifest. Target kinds are
+    /// `Equatable`; one that is not is taken as unchanged.
+    private static func find(_ target: Resource, in made: [ResourceID: [Made]]) -> (any Provider)? {
+        made[target.id]?.first { entry in
+            guard let spec = entry.spec as? any Equatable else { return true }
+            return spec.isEqual(to: target.spec)
+        }?.provider
+    }
+
+    /// Shuts down every provider made so far; the pool can be used again afterwards.
+    public func shutdown() async {
+        let providers = made.withLock { made in
+            defer { made.removeAll() }
+            return made.values.flatMap { $0.map(\.provider) }
+        }
+        for provider in providers { await provider.shutdown() }
+    }
+}
+
+extension Equatable {
+    fileprivate func isEqual(to other: Any) -> Bool {
+        (other as? Self) == self
+    }
+}

@@ -1,0 +1,21 @@
+import ConvergeCore
+
+/// The source revision of plans made by tests.
+public let testSource = SourceRevision(repository: "test")
+
+/// Builds a manifest set from inline YAML documents, with the kinds of `registry`.
+public func manifestSet(_ yaml: String, file: String = "test.yaml", registry: KindRegistry) throws -> ManifestSet {
+    try ManifestSet.load([SourceFile(path: file, bytes: Array(yaml.utf8))], registry: registry)
+}
+
+/// The live state that exactly matches `set`, as a provider would report it; references to
+/// resources of `dependencyKinds` are reported as the object's dependencies (a container's
+/// networks, as Docker lists them).
+public func inSyncObservation(of set: ManifestSet, dependencyKinds: Set<String>) -> [ObservedResource] {
+    set.resources.filter { $0.isLiveObject }.map { resource in
+        ObservedResource(
+            id: resource.id, fields: resource.spec.desiredFields(metadata: resource.metadata),
+            ownership: .managed, externalID: "id-\(resource.id.name)",
+            dependencies: resource.spec.references(in: set).map(\.target).filter { dependencyKinds.contains($0.kind) })
+    }
+}

@@ -1,0 +1,8 @@
+import ConvergeCore
+import ConvergeDocker
+import ConvergeVSphere
+
+extension ConvergeCommand {
+    /// The providers this binary serves. A new provider module is one more entry here.
+    static let plugins: [ProviderPlugin] = [.docker, .vSphere]
+}
