@@ -14,12 +14,15 @@ let package = Package(
         .library(name: "ConvergeWorkflow", targets: ["ConvergeWorkflow"]),
         .library(name: "ConvergeVSphere", targets: ["ConvergeVSphere"]),
         .library(name: "ConvergeRuntime", targets: ["ConvergeRuntime"]),
+        .library(name: "ConvergeHTTP", targets: ["ConvergeHTTP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The one HTTP client layer of the providers: unix sockets, TLS, pooling, streaming.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
-        // Already built for postgres-nio; gives the vSphere client its TLS.
+        // Already built for postgres-nio; the vSphere target's TLS settings.
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
@@ -42,14 +45,27 @@ let package = Package(
         ),
         // Reads manifests from a commit's tree without a checkout.
         .target(name: "ConvergeGit", dependencies: ["ConvergeCore", "Clibgit2"]),
+        // The providers' one HTTP layer on AsyncHTTPClient: a transport per target (unix socket
+        // or URL with its own trust settings), deadlines, body caps, classified errors.
+        .target(
+            name: "ConvergeHTTP",
+            dependencies: [
+                "ConvergeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // Docker Engine API over its unix socket; the plug-in for DockerHost, Network, Container
         // and the network kinds on them (Router, FirewallPolicy with nftables/iptables, Probe).
         .target(
             name: "ConvergeDocker",
             dependencies: [
                 "ConvergeCore",
+                "ConvergeHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
@@ -58,10 +74,9 @@ let package = Package(
             name: "ConvergeVSphere",
             dependencies: [
                 "ConvergeCore",
+                "ConvergeHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // Debian's libsqlite3-dev, found through pkg-config.
@@ -104,10 +119,12 @@ let package = Package(
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres"]),
         .testTarget(name: "ConvergeWorkflowTests", dependencies: ["ConvergeWorkflow", "ConvergeStore", "ConvergeCore", "ConvergeDocker"]),
-        .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeTestSupport"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ConvergeDockerTests", dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeTestSupport"],
+            exclude: ["Fixtures"]),
         .testTarget(
             name: "ConvergeEndToEndTests",
-            dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeVSphere", "converge"]
+            dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "converge"]
         ),
     ]
 )

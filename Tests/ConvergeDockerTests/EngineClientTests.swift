@@ -1,4 +1,7 @@
+import ConvergeHTTP
 import Foundation
+import NIOCore
+import NIOHTTP1
 import Testing
 
 @testable import ConvergeDocker
@@ -195,7 +198,9 @@ struct EngineClientTests {
         let engine = DockerEngine(socketPath: "/tmp/cvt-eng-no-such-\(UInt32.random(in: 0...UInt32.max)).sock")
         let error = await #expect(throws: DockerEngineError.self) { try await engine.ping() }
         let e = try #require(error)
-        #expect(e.kind == .transport(.socketNotFound(path: engine.socketPath)))
+        #expect(e.code == .transport)
+        #expect(e.transport?.code == .socketNotFound)
+        #expect(e.transport?.endpoint == engine.socketPath)
         #expect(!e.isTransient)
         #expect(e.description.contains("ping the engine"))
         #expect(e.description.contains(engine.socketPath))
@@ -213,7 +218,8 @@ struct EngineClientTests {
             let error = await #expect(throws: DockerEngineError.self) {
                 try await engine.exec(container: id, command: ["sleep", "10"], timeout: .milliseconds(500))
             }
-            #expect(error?.kind == .transport(.deadlineExceeded(path: engine.socketPath, timeout: .milliseconds(500))))
+            #expect(error?.transport?.code == .deadlineExceeded)
+            #expect(error?.transport?.timeout == .milliseconds(500))
             #expect(error?.isTransient == true)
         }
     }
@@ -234,7 +240,51 @@ struct EngineClientTests {
         }
     }
 
+    @Test func theTransportCapsBodiesAndLeavesStatusesToTheClient() async throws {
+        let capped = HTTPTransport.unixSocket(path: DockerEngine.defaultSocketPath, maxResponseBodySize: 16)
+        let error = await #expect(throws: HTTPTransportError.self) {
+            try await capped.execute(.GET, "/version", timeout: .seconds(10))
+        }
+        #expect(error?.code == .responseTooLarge)
+        #expect(error?.isTransient == false)
+        // Streamed bodies count against the cap too.
+        var streamed = 0
+        await #expect(throws: HTTPTransportError.self) {
+            try await capped.execute(.GET, "/version", timeout: .seconds(10)) { streamed += $0.readableBytes }
+        }
+        #expect(streamed <= 16)
+
+        let transport = HTTPTransport.unixSocket(path: DockerEngine.defaultSocketPath)
+        let missing = try await transport.execute(.GET, "/v1.41/containers/cvt-eng-no-such-container/json", timeout: .seconds(10))
+        #expect(missing.status == .notFound)
+        #expect(missing.bodyString.contains("No such container"))
+        var chunks = ByteBuffer()
+        let version = try await transport.execute(.GET, "/version", timeout: .seconds(10)) { chunk in
+            var chunk = chunk
+            chunks.writeBuffer(&chunk)
+        }
+        #expect(version.status == .ok)
+        #expect(version.body.readableBytes == 0, "a streamed body is handed to the consumer, not collected")
+        #expect(String(buffer: chunks).contains("ApiVersion"))
+    }
+
     // MARK: - Pure
+
+    @Test func transportFailuresAreClassified() {
+        for code in [HTTPTransportError.Code.connectionRefused, .connectTimeout, .deadlineExceeded, .connectionClosed, .unavailable] {
+            #expect(HTTPTransportError(code, endpoint: "e").isTransient, "\(code)")
+        }
+        for code in [HTTPTransportError.Code.socketNotFound, .permissionDenied, .responseTooLarge, .invalidAddress, .tls] {
+            #expect(!HTTPTransportError(code, endpoint: "e").isTransient, "\(code)")
+        }
+        func engineError(status: Int, message: String = "") -> DockerEngineError {
+            DockerEngineError(.http, status: status, operation: "op", method: "GET", path: "/", message: message, socketPath: "s")
+        }
+        #expect(engineError(status: 503).isTransient)
+        #expect(!engineError(status: 404).isTransient)
+        #expect(!engineError(status: 409).isTransient)
+        #expect(!engineError(status: 500, message: "No such container: x").isTransient)
+    }
 
     @Test func demultiplexesFramesSplitAnywhere() throws {
         func frame(_ stream: UInt8, _ text: String) -> [UInt8] {

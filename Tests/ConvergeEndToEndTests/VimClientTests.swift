@@ -1,3 +1,4 @@
+import ConvergeHTTP
 import ConvergeVSphere
 import Foundation
 import Testing
@@ -10,8 +11,8 @@ import Testing
             do {
                 _ = try await VimClient.connect(to: strict, credentials: VimCredentials(username: lab.user, password: lab.password))
                 Issue.record("a self-signed certificate was accepted without insecureSkipVerify")
-            } catch let error as VimTransportError {
-                guard case .tls = error else { Issue.record("expected a TLS error, got \(error)"); return }
+            } catch let error as HTTPTransportError {
+                guard error.code == .tls else { Issue.record("expected a TLS error, got \(error)"); return }
                 #expect(error.description.contains("insecureSkipVerify"), "the error should say how to allow it: \(error)")
             } catch {
                 Issue.record("expected a TLS error, got \(type(of: error)): \(error)")

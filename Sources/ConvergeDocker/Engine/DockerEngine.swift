@@ -1,11 +1,13 @@
+import ConvergeHTTP
 import Foundation
 import NIOCore
 import NIOHTTP1
 
 /// A client of one Docker Engine's HTTP API over its unix socket.
 ///
-/// A value type that is cheap to copy and safe to share between tasks: every call opens its own
-/// connection, so calls may run concurrently. The API version is negotiated once, lazily: the
+/// A value type that is cheap to copy and safe to share between tasks; calls may run
+/// concurrently over pooled connections (``HTTPTransport/unixSocket(path:hostHeader:maxResponseBodySize:)``:
+/// nothing to shut down). The API version is negotiated once, lazily: the
 /// lower of the engine's `ApiVersion` and ``maximumAPIVersion`` (unless one was given to `init`).
 ///
 /// Failures throw ``DockerEngineError``, which names the operation, the object, the engine's
@@ -19,40 +21,34 @@ public struct DockerEngine: Sendable {
     /// Deadline of an ordinary call. Calls that wait on the engine by design (`stopContainer`,
     /// `exec`) extend it.
     public let requestTimeout: Duration
-    let http: UnixSocketHTTPClient
+    let http: HTTPTransport
     private let negotiator: APIVersionNegotiator
 
     /// - Parameters:
     ///   - socketPath: Path of the engine's unix socket.
     ///   - apiVersion: A fixed API version such as `"1.41"`; `nil` negotiates with the engine on first use.
     ///   - requestTimeout: Deadline for each ordinary call, connect to last byte.
-    ///   - connectTimeout: Deadline for opening the connection.
     public init(
         socketPath: String = DockerEngine.defaultSocketPath,
         apiVersion: String? = nil,
-        requestTimeout: Duration = .seconds(60),
-        connectTimeout: Duration = .seconds(5)
+        requestTimeout: Duration = .seconds(60)
     ) {
         self.socketPath = socketPath
         self.requestTimeout = requestTimeout
-        self.http = UnixSocketHTTPClient(socketPath: socketPath, connectTimeout: connectTimeout)
+        self.http = .unixSocket(path: socketPath)
         self.negotiator = APIVersionNegotiator(fixed: apiVersion)
     }
 
     /// Accepts a `DOCKER_HOST`-style address. Only `unix://` is supported.
-    public init(
-        host: String, apiVersion: String? = nil, requestTimeout: Duration = .seconds(60),
-        connectTimeout: Duration = .seconds(5)
-    ) throws {
+    public init(host: String, apiVersion: String? = nil, requestTimeout: Duration = .seconds(60)) throws {
         guard host.hasPrefix("unix://"), host.count > "unix://".count else {
             throw DockerEngineError(
-                kind: .transport(.invalidSocketPath(path: host, detail: "only unix:// addresses are supported")),
+                .transport,
+                transport: HTTPTransportError(.invalidAddress, endpoint: host, detail: "only unix:// addresses are supported"),
                 operation: "connect to Docker host \(host)", method: "-", path: "-",
                 message: "only unix:// addresses are supported", socketPath: host)
         }
-        self.init(
-            socketPath: String(host.dropFirst("unix://".count)), apiVersion: apiVersion,
-            requestTimeout: requestTimeout, connectTimeout: connectTimeout)
+        self.init(socketPath: String(host.dropFirst("unix://".count)), apiVersion: apiVersion, requestTimeout: requestTimeout)
     }
 
     // MARK: - System
@@ -233,7 +229,8 @@ public struct DockerEngine: Sendable {
     // MARK: - Exec
 
     /// Runs a command in a running container and waits for it: `POST /containers/{id}/exec`,
-    /// `POST /exec/{id}/start` (output read until the engine closes the stream), `GET /exec/{id}/json`.
+    /// `POST /exec/{id}/start` (output demultiplexed as it streams in, until the engine closes
+    /// the stream), `GET /exec/{id}/json`.
     ///
     /// A command that cannot be started (not found, not executable) is not an error: the engine
     /// reports exit code 126 or 127 and its message on stderr.
@@ -295,14 +292,17 @@ public struct DockerEngine: Sendable {
         let execID = try decode(IDResponse.self, created, operation: op, method: .POST, path: createPath).id
 
         let startPath = "/exec/\(Self.segment(execID))/start"
-        let started = try await send(
-            .POST, startPath, body: try encode(StartBody()), timeout: timeout ?? requestTimeout, operation: op)
+        // Fed chunk by chunk as the output arrives (in this task), checked once the stream ended.
+        var demultiplexer = StdcopyDemultiplexer()
         let output: StdcopyDemultiplexer.Output
         do {
-            output = try StdcopyDemultiplexer.demultiplex(started.body.readableBytesView)
-        } catch {
+            _ = try await send(
+                .POST, startPath, body: try encode(StartBody()), timeout: timeout ?? requestTimeout, operation: op,
+                consume: { chunk in try demultiplexer.feed(chunk.readableBytesView) })
+            output = try demultiplexer.finish()
+        } catch let error as StdcopyDemultiplexer.Failure {
             throw DockerEngineError(
-                kind: .invalidResponse, operation: op, method: "POST", path: try await versioned(startPath),
+                .invalidResponse, operation: op, method: "POST", path: try await versioned(startPath),
                 message: "\(error)", socketPath: socketPath)
         }
 
@@ -330,7 +330,7 @@ public struct DockerEngine: Sendable {
             attempt += 1
             if attempt > 100 {
                 throw DockerEngineError(
-                    kind: .invalidResponse, operation: op, method: "GET", path: try await versioned(inspectPath),
+                    .invalidResponse, operation: op, method: "GET", path: try await versioned(inspectPath),
                     message: "the output stream ended but the engine still reports the command as running",
                     socketPath: socketPath)
             }
@@ -359,31 +359,35 @@ public struct DockerEngine: Sendable {
     }
 
     /// Sends a request; returns the response if its status is 2xx or listed in `accept`, throws otherwise.
+    /// With `consume`, a 2xx body is streamed to it instead of being collected.
     private func send(
         _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, accept: Set<Int> = [],
-        timeout: Duration? = nil, versioned: Bool = true, operation: String
-    ) async throws -> UnixSocketHTTPResponse {
+        timeout: Duration? = nil, versioned: Bool = true, operation: String,
+        consume: ((ByteBuffer) throws -> Void)? = nil
+    ) async throws -> HTTPTransportResponse {
         let target: String
         do {
             target = versioned ? try await self.versioned(path) : path
         } catch let error as DockerEngineError {
             // Negotiation failed: report it as a failure of this operation, with its cause.
-            throw DockerEngineError(
-                kind: error.kind, operation: operation, method: method.rawValue, path: path,
-                message: error.message, socketPath: socketPath)
+            var error = error
+            error.operation = operation
+            error.method = method.rawValue
+            error.path = path
+            throw error
         }
         var headers = HTTPHeaders()
         headers.add(name: "User-Agent", value: "converge")
         headers.add(name: "Accept", value: "application/json")
         if body != nil { headers.add(name: "Content-Type", value: "application/json") }
 
-        let response: UnixSocketHTTPResponse
+        let response: HTTPTransportResponse
         do {
             response = try await http.execute(
-                method: method, target: target, headers: headers, body: body, timeout: timeout ?? requestTimeout)
-        } catch let error as UnixSocketHTTPTransportError {
+                method, target, headers: headers, body: body, timeout: timeout ?? requestTimeout, consume: consume)
+        } catch let error as HTTPTransportError {
             throw DockerEngineError(
-                kind: .transport(error), operation: operation, method: method.rawValue, path: target,
+                .transport, transport: error, operation: operation, method: method.rawValue, path: target,
                 message: error.description, socketPath: socketPath)
         }
 
@@ -392,7 +396,7 @@ public struct DockerEngine: Sendable {
             return response
         }
         throw DockerEngineError(
-            kind: .http(status: status), operation: operation, method: method.rawValue, path: target,
+            .http, status: status, operation: operation, method: method.rawValue, path: target,
             message: Self.errorMessage(response), socketPath: socketPath)
     }
 
@@ -403,20 +407,20 @@ public struct DockerEngine: Sendable {
     }
 
     private func decode<T: Decodable>(
-        _ type: T.Type, _ response: UnixSocketHTTPResponse, operation: String, method: HTTPMethod, path: String
+        _ type: T.Type, _ response: HTTPTransportResponse, operation: String, method: HTTPMethod, path: String
     ) throws -> T {
         do {
             return try JSONDecoder().decode(type, from: Data(response.body.readableBytesView))
         } catch {
             let snippet = String(response.bodyString.prefix(200))
             throw DockerEngineError(
-                kind: .invalidResponse, operation: operation, method: method.rawValue, path: path,
+                .invalidResponse, operation: operation, method: method.rawValue, path: path,
                 message: "cannot decode \(T.self): \(Self.describe(decodingError: error)); body starts: \(snippet)",
                 socketPath: socketPath)
         }
     }
 
-    static func errorMessage(_ response: UnixSocketHTTPResponse) -> String {
+    static func errorMessage(_ response: HTTPTransportResponse) -> String {
         let bytes = Data(response.body.readableBytesView)
         if let body = try? JSONDecoder().decode(ErrorBody.self, from: bytes),
             let message = body.message?.trimmingCharacters(in: .whitespacesAndNewlines), !message.isEmpty
@@ -521,6 +525,8 @@ actor APIVersionNegotiator {
         if let inFlight {
             task = inFlight
         } else {
+            // A task, not a child: the answer is shared by every call that asks while it is in
+            // flight, so it must not end when the first of them is cancelled.
             task = Task { try await fetch() }
             inFlight = task
         }

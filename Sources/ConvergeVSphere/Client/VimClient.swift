@@ -1,3 +1,4 @@
+import ConvergeHTTP
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -28,40 +29,47 @@ public struct VimCredentials: Sendable {
 ///
 /// - Sessions expire when idle: a call that comes back `NotAuthenticated` logs in again once
 ///   and is repeated; a keep-alive call keeps long-lived sessions (the controller) warm.
+/// - Requests go over an ``HTTPTransport`` of the client's own (pooled kept-alive
+///   connections: a TLS handshake costs more than most SOAP calls), closed by ``logout()``.
 /// - Every SOAP round trip is counted (`roundTrips`), which the benchmarks report.
 public actor VimClient {
     public let endpoint: VimEndpoint
     public private(set) var serviceContent: ServiceContent
     public private(set) var roundTrips = 0
-    private let http: VimHTTPClient
+    private let http: HTTPTransport
     private let credentials: VimCredentials
     private var cookie: String?
     /// The login in progress, shared by every call that found the session expired.
     private var relogin: Task<Void, any Error>?
     private var keepAlive: Task<Void, Never>?
+    private var loggedOut = false
     private var sessionGeneration = 0
     public var requestTimeout: Duration = .seconds(120)
 
     /// The vim25 version requests are written for; vCenter 6.7 and later accept it.
     static let soapAction = "urn:vim25/6.7"
 
-    private init(endpoint: VimEndpoint, http: VimHTTPClient, credentials: VimCredentials, serviceContent: ServiceContent) {
+    private init(endpoint: VimEndpoint, http: HTTPTransport, credentials: VimCredentials, serviceContent: ServiceContent) {
         self.endpoint = endpoint
         self.http = http
         self.credentials = credentials
         self.serviceContent = serviceContent
     }
 
-    /// Connects, reads the service content, and logs in.
+    /// Connects, reads the service content, and logs in. The client must be ended with
+    /// ``logout()``, which also closes its connections; a failed connect closes them itself.
     public static func connect(to endpoint: VimEndpoint, credentials: VimCredentials) async throws -> VimClient {
-        let http = try VimHTTPClient(endpoint: endpoint)
-        let instance = ManagedObjectReference(type: "ServiceInstance", value: "ServiceInstance")
-        let response = try await send(http: http, method: "RetrieveServiceContent", this: instance, body: "", cookie: nil, timeout: .seconds(30)).node
-        guard let content = response.child("returnval"), let parsed = parseServiceContent(content) else {
-            throw SOAPParser.Malformed(detail: "RetrieveServiceContent answered without a service content; is \(endpoint) a vCenter SDK endpoint?")
-        }
-        let client = VimClient(endpoint: endpoint, http: http, credentials: credentials, serviceContent: parsed)
+        let http = try endpoint.makeTransport()
+        let client: VimClient
         do {
+            let instance = ManagedObjectReference(type: "ServiceInstance", value: "ServiceInstance")
+            let response = try await send(
+                http: http, path: endpoint.path, method: "RetrieveServiceContent", this: instance, body: "", cookie: nil, timeout: .seconds(30)
+            ).node
+            guard let content = response.child("returnval"), let parsed = parseServiceContent(content) else {
+                throw SOAPParser.Malformed(detail: "RetrieveServiceContent answered without a service content; is \(endpoint) a vCenter SDK endpoint?")
+            }
+            client = VimClient(endpoint: endpoint, http: http, credentials: credentials, serviceContent: parsed)
             try await client.login()
         } catch {
             await http.shutdown()
@@ -73,6 +81,8 @@ public actor VimClient {
     /// Ends the session and closes the connections.
     public func logout() async {
         keepAlive?.cancel()
+        if loggedOut { return }
+        loggedOut = true
         if cookie != nil {
             _ = try? await invoke("Logout", on: serviceContent.sessionManager)
             cookie = nil
@@ -114,6 +124,8 @@ public actor VimClient {
     func renewSession(after generation: Int) async throws {
         if generation != sessionGeneration { return }
         if let relogin { return try await relogin.value }
+        // A task, not a child: the login is shared by every call that found the session
+        // expired, so it must not end when the first of them is cancelled.
         let task = Task { try await self.login() }
         relogin = task
         defer { relogin = nil }
@@ -126,7 +138,7 @@ public actor VimClient {
         let credentials = self.credentials
         cookie = nil
         let result = try await Self.send(
-            http: http, method: "Login", this: serviceContent.sessionManager,
+            http: http, path: endpoint.path, method: "Login", this: serviceContent.sessionManager,
             body: {
                 var writer = SOAPWriter()
                 writer.leaf("userName", credentials.username)
@@ -144,7 +156,7 @@ public actor VimClient {
     private func call(_ method: String, on object: ManagedObjectReference, objectName: String?, parameters: String) async throws -> SOAPNode {
         roundTrips += 1
         do {
-            return try await Self.send(http: http, method: method, this: object, body: parameters, cookie: cookie, timeout: requestTimeout).node
+            return try await Self.send(http: http, path: endpoint.path, method: method, this: object, body: parameters, cookie: cookie, timeout: requestTimeout).node
         } catch var fault as VimFault {
             fault.object = objectName.map { "\(object.type) '\($0)'" } ?? (object.type == "ServiceInstance" ? nil : object.description)
             throw fault
@@ -157,7 +169,9 @@ public actor VimClient {
         "RetrieveServiceContent", "RetrievePropertiesEx", "ContinueRetrievePropertiesEx", "CurrentTime", "CreateContainerView", "DestroyView",
     ]
 
-    private static func send(http: VimHTTPClient, method: String, this: ManagedObjectReference, body: String, cookie: String?, timeout: Duration) async throws -> (node: SOAPNode, cookie: String?) {
+    /// One SOAP round trip. A kept-alive connection the server closed while idle fails the
+    /// request before any answer; a read-only method is then sent once more.
+    private static func send(http: HTTPTransport, path: String, method: String, this: ManagedObjectReference, body: String, cookie: String?, timeout: Duration) async throws -> (node: SOAPNode, cookie: String?) {
         var writer = SOAPWriter()
         writer.reference("_this", this)
         let request = SOAPWriter.envelope("<\(method) xmlns=\"urn:vim25\">" + writer.xml + body + "</\(method)>")
@@ -165,13 +179,20 @@ public actor VimClient {
         headers.add(name: "Content-Type", value: "text/xml; charset=utf-8")
         headers.add(name: "SOAPAction", value: soapAction)
         if let cookie { headers.add(name: "Cookie", value: cookie) }
-        let response = try await http.post(ByteBuffer(string: request), headers: headers, timeout: timeout, repeatable: readOnlyMethods.contains(method))
+        let response: HTTPTransportResponse
+        do {
+            response = try await http.execute(.POST, path, headers: headers, body: ByteBuffer(string: request), timeout: timeout)
+        } catch let error as HTTPTransportError where error.code == .connectionClosed && readOnlyMethods.contains(method) {
+            response = try await http.execute(.POST, path, headers: headers, body: ByteBuffer(string: request), timeout: timeout)
+        }
         let document = try? SOAPParser.parse(Data(response.body.readableBytesView))
         guard let soapBody = document?.child("Body") else {
             if response.status.code >= 500 || response.status.code == 429 {
-                throw VimTransportError.unavailable(endpoint: await http.endpoint.description, status: Int(response.status.code))
+                throw HTTPTransportError(
+                    .unavailable, endpoint: http.endpoint, detail: "without a SOAP response (is vCenter starting or overloaded?)",
+                    status: Int(response.status.code))
             }
-            throw SOAPParser.Malformed(detail: "HTTP \(response.status.code) without a SOAP body; is \(await http.endpoint) a vCenter SDK endpoint?")
+            throw SOAPParser.Malformed(detail: "HTTP \(response.status.code) without a SOAP body; is \(http.endpoint) a vCenter SDK endpoint?")
         }
         if let fault = soapBody.child("Fault") {
             throw VimFault.from(fault: fault, method: method, object: nil)

@@ -32,12 +32,3 @@ public enum VSphereProviderError: Error, Sendable, CustomStringConvertible, Tran
 }
 
 extension VimFault: TransientClassifying {}
-
-extension VimTransportError: TransientClassifying {
-    public var isTransient: Bool {
-        switch self {
-        case .tls: return false
-        case .connect, .timeout, .connectionClosed, .unavailable: return true
-        }
-    }
-}
