@@ -292,21 +292,60 @@ public struct DockerProvider: Provider {
     }
 }
 
-public enum DockerProviderError: Error, CustomStringConvertible {
-    case missingImages(host: ResourceID, images: [String], users: [ResourceID])
-    case unsupported(PlanStep)
-    case command(container: String, command: String, result: ExecResult)
-
-    public var description: String {
-        switch self {
-        case .missingImages(let host, let images, let users):
-            return "image\(images.count == 1 ? "" : "s") \(images.map { "'\($0)'" }.joined(separator: ", ")) not found on \(host) (needed by \(users.map(\.description).joined(separator: ", "))); nothing was changed. Build or load the image on that host first (scripts/lab-images.sh builds the lab images)."
-        case .command(let container, let command, let result):
-            let output = (result.stderr + result.stdout).trimmingCharacters(in: .whitespacesAndNewlines)
-            return "`\(command)` in container \(container.prefix(12)) exited \(result.exitCode): \(output)"
-        case .unsupported(let step):
-            return "internal error: the Docker provider cannot \(step.action) \(step.resource)"
+/// Errors of the Docker provider, each saying what and what to do.
+///
+/// A struct with a ``Code``, so that codes can be added without breaking code that reads them.
+public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        enum Base: Sendable, Hashable {
+            case missingImages, unsupported, command
         }
+
+        let base: Base
+
+        private init(_ base: Base) { self.base = base }
+
+        /// Images the manifests need are not on the host; found before any change.
+        public static let missingImages = Self(.missingImages)
+        /// A step the provider does not know how to carry out (a bug).
+        public static let unsupported = Self(.unsupported)
+        /// A command run in a container failed (``DockerProviderError/result``).
+        public static let command = Self(.command)
+
+        public var description: String { "\(base)" }
+    }
+
+    public var code: Code
+    /// The whole message, as `description` gives it.
+    public var message: String
+    /// The failed command's exit code and output, for ``Code/command``.
+    public var result: ExecResult?
+
+    public init(_ code: Code, message: String, result: ExecResult? = nil) {
+        self.code = code
+        self.message = message
+        self.result = result
+    }
+
+    public var description: String { message }
+
+    public static func missingImages(host: ResourceID, images: [String], users: [ResourceID]) -> Self {
+        let names = images.map { "'\($0)'" }.joined(separator: ", ")
+        let needed = users.map(\.description).joined(separator: ", ")
+        return Self(
+            .missingImages,
+            message: "image\(images.count == 1 ? "" : "s") \(names) not found on \(host) (needed by \(needed)); nothing was changed. "
+                + "Build or load the image on that host first.")
+    }
+
+    public static func unsupported(_ step: PlanStep) -> Self {
+        Self(.unsupported, message: "internal error: the Docker provider cannot \(step.action) \(step.resource)")
+    }
+
+    public static func command(container: String, command: String, result: ExecResult) -> Self {
+        let output = (result.stderr + result.stdout).trimmingCharacters(in: .whitespacesAndNewlines)
+        return Self(
+            .command, message: "`\(command)` in container \(container.prefix(12)) exited \(result.exitCode): \(output)", result: result)
     }
 }
 

@@ -83,7 +83,7 @@ extension VSphereProvider {
                 found = try await read(ManagedObjectReference(type: "VirtualMachine", value: ref))
             } catch let fault as VimFault where fault.type == "ManagedObjectNotFound" {
                 found = nil
-            } catch VSphereProviderError.vanished {
+            } catch let error as VSphereProviderError where error.code == .vanished {
                 found = nil
             }
         }
