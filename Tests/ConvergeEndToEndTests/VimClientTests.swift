@@ -54,6 +54,24 @@ import Testing
             await client.logout()
         }
     }
+
+    @Test func theKeepAliveKeepsAnIdleSessionAndEndsWithIt() async throws {
+        try await VCenterLab.with(arguments: ["-session-idle", "1s"]) { lab in
+            let client = try await lab.client()
+            let instance = ManagedObjectReference(type: "ServiceInstance", value: "ServiceInstance")
+            // Structured: the keep-alive is a child beside the work it serves, and returns
+            // when the client logs out.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.keepAlive(every: .milliseconds(250)) }
+                try await Task.sleep(for: .seconds(2.5))
+                // Without renewal: this fails with NotAuthenticated if the session expired.
+                let time = try await client.invoke("CurrentTime", on: instance, renewingSession: false)
+                #expect(time.child("returnval") != nil)
+                await client.logout()
+                try await group.waitForAll()
+            }
+        }
+    }
 }
 
 /// vCenter hands back about 100 objects per page and a token for the rest; the simulator

@@ -28,7 +28,8 @@ public struct VimCredentials: Sendable {
 /// A logged-in session with one vCenter over the vim25 SOAP API.
 ///
 /// - Sessions expire when idle: a call that comes back `NotAuthenticated` logs in again once
-///   and is repeated; a keep-alive call keeps long-lived sessions (the controller) warm.
+///   and is repeated; ``keepAlive(every:clock:)``, run by a long-lived owner beside its work,
+///   keeps the session warm.
 /// - Requests go over an ``HTTPTransport`` of the client's own (pooled kept-alive
 ///   connections: a TLS handshake costs more than most SOAP calls), closed by ``logout()``.
 /// - Every SOAP round trip is counted (`roundTrips`), which the benchmarks report.
@@ -41,7 +42,6 @@ public actor VimClient {
     private var cookie: String?
     /// The login in progress, shared by every call that found the session expired.
     private var relogin: Task<Void, any Error>?
-    private var keepAlive: Task<Void, Never>?
     private var loggedOut = false
     private var sessionGeneration = 0
     public var requestTimeout: Duration = .seconds(120)
@@ -78,9 +78,8 @@ public actor VimClient {
         return client
     }
 
-    /// Ends the session and closes the connections.
+    /// Ends the session and closes the connections; a running ``keepAlive(every:clock:)`` returns.
     public func logout() async {
-        keepAlive?.cancel()
         if loggedOut { return }
         loggedOut = true
         if cookie != nil {
@@ -90,16 +89,15 @@ public actor VimClient {
         await http.shutdown()
     }
 
-    /// Calls `CurrentTime` every `interval` so an idle long-lived session does not expire.
-    public func startKeepAlive(every interval: Duration) {
-        keepAlive?.cancel()
+    /// Calls `CurrentTime` every `interval` so an idle long-lived session does not expire,
+    /// until the calling task is cancelled or the client logs out. Structured: run it as a
+    /// child of the work it serves (a task group beside that work, a service's `run()`).
+    public func keepAlive(every interval: Duration, clock: any Clock<Duration> = ContinuousClock()) async {
         let instance = ManagedObjectReference(type: "ServiceInstance", value: "ServiceInstance")
-        keepAlive = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                guard let self, !Task.isCancelled else { return }
-                _ = try? await self.invoke("CurrentTime", on: instance)
-            }
+        while !loggedOut {
+            do { try await clock.sleep(for: interval) } catch { return }
+            if loggedOut { return }
+            _ = try? await invoke("CurrentTime", on: instance)
         }
     }
 

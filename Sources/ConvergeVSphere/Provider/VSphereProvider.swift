@@ -5,13 +5,17 @@ import Foundation
 /// `VirtualMachine`s of its datacenter, guarding changes with snapshots.
 ///
 /// One session is opened on first use and kept for the provider's life; the inventory read
-/// by `observe` is reused by the steps that follow it.
+/// by `observe` is reused by the steps that follow it. ``shutdown()`` logs out and closes
+/// the session's connections.
 public actor VSphereProvider: Provider {
     public nonisolated let managedKinds: Set<String> = [VirtualMachineSpec.kind]
     public nonisolated let target: ResourceID
     let spec: VCenterSpec
     private var connecting: Task<VimClient, any Error>?
+    private var isShutDown = false
     var cachedInventory: VSphereInventory?
+    /// Finished by `shutdown()`, which ends a running `run()`.
+    private let shutdownSignal = AsyncStream<Void>.makeStream()
 
     public init(target: ResourceID, spec: VCenterSpec) {
         self.target = target
@@ -23,12 +27,9 @@ public actor VSphereProvider: Provider {
         if let connecting { return try await connecting.value }
         let spec = self.spec
         let target = self.target
-        let task = Task {
-            let client = try await VCenterConnection.connect(spec, target: target)
-            // vCenter drops sessions idle for 30 minutes by default; a controller keeps its own.
-            await client.startKeepAlive(every: .seconds(600))
-            return client
-        }
+        // A task, not a child: the connect is shared by every call that comes while it is in
+        // flight, so it must not end when the first of them is cancelled.
+        let task = Task { try await VCenterConnection.connect(spec, target: target) }
         connecting = task
         do {
             return try await task.value
@@ -38,8 +39,45 @@ public actor VSphereProvider: Provider {
         }
     }
 
-    /// Logs out: sessions are a limited resource on a vCenter.
+    /// The provider's long-lived work: keeps the session warm (vCenter drops sessions idle
+    /// for 30 minutes by default) until the calling task is cancelled or ``shutdown()`` is
+    /// called. A long-lived owner (the controller) runs it in its task group beside the work
+    /// the provider serves; a command that ends sooner needs none, since an expired session
+    /// is renewed on the next call.
+    ///
+    /// The session is opened by that work, not by `run()`: until then `run()` looks for it
+    /// every `interval`, so a session idles at most two intervals.
+    public func run(keepAliveEvery interval: Duration = .seconds(600), clock: any Clock<Duration> = ContinuousClock()) async {
+        let signal = shutdownSignal.stream
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await _ in signal {}
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    if let client = await self.openClient() {
+                        await client.keepAlive(every: interval, clock: clock)
+                        return
+                    }
+                    do { try await clock.sleep(for: interval) } catch { return }
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    /// The client once a session is open; nil while none is (or it failed).
+    private func openClient() async -> VimClient? {
+        guard let connecting, !isShutDown else { return nil }
+        return try? await connecting.value
+    }
+
+    /// Logs out (sessions are a limited resource on a vCenter), closes the connections, and
+    /// ends a running ``run(keepAliveEvery:clock:)``.
     public func shutdown() async {
+        isShutDown = true
+        shutdownSignal.continuation.finish()
         if let connecting, let client = try? await connecting.value { await client.logout() }
         connecting = nil
     }
