@@ -64,10 +64,12 @@ public actor VimClient {
         do {
             let instance = ManagedObjectReference(type: "ServiceInstance", value: "ServiceInstance")
             let response = try await send(
-                http: http, path: endpoint.path, method: "RetrieveServiceContent", this: instance, body: "", cookie: nil, timeout: .seconds(30)
+                http: http, path: endpoint.path, method: "RetrieveServiceContent", this: instance, body: "", cookie: nil,
+                timeout: .seconds(30)
             ).node
             guard let content = response.child("returnval"), let parsed = parseServiceContent(content) else {
-                throw SOAPParser.Malformed(detail: "RetrieveServiceContent answered without a service content; is \(endpoint) a vCenter SDK endpoint?")
+                throw SOAPParser.Malformed(
+                    detail: "RetrieveServiceContent answered without a service content; is \(endpoint) a vCenter SDK endpoint?")
             }
             client = VimClient(endpoint: endpoint, http: http, credentials: credentials, serviceContent: parsed)
             try await client.login()
@@ -154,7 +156,9 @@ public actor VimClient {
     private func call(_ method: String, on object: ManagedObjectReference, objectName: String?, parameters: String) async throws -> SOAPNode {
         roundTrips += 1
         do {
-            return try await Self.send(http: http, path: endpoint.path, method: method, this: object, body: parameters, cookie: cookie, timeout: requestTimeout).node
+            return try await Self.send(
+                http: http, path: endpoint.path, method: method, this: object, body: parameters, cookie: cookie, timeout: requestTimeout
+            ).node
         } catch var fault as VimFault {
             fault.object = objectName.map { "\(object.type) '\($0)'" } ?? (object.type == "ServiceInstance" ? nil : object.description)
             throw fault
@@ -169,7 +173,10 @@ public actor VimClient {
 
     /// One SOAP round trip. A kept-alive connection the server closed while idle fails the
     /// request before any answer; a read-only method is then sent once more.
-    private static func send(http: HTTPTransport, path: String, method: String, this: ManagedObjectReference, body: String, cookie: String?, timeout: Duration) async throws -> (node: SOAPNode, cookie: String?) {
+    private static func send(
+        http: HTTPTransport, path: String, method: String, this: ManagedObjectReference, body: String, cookie: String?,
+        timeout: Duration
+    ) async throws -> (node: SOAPNode, cookie: String?) {
         var writer = SOAPWriter()
         writer.reference("_this", this)
         let request = SOAPWriter.envelope("<\(method) xmlns=\"urn:vim25\">" + writer.xml + body + "</\(method)>")
@@ -190,7 +197,8 @@ public actor VimClient {
                     .unavailable, endpoint: http.endpoint, detail: "without a SOAP response (is vCenter starting or overloaded?)",
                     status: Int(response.status.code))
             }
-            throw SOAPParser.Malformed(detail: "HTTP \(response.status.code) without a SOAP body; is \(http.endpoint) a vCenter SDK endpoint?")
+            throw SOAPParser.Malformed(
+                detail: "HTTP \(response.status.code) without a SOAP body; is \(http.endpoint) a vCenter SDK endpoint?")
         }
         if let fault = soapBody.child("Fault") {
             throw VimFault.from(fault: fault, method: method, object: nil)
