@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConvergeCore
 import ConvergeRuntime
 import Foundation
 
@@ -68,8 +69,13 @@ struct CLIError: Error, CustomStringConvertible {
 /// wrong; flags and commands are the CLI's to name.
 enum CLIHint {
     static func describe(_ error: any Error) -> String {
-        guard let error = error as? RuntimeError, let hint = hint(for: error.code) else { return "\(error)" }
-        return "\(error.message) (\(hint))"
+        if let error = error as? RuntimeError, let hint = hint(for: error.code) {
+            return "\(error.message) (\(hint))"
+        }
+        if let error = error as? ReconcileError, error.code == .notInPlan {
+            return "\(error) (run converge reconcile for a new plan)"
+        }
+        return "\(error)"
     }
 
     static func hint(for code: RuntimeError.Code) -> String? {
