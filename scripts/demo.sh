@@ -57,16 +57,13 @@ reconcile_sets() {
 }
 
 say "starting the vCenter simulator for manifests-vcenter/ (https://127.0.0.1:18443/sdk)"
-vcsim="$(bash scripts/vcsim.sh)"
-vcsim_log="$(mktemp)"
-"$vcsim" -listen 127.0.0.1:18443 >"$vcsim_log" 2>&1 &
-vcsim_pid=$!
-trap 'kill "$vcsim_pid" 2>/dev/null; rm -f "$vcsim_log"' EXIT
-for _ in $(seq 100); do
-    grep -q VCSIM_READY "$vcsim_log" && break
-    kill -0 "$vcsim_pid" 2>/dev/null || { cat "$vcsim_log" >&2; echo "demo: ERROR: the simulator did not start (is port 18443 free?)" >&2; exit 1; }
-    sleep 0.1
-done
+vcsim_pid="$(bash scripts/vcsim.sh --start 127.0.0.1:18443)"
+# Stopped at the end, and waited for, so the port is free for the README's examples at once.
+stop_vcsim() {
+    kill "$vcsim_pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do kill -0 "$vcsim_pid" 2>/dev/null || break; sleep 0.1; done
+}
+trap stop_vcsim EXIT
 export VCENTER_PASSWORD=pass   # the simulator's; manifests-vcenter/00-vcenter.yaml reads it from here
 extra=("$@")
 
