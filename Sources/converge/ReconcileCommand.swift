@@ -40,7 +40,7 @@ struct ReconcileCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Terminal.run(instance: instance) { runtime in
-            let snapshot = try source.load()
+            let snapshot = try await source.load()
             let set = try runtime.load(snapshot.files)
             if dryRun {
                 let planned = try await runtime.plan(set, source: snapshot.revision)
