@@ -381,38 +381,3 @@ final class LeaseWatch: @unchecked Sendable {
     func markLost() { lock.withLock { lost = true } }
     var isLost: Bool { lock.withLock { lost } }
 }
-
-public enum WorkflowError: Error, CustomStringConvertible, Equatable {
-    case noSuchRun(Int64)
-    case awaitingApproval(Int64)
-    case notAwaitingApproval(Int64, RunStatus)
-    case staleApproval(run: Int64, approved: String, current: String)
-    case planChanged(run: Int64, approved: String, current: String)
-    case notAnApprover(String, allowed: [String])
-    case resourcesHeld(LeaseRecord)
-    case leaseLost(Int64)
-    case corruptJournal(String)
-
-    public var description: String {
-        switch self {
-        case .noSuchRun(let id):
-            return "run \(id) does not exist (converge runs lists the runs)"
-        case .awaitingApproval(let id):
-            return "run \(id) is waiting for approval: converge approve \(id) --approver NAME, or converge reject \(id)"
-        case .notAwaitingApproval(let id, let status):
-            return "run \(id) is \(status.rawValue), not awaiting approval; only a waiting run can be approved or rejected"
-        case .staleApproval(let run, let approved, let current):
-            return "refused: the approval is for plan \(approved), but run \(run) would apply plan \(current); review the current plan (converge runs show \(run)) and approve that digest"
-        case .planChanged(let run, let approved, let current):
-            return "refused: the live state changed since run \(run)'s plan was reviewed (approved \(approved), now \(current)); run converge reconcile for a new plan, which needs a new approval"
-        case .notAnApprover(let name, let allowed):
-            return "'\(name)' may not approve this plan; its approval policies name: \(allowed.joined(separator: ", "))"
-        case .resourcesHeld(let lease):
-            return "resources are held by run \(lease.runID) (process \(lease.owner)) until \(lease.expiresAt); wait for it to finish, or see converge runs show \(lease.runID)"
-        case .leaseLost(let id):
-            return "run \(id) lost its leases (this process stalled longer than --lease-ttl); another process may be driving it, so this one stopped"
-        case .corruptJournal(let detail):
-            return "the run journal is damaged: \(detail)"
-        }
-    }
-}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConvergeCore
 import ConvergeRuntime
+import ConvergeWorkflow
 import Foundation
 
 #if canImport(Glibc)
@@ -75,7 +76,23 @@ enum CLIHint {
         if let error = error as? ReconcileError, error.code == .notInPlan {
             return "\(error) (run converge reconcile for a new plan)"
         }
+        if let error = error as? WorkflowError, let hint = hint(for: error) {
+            return "\(error) (\(hint))"
+        }
         return "\(error)"
+    }
+
+    static func hint(for error: WorkflowError) -> String? {
+        let run = error.run.map(String.init) ?? "ID"
+        switch error.code {
+        case .noSuchRun: return "converge runs lists the runs"
+        case .awaitingApproval: return "converge approve \(run) --approver NAME, or converge reject \(run)"
+        case .staleApproval: return "converge runs show \(run) shows the current plan"
+        case .planChanged: return "run converge reconcile for a new plan"
+        case .resourcesHeld: return "converge runs show \(run) shows what it does"
+        case .leaseLost: return "raise --lease-ttl if this process is often that slow; converge runs resume \(run) continues it"
+        default: return nil
+        }
     }
 
     static func hint(for code: RuntimeError.Code) -> String? {
