@@ -13,6 +13,14 @@ struct StoreOptions: ParsableArguments {
 
     /// Opens the store, migrates it, runs `body`, and closes it whatever happens.
     func with<Result>(_ body: (any WorkflowStore) async throws -> Result) async throws -> Result {
+        do {
+            return try await open(body)
+        } catch let error as StoreError where error.code == .runNotFound {
+            throw CLIError("\(error)", hint: "list runs with `converge runs`")
+        }
+    }
+
+    private func open<Result>(_ body: (any WorkflowStore) async throws -> Result) async throws -> Result {
         let url = store ?? ProcessInfo.processInfo.environment["CONVERGE_STORE"]
         if let url, url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
             let postgres = try PostgresWorkflowStore(url: url)

@@ -41,12 +41,9 @@ struct WorkflowStoreBehaviourTests {
             do {
                 try await store.migrate()
             } catch let error as StoreError {
-                guard case .schemaTooNew(let found, let supported, _) = error else {
-                    Issue.record("expected schemaTooNew, got \(error)")
-                    return
-                }
-                #expect(found == 999)
-                #expect(supported == WorkflowSchema.latestVersion)
+                #expect(error.code == .schemaTooNew, "\(error)")
+                #expect(error.foundVersion == 999)
+                #expect(error.supportedVersion == WorkflowSchema.latestVersion)
                 #expect(error.description.contains("upgrade Converge"))
             }
         }
