@@ -50,6 +50,23 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
         _ = try? await onQueue("shutdown") { $0.close() }
     }
 
+    /// Opens the store at `path`, runs `body` with it, and closes it when `body` returns or
+    /// throws: the same shape as `PostgresWorkflowStore.withStore`. Call `migrate()` first
+    /// inside `body`.
+    public static func withStore<Result: Sendable>(
+        path: String, busyTimeout: Duration = .seconds(10), _ body: (SQLiteWorkflowStore) async throws -> Result
+    ) async throws -> Result {
+        let store = try SQLiteWorkflowStore(path: path, busyTimeout: busyTimeout)
+        do {
+            let result = try await body(store)
+            await store.shutdown()
+            return result
+        } catch {
+            await store.shutdown()
+            throw error
+        }
+    }
+
     /// Runs `body` on the store's queue and hands its result back to the calling task. SQLite
     /// errors become `StoreError.database` naming `operation`.
     private func onQueue<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {

@@ -9,13 +9,13 @@ import PostgresNIO
 /// row it compares), claims use `FOR UPDATE SKIP LOCKED`, and migrations run under an advisory
 /// lock. Lease expiry is judged by the server's clock, so replicas with skewed clocks agree.
 ///
-/// The pool needs a running task: the initializer starts one, `shutdown()` stops it.
+/// The pool's connections live as long as the work they serve: `withStore` runs the client as
+/// a child task beside that work, and closes it when the work is done.
 public final class PostgresWorkflowStore: WorkflowStore {
     public let configuration: PostgresStoreConfiguration
     private let client: PostgresClient
     /// Set when the pool first hands out a connection (see `withConnection`).
     private let connectedOnce = Flag()
-    private let runTask: Task<Void, Never>
     private let logger: Logger
 
     /// Query logging off unless a logger is given (PostgresNIO logs queries at debug level).
@@ -25,28 +25,35 @@ public final class PostgresWorkflowStore: WorkflowStore {
         return logger
     }()
 
-    /// Connects lazily (the first call opens a connection) to `url`, e.g.
-    /// `postgres://converge:secret@db.example:5432/converge`. Call `migrate()` first.
-    public convenience init(url: String, logger: Logger? = nil) throws {
-        try self.init(configuration: PostgresStoreConfiguration(url: url), logger: logger)
+    /// A store on `url`, e.g. `postgres://converge:secret@db.example:5432/converge`, for the
+    /// duration of `body`: see `withStore(configuration:logger:_:)`.
+    public static func withStore<Result: Sendable>(
+        url: String, logger: Logger? = nil, _ body: (PostgresWorkflowStore) async throws -> Result
+    ) async throws -> Result {
+        try await withStore(configuration: PostgresStoreConfiguration(url: url), logger: logger, body)
     }
 
-    public init(configuration: PostgresStoreConfiguration, logger: Logger? = nil) {
+    /// Runs `body` with a store on `configuration`, its connection pool running beside it as a
+    /// child task; when `body` returns or throws, the pool is cancelled, and this returns once
+    /// its connections are closed. Connections open lazily (the first call opens one). Call
+    /// `migrate()` first inside `body`; don't keep the store past `body`: its calls then fail.
+    public static func withStore<Result: Sendable>(
+        configuration: PostgresStoreConfiguration, logger: Logger? = nil, _ body: (PostgresWorkflowStore) async throws -> Result
+    ) async throws -> Result {
+        let store = PostgresWorkflowStore(configuration: configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
+            group.addTask { await store.client.run() }
+            defer { group.cancelAll() }
+            return try await body(store)
+        }
+    }
+
+    private init(configuration: PostgresStoreConfiguration, logger: Logger?) {
         self.configuration = configuration
         self.logger = logger ?? Self.silentLogger
         // The pool's own background logging stays off: it reports every failed reconnection,
         // and the store's errors already say what failed.
-        let client = PostgresClient(configuration: configuration.clientConfiguration)
-        self.client = client
-        runTask = Task { await client.run() }
-    }
-
-    deinit { runTask.cancel() }
-
-    /// Closes the pool's connections and waits until they are closed. Later calls fail.
-    public func shutdown() async {
-        runTask.cancel()
-        await runTask.value
+        client = PostgresClient(configuration: configuration.clientConfiguration)
     }
 
     // MARK: Plumbing
@@ -58,7 +65,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
     /// Runs `body` with a pooled connection; errors become `StoreError`s naming `operation`.
     ///
     /// The pool retries a server it cannot reach for a long time before giving up, which would
-    /// leave `converge runs --store postgres://wrong…` hanging. So when no connection has come
+    /// leave a caller given a wrong URL hanging. So when no connection has come
     /// within half a second, one direct connection attempt tells a slow pool (all connections
     /// busy: keep waiting) from a server that is down, refuses the login or lacks the database
     /// (fail now, with the server's reason).

@@ -12,7 +12,7 @@ struct StoreOptions: ParsableArguments {
     var store: String?
 
     /// Opens the store, migrates it, runs `body`, and closes it whatever happens.
-    func with<Result>(_ body: (any WorkflowStore) async throws -> Result) async throws -> Result {
+    func with<Result: Sendable>(_ body: (any WorkflowStore) async throws -> Result) async throws -> Result {
         do {
             return try await open(body)
         } catch let error as StoreError where error.code == .runNotFound {
@@ -20,25 +20,20 @@ struct StoreOptions: ParsableArguments {
         }
     }
 
-    private func open<Result>(_ body: (any WorkflowStore) async throws -> Result) async throws -> Result {
+    private func open<Result: Sendable>(_ body: (any WorkflowStore) async throws -> Result) async throws -> Result {
         let url = store ?? ProcessInfo.processInfo.environment["CONVERGE_STORE"]
         if let url, url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") {
-            let postgres = try PostgresWorkflowStore(url: url)
-            do {
+            return try await PostgresWorkflowStore.withStore(url: url) { postgres in
                 try await postgres.migrate()
-                let result = try await body(postgres)
-                await postgres.shutdown()
-                return result
-            } catch {
-                await postgres.shutdown()
-                throw error
+                return try await body(postgres)
             }
         }
         if let url {
             throw CLIError("unsupported store '\(url)'", hint: "use postgres://user@host:port/database, or --state PATH for SQLite")
         }
-        let sqlite = try SQLiteWorkflowStore(path: state)
-        try await sqlite.migrate()
-        return try await body(sqlite)
+        return try await SQLiteWorkflowStore.withStore(path: state) { sqlite in
+            try await sqlite.migrate()
+            return try await body(sqlite)
+        }
     }
 }
