@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConvergeCore
 import ConvergeRuntime
+import ConvergeStore
 import ConvergeWorkflow
 import Foundation
 
@@ -78,6 +79,9 @@ enum CLIHint {
         }
         if let error = error as? WorkflowError, let hint = hint(for: error) {
             return "\(error) (\(hint))"
+        }
+        if let error = error as? StoreError, error.code == .runNotFound {
+            return "\(error) (list runs with converge runs)"
         }
         return "\(error)"
     }

@@ -125,13 +125,15 @@ func benchPostgresURL(_ option: String?) -> String? {
 /// `converge_bench_<random>` on the PostgreSQL server. `destroy()` (also run on SIGINT/SIGTERM)
 /// removes it.
 final class BenchDatabase: @unchecked Sendable {
-    // @unchecked: `stores` and `destroyed` are guarded by `lock`.
+    // @unchecked: `stores`, `postgresStores` and `destroyed` are guarded by `lock`.
     let backend: StoreBackend
     let sqlitePath: String?
     let postgres: PostgresStoreConfiguration?
     private let admin: PostgresStoreConfiguration?
     private let lock = NSLock()
     private var stores: [any WorkflowStore] = []
+    /// The open PostgreSQL stores, by store, to close them.
+    private var postgresStores: [ObjectIdentifier: HostedPostgresStore] = [:]
     private var destroyed = false
 
     private init(backend: StoreBackend, sqlitePath: String?, postgres: PostgresStoreConfiguration?, admin: PostgresStoreConfiguration?) {
@@ -195,7 +197,10 @@ final class BenchDatabase: @unchecked Sendable {
         let store: any WorkflowStore
         switch backend {
         case .sqlite: store = try SQLiteWorkflowStore(path: sqlitePath ?? "")
-        case .postgres: store = PostgresWorkflowStore(configuration: postgres!)
+        case .postgres:
+            let hosted = try await HostedPostgresStore.open(postgres!)
+            lock.withLock { postgresStores[ObjectIdentifier(hosted.store)] = hosted }
+            store = hosted.store
         }
         lock.withLock { stores.append(store) }
         try await store.migrate()
@@ -205,7 +210,10 @@ final class BenchDatabase: @unchecked Sendable {
     /// Closes a store `openMigrated` returned.
     func close(_ store: any WorkflowStore) async {
         if let store = store as? SQLiteWorkflowStore { await store.shutdown() }
-        if let store = store as? PostgresWorkflowStore { await store.shutdown() }
+        if let store = store as? PostgresWorkflowStore {
+            let hosted = lock.withLock { postgresStores.removeValue(forKey: ObjectIdentifier(store)) }
+            await hosted?.close()
+        }
     }
 
     /// Closes every store and deletes the file or database. Safe to call twice.
@@ -243,6 +251,42 @@ final class BenchDatabase: @unchecked Sendable {
                 }
             }
         }
+    }
+}
+
+/// A PostgreSQL store kept open across the benchmarks' synchronous steps: its
+/// `PostgresWorkflowStore.withStore` runs on a task of its own (as `blocking`'s work does),
+/// which `close` ends.
+private final class HostedPostgresStore: Sendable {
+    let store: PostgresWorkflowStore
+    private let finish: AsyncStream<Never>.Continuation
+    private let host: Task<Void, any Error>
+
+    private init(store: PostgresWorkflowStore, finish: AsyncStream<Never>.Continuation, host: Task<Void, any Error>) {
+        self.store = store
+        self.finish = finish
+        self.host = host
+    }
+
+    static func open(_ configuration: PostgresStoreConfiguration) async throws -> HostedPostgresStore {
+        let (closed, finish) = AsyncStream<Never>.makeStream()
+        let (opened, handOver) = AsyncStream<PostgresWorkflowStore>.makeStream()
+        let host = Task.detached {
+            defer { handOver.finish() }
+            try await PostgresWorkflowStore.withStore(configuration: configuration) { store in
+                handOver.yield(store)
+                for await _ in closed {}
+            }
+        }
+        for await store in opened { return HostedPostgresStore(store: store, finish: finish, host: host) }
+        try await host.value
+        throw Subprocess.Failure(description: "the PostgreSQL store at \(configuration.redactedURL) did not open")
+    }
+
+    /// Closes the store's connections and waits until they are closed.
+    func close() async {
+        finish.finish()
+        _ = try? await host.value
     }
 }
 

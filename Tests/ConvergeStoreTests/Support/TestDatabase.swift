@@ -33,13 +33,18 @@ struct TestSetupError: Error, CustomStringConvertible {
 /// A fresh, empty database for one test, on which it can open several stores (like several
 /// processes sharing it). SQLite: a file in a new temporary folder. PostgreSQL: a new database
 /// `converge_test_<random>` on the test server, so parallel tests and runs never collide.
+///
+/// Each PostgreSQL store lives inside `PostgresWorkflowStore.withStore`, in a child task of
+/// `with`'s task group that ends when the test's body does.
 final class TestDatabase: @unchecked Sendable {
     // @unchecked: `stores` is guarded by `lock`.
     let backend: Backend
     private let sqlitePath: String?
     private let postgres: PostgresStoreConfiguration?
     private let lock = NSLock()
-    private var stores: [any WorkflowStore] = []
+    private var stores: [SQLiteWorkflowStore] = []
+    /// `open()`'s requests for a PostgreSQL store, served by `servePostgresStores`.
+    private let postgresRequests = AsyncStream<CheckedContinuation<PostgresWorkflowStore, any Error>>.makeStream()
 
     private init(backend: Backend, sqlitePath: String?, postgres: PostgresStoreConfiguration?) {
         self.backend = backend
@@ -54,12 +59,37 @@ final class TestDatabase: @unchecked Sendable {
     static func with<T>(_ backend: Backend, _ body: (TestDatabase) async throws -> T) async throws -> T {
         let database = try await make(backend)
         do {
-            let result = try await body(database)
+            let result = try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
+                group.addTask { await database.servePostgresStores() }
+                defer { group.cancelAll() }
+                return try await body(database)
+            }
             await database.destroy()
             return result
         } catch {
             await database.destroy()
             throw error
+        }
+    }
+
+    /// Opens a PostgreSQL store for each request and keeps it until cancelled.
+    private func servePostgresStores() async {
+        guard let postgres else { return }
+        await withDiscardingTaskGroup { group in
+            for await request in postgresRequests.stream {
+                group.addTask {
+                    var handedOut = false
+                    do {
+                        try await PostgresWorkflowStore.withStore(configuration: postgres) { store in
+                            handedOut = true
+                            request.resume(returning: store)
+                            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                        }
+                    } catch {
+                        if !handedOut { request.resume(throwing: error) }
+                    }
+                }
+            }
         }
     }
 
@@ -92,31 +122,36 @@ final class TestDatabase: @unchecked Sendable {
         _ configuration: PostgresStoreConfiguration, _ body: (PostgresClient) async throws -> T
     ) async throws -> T {
         let client = PostgresClient(configuration: configuration.clientConfiguration)
-        let run = Task { await client.run() }
-        defer { run.cancel() }
-        do {
-            return try await body(client)
-        } catch {
-            throw TestSetupError("PostgreSQL at \(configuration.redactedURL): \(String(reflecting: error))")
+        return try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            do {
+                return try await body(client)
+            } catch {
+                throw TestSetupError("PostgreSQL at \(configuration.redactedURL): \(String(reflecting: error))")
+            }
         }
     }
 
     /// A new store on this database (not migrated), shut down by `with` at the end.
-    func open() throws -> any WorkflowStore {
-        let store: any WorkflowStore
+    func open() async throws -> any WorkflowStore {
         switch backend {
-        case .sqlite: store = try SQLiteWorkflowStore(path: sqlitePath ?? "")
+        case .sqlite:
+            let store = try SQLiteWorkflowStore(path: sqlitePath ?? "")
+            lock.withLock { stores.append(store) }
+            return store
         case .postgres:
-            guard let postgres else { throw TestSetupError("no PostgreSQL configuration") }
-            store = PostgresWorkflowStore(configuration: postgres)
+            return try await withCheckedThrowingContinuation { (request: CheckedContinuation<PostgresWorkflowStore, any Error>) in
+                if case .terminated = postgresRequests.continuation.yield(request) {
+                    request.resume(throwing: TestSetupError("the database is closed"))
+                }
+            }
         }
-        lock.withLock { stores.append(store) }
-        return store
     }
 
     /// A new store on this database, migrated.
     func openMigrated() async throws -> any WorkflowStore {
-        let store = try open()
+        let store = try await open()
         try await store.migrate()
         return store
     }
@@ -140,10 +175,7 @@ final class TestDatabase: @unchecked Sendable {
 
     private func destroy() async {
         let stores = lock.withLock { self.stores }
-        for store in stores {
-            if let store = store as? SQLiteWorkflowStore { await store.shutdown() }
-            if let store = store as? PostgresWorkflowStore { await store.shutdown() }
-        }
+        for store in stores { await store.shutdown() }
         if let sqlitePath {
             let folder = URL(fileURLWithPath: sqlitePath).deletingLastPathComponent().deletingLastPathComponent()
             try? FileManager.default.removeItem(at: folder)
