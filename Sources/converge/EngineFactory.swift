@@ -43,9 +43,11 @@ enum EngineFactory {
     }
 
     static func engine(store: any WorkflowStore, instance: String, parallelism: Int, progress: ProgressReporter) -> WorkflowEngine {
-        WorkflowEngine(
+        var engine = WorkflowEngine(
             store: store, instance: instance, version: ConvergeCommand.version, parallelism: parallelism,
             events: { progress.handle($0) }, verify: { await ProbeSuite.run($0) }, makeProviders: providers(for:))
+        engine.faults = FaultInjection.hook
+        return engine
     }
 
     /// Loads run `id`, builds an engine for its instance, applies `action`, and reports the
