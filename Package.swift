@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ConvergeStorePostgres", targets: ["ConvergeStorePostgres"]),
         .library(name: "ConvergeWorkflow", targets: ["ConvergeWorkflow"]),
         .library(name: "ConvergeVSphere", targets: ["ConvergeVSphere"]),
+        .library(name: "ConvergeTestSupport", targets: ["ConvergeTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -86,14 +87,24 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // For tests and benchmarks: scripted provider and store, manual clock, throwaway
+        // databases, process runner, background servers.
+        .target(
+            name: "ConvergeTestSupport",
+            dependencies: [
+                "ConvergeCore", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow", "Csqlite3",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"], exclude: ["Corpus", "Fixtures"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
-        .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres"]),
-        .testTarget(name: "ConvergeWorkflowTests", dependencies: ["ConvergeWorkflow", "ConvergeStore", "ConvergeCore"]),
+        .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres", "ConvergeTestSupport"]),
+        .testTarget(
+            name: "ConvergeWorkflowTests", dependencies: ["ConvergeWorkflow", "ConvergeStore", "ConvergeCore", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeDockerTests", dependencies: ["ConvergeCore", "ConvergeDocker"]),
         .testTarget(
             name: "ConvergeEndToEndTests",
-            dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeVSphere", "converge"]
+            dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeVSphere", "ConvergeTestSupport", "converge"]
         ),
     ]
 )
