@@ -10,12 +10,16 @@ import Testing
 @Suite struct LeaseRenewalTests {
     static let isRenewal: @Sendable (Duration) -> Bool = { $0 == Harness.renewalInterval }
 
-    /// Starts a run on engine-a whose step `b` stays in flight, and waits until it is.
-    static func startHeld(_ harness: Harness, engine: WorkflowEngine) async -> Task<RunRecord, any Error> {
+    /// Starts a run on engine-a, over a scripted store and on a manual clock, and waits until
+    /// its step `b` is held in flight and its lease renewal is waiting for the clock.
+    static func startHeld(_ harness: Harness) async -> (ScriptedStore, ManualClock, Task<RunRecord, any Error>) {
+        let store = ScriptedStore(harness.store)
+        let clock = ManualClock()
         harness.provider.hold("b")
-        let started = Task { try await harness.start(with: engine) }
+        let started = Task { [engine = harness.engine(clock: clock, store: store)] in try await harness.start(with: engine) }
         await harness.provider.waitUntilExecuting("b")
-        return started
+        await clock.nextSleep(where: isRenewal)
+        return (store, clock, started)
     }
 
     /// The error a task ended with, or nil when it returned.
@@ -30,13 +34,11 @@ import Testing
 
     @Test func leasesAreRenewedWhileTheRunGoesOn() async throws {
         try await Harness.with { harness in
-            let store = ScriptedStore(harness.store)
-            let clock = ManualClock()
-            let started = await Self.startHeld(harness, engine: harness.engine(clock: clock, store: store))
+            let (store, clock, started) = await Self.startHeld(harness)
             for _ in 0..<3 {
-                clock.advance(by: await clock.nextSleep(where: Self.isRenewal))
+                clock.advance(by: Harness.renewalInterval)
+                await clock.nextSleep(where: Self.isRenewal)
             }
-            await clock.nextSleep(where: Self.isRenewal)
             harness.provider.release("b")
             let run = try await started.value
             #expect(run.status == .succeeded)
@@ -46,10 +48,7 @@ import Testing
 
     @Test func aStoreFailingARenewalStopsTheRunResumable() async throws {
         try await Harness.with { harness in
-            let store = ScriptedStore(harness.store)
-            let clock = ManualClock()
-            let started = await Self.startHeld(harness, engine: harness.engine(clock: clock, store: store))
-            await clock.nextSleep(where: Self.isRenewal)
+            let (store, clock, started) = await Self.startHeld(harness)
             store.failRenewals(.error)
             clock.advance(by: Harness.renewalInterval)
 
@@ -78,9 +77,7 @@ import Testing
 
     @Test func aRunWhoseLeasesAnotherOwnerTookStopsWithoutTouchingTheJournal() async throws {
         try await Harness.with { harness in
-            let clock = ManualClock()
-            let started = await Self.startHeld(harness, engine: harness.engine(clock: clock))
-            await clock.nextSleep(where: Self.isRenewal)
+            let (_, clock, started) = await Self.startHeld(harness)
             let run = try #require(try await harness.onlyRun())
 
             // engine-a stalls in `b` past its leases' TTL; engine-b, for which they expired,
@@ -101,10 +98,7 @@ import Testing
 
     @Test func aRenewalToldTheLeasesAreLostStopsTheRun() async throws {
         try await Harness.with { harness in
-            let store = ScriptedStore(harness.store)
-            let clock = ManualClock()
-            let started = await Self.startHeld(harness, engine: harness.engine(clock: clock, store: store))
-            await clock.nextSleep(where: Self.isRenewal)
+            let (store, clock, started) = await Self.startHeld(harness)
             store.failRenewals(after: 1, .lost)
             clock.advance(by: Harness.renewalInterval)
             await clock.nextSleep(where: Self.isRenewal)
