@@ -254,6 +254,9 @@ public struct WorkflowEngine: Sendable {
                 try await fault(.beforeStep, step)
                 try await reconciler.execute(step, in: planned)
                 try await fault(.beforeJournal, step)
+                // Stopped while the step acted (a provider may not heed cancellation): another
+                // process may own the journal by now, so leave the step to be run again.
+                try Task.checkCancellation()
                 record.status = .succeeded
                 record.error = nil
                 record.finishedAt = clock.now
