@@ -24,6 +24,8 @@ public struct WorkflowError: Error, CustomStringConvertible, Equatable {
         public static let resourcesHeld = Code("resourcesHeld")
         /// The run's leases expired or could not be renewed; it stopped and can be resumed.
         public static let leaseLost = Code("leaseLost")
+        /// The store failed while the run's leases were renewed; the run stopped, resumable.
+        public static let leaseRenewalFailed = Code("leaseRenewalFailed")
         /// A journaled plan, option set or manifest archive cannot be read back.
         public static let corruptJournal = Code("corruptJournal")
 
@@ -87,6 +89,12 @@ public struct WorkflowError: Error, CustomStringConvertible, Equatable {
             message:
                 "run \(id) lost its leases (this process stalled longer than their time to live); another process may be driving it, so this one stopped"
         )
+    }
+
+    public static func leaseRenewalFailed(_ id: Int64, _ detail: String) -> WorkflowError {
+        WorkflowError(
+            code: .leaseRenewalFailed, run: id,
+            message: "run \(id) stopped: its leases could not be renewed (\(detail)); it was left as it was, to be resumed once the store answers again")
     }
 
     public static func corruptJournal(_ detail: String) -> WorkflowError {

@@ -95,6 +95,7 @@ enum CLIHint {
         case .planChanged: return "run converge reconcile for a new plan"
         case .resourcesHeld: return "converge runs show \(run) shows what it does"
         case .leaseLost: return "raise --lease-ttl if this process is often that slow; converge runs resume \(run) continues it"
+        case .leaseRenewalFailed: return "converge runs resume \(run) continues it"
         default: return nil
         }
     }
