@@ -54,19 +54,6 @@ enum Terminal {
     }
 }
 
-/// An error for a person: what went wrong and what to do.
-struct CLIError: Error, CustomStringConvertible {
-    var message: String
-    var hint: String?
-
-    init(_ message: String, hint: String? = nil) {
-        self.message = message
-        self.hint = hint
-    }
-
-    var description: String { hint.map { "\(message) (\($0))" } ?? message }
-}
-
 /// What to do about a library's error on the command line: the libraries say what went
 /// wrong; flags and commands are the CLI's to name.
 enum CLIHint {
