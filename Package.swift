@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ConvergeVSphere", targets: ["ConvergeVSphere"]),
         .library(name: "ConvergeRuntime", targets: ["ConvergeRuntime"]),
         .library(name: "ConvergeHTTP", targets: ["ConvergeHTTP"]),
+        .library(name: "ConvergeTestSupport", targets: ["ConvergeTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -111,20 +112,32 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        // Shared by the test targets (and the benchmarks): fixtures, scripted providers, stores.
-        .target(name: "ConvergeTestSupport", dependencies: ["ConvergeCore"]),
+        // For tests and benchmarks: manifest fixtures, scripted provider and store, manual
+        // clock, throwaway databases, process runner, background servers.
+        .target(
+            name: "ConvergeTestSupport",
+            dependencies: [
+                "ConvergeCore", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow", "Csqlite3",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ]
+        ),
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"]),
-        .testTarget(name: "ConvergeRuntimeTests", dependencies: ["ConvergeRuntime", "ConvergeDocker", "ConvergeVSphere", "ConvergeTestSupport"], exclude: ["Corpus"]),
+        .testTarget(
+            name: "ConvergeRuntimeTests",
+            dependencies: ["ConvergeRuntime", "ConvergeDocker", "ConvergeVSphere", "ConvergeTestSupport"],
+            exclude: ["Corpus"]),
         .testTarget(name: "ConvergeVSphereTests", dependencies: ["ConvergeVSphere", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
-        .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres"]),
-        .testTarget(name: "ConvergeWorkflowTests", dependencies: ["ConvergeWorkflow", "ConvergeStore", "ConvergeCore", "ConvergeDocker"]),
+        .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres", "ConvergeTestSupport"]),
+        .testTarget(
+            name: "ConvergeWorkflowTests",
+            dependencies: ["ConvergeWorkflow", "ConvergeStore", "ConvergeCore", "ConvergeDocker", "ConvergeTestSupport"]),
         .testTarget(
             name: "ConvergeDockerTests", dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeTestSupport"],
             exclude: ["Fixtures"]),
         .testTarget(
             name: "ConvergeEndToEndTests",
-            dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "converge"]
+            dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "ConvergeTestSupport", "converge"]
         ),
     ]
 )

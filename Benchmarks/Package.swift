@@ -17,9 +17,6 @@ let package = Package(
     ],
     dependencies: [
         .package(path: ".."),
-        // Already in the main package's graph (ConvergeStorePostgres); used directly only to
-        // CREATE and DROP the journal benchmarks' throwaway databases.
-        .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
     ],
     targets: [
         .executableTarget(
@@ -32,7 +29,7 @@ let package = Package(
                 .product(name: "ConvergeStorePostgres", package: convergeIdentity),
                 .product(name: "ConvergeWorkflow", package: convergeIdentity),
                 .product(name: "ConvergeVSphere", package: convergeIdentity),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ConvergeTestSupport", package: convergeIdentity),
             ]
         ),
     ]

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The first thing to run: sets the machine up (scripts/setup.sh), builds the release `converge`
-# binary, starts govmomi's vCenter simulator on 127.0.0.1:18443 (scripts/vcsim.sh builds it),
-# and reconciles the example manifests in manifests/ against the local Docker engine and the
-# simulator (manifests/vcenter/):
+# The first thing to run: sets the machine up (scripts/setup.sh), builds `converge` and the
+# tests in the debug configuration (exactly what scripts/test.sh builds, so the test command
+# that follows compiles nothing), starts govmomi's vCenter simulator on 127.0.0.1:18443
+# (scripts/vcsim.sh builds it), and reconciles the example manifests read from HEAD:
+# manifests/ against the local Docker engine, manifests-vcenter/ against the simulator:
 #   1. converge reconcile --dry-run   shows the plan (exit 2: changes pending)
 #   2. converge reconcile             applies it
 #   3. converge reconcile --dry-run   shows nothing left to do (exit 0: in sync)
+# The binary stays at .build/debug/converge for the README's examples.
 # Extra arguments go to every `converge reconcile`, e.g. `scripts/demo.sh --output markdown`.
 set -euo pipefail
 
@@ -20,12 +22,16 @@ say() { printf '\ndemo: %s\n' "$*"; }
 
 bash scripts/setup.sh
 
-say "building converge (swift build -c release; the first build takes a few minutes)"
+# The debug build with the tests, as scripts/test.sh builds: one build serves both commands.
+say "building converge and its tests (swift build --build-tests; the first build takes several minutes)"
 start=$SECONDS
-swift build -c release --product converge
-bin="$(swift build -c release --show-bin-path)/converge"
+swift build --build-tests
+bin="$(swift build --show-bin-path)/converge"
 [[ -x "$bin" ]] || { echo "demo: ERROR: the build did not produce $bin" >&2; exit 1; }
-say "built $bin in $((SECONDS - start)) s"
+say "built .build/debug/converge (and the tests) in $((SECONDS - start)) s"
+
+# The example sets, each its own reconcile: the Docker lab and the VM on the simulator.
+sets=(manifests manifests-vcenter)
 
 # Runs `converge reconcile ARGS...`; 0 (in sync) and 2 (changes pending) are results, not failures.
 reconcile() {
@@ -39,32 +45,42 @@ reconcile() {
         2:*) echo "(exit 2: applied in part; changes still pending)" ;;
         *) echo "demo: ERROR: converge reconcile $* failed (exit $rc)" >&2; exit "$rc" ;;
     esac
-    last_rc=$rc
+    ((rc == 0)) || last_rc=$rc
 }
 
-say "starting the vCenter simulator for manifests/vcenter/ (https://127.0.0.1:18443/sdk)"
-vcsim="$(bash scripts/vcsim.sh)"
-vcsim_log="$(mktemp)"
-"$vcsim" -listen 127.0.0.1:18443 >"$vcsim_log" 2>&1 &
-vcsim_pid=$!
-trap 'kill "$vcsim_pid" 2>/dev/null; rm -f "$vcsim_log"' EXIT
-for _ in $(seq 100); do
-    grep -q VCSIM_READY "$vcsim_log" && break
-    kill -0 "$vcsim_pid" 2>/dev/null || { cat "$vcsim_log" >&2; echo "demo: ERROR: the simulator did not start (is port 18443 free?)" >&2; exit 1; }
-    sleep 0.1
-done
-export VCENTER_PASSWORD=pass   # the simulator's; manifests/vcenter/00-vcenter.yaml reads it from here
+# Runs `reconcile ARGS... --repo . --path SET` for every example set.
+reconcile_sets() {
+    last_rc=0
+    for set in "${sets[@]}"; do
+        reconcile "$@" --repo . --path "$set" "${extra[@]}"
+    done
+}
+
+say "starting the vCenter simulator for manifests-vcenter/ (https://127.0.0.1:18443/sdk)"
+vcsim_pid="$(bash scripts/vcsim.sh --start 127.0.0.1:18443)"
+# Stopped at the end, and waited for, so the port is free for the README's examples at once.
+stop_vcsim() {
+    kill "$vcsim_pid" 2>/dev/null || return 0
+    for _ in $(seq 50); do kill -0 "$vcsim_pid" 2>/dev/null || break; sleep 0.1; done
+}
+trap stop_vcsim EXIT
+export VCENTER_PASSWORD=pass   # the simulator's; manifests-vcenter/00-vcenter.yaml reads it from here
+extra=("$@")
 
 say "1/3 what would change"
-reconcile --dry-run --repo . --path manifests "$@"
+reconcile_sets --dry-run
 
 say "2/3 apply"
-reconcile --repo . --path manifests "$@"
+reconcile_sets
 
 say "3/3 what is left to change"
-reconcile --dry-run --repo . --path manifests "$@"
+reconcile_sets --dry-run
 if [[ "$last_rc" == 0 ]]; then
-    say "the Docker engine and the vCenter now match manifests/"
+    say "the Docker engine matches manifests/ and the vCenter simulator manifests-vcenter/"
 else
-    say "changes are still pending after the apply: see the plan above"
+    say "changes are still pending after the apply: see the plans above"
 fi
+say "the binary is .build/debug/converge; to run the README's examples as written:
+    export PATH=\"\$PWD/.build/debug:\$PATH\"
+    converge reconcile --dry-run manifests/
+(the simulator stops with this script: the README's \"VMs on vCenter\" says how to start it again)"

@@ -14,10 +14,12 @@ public enum ManifestSource: Sendable {
         public var revision: SourceRevision
     }
 
-    public func load() throws -> Snapshot {
+    /// Reads the source. A Git fetch blocks in libgit2, so it runs on a thread of its own,
+    /// never on one of the few threads of Swift's cooperative pool.
+    public func load() async throws -> Snapshot {
         switch self {
         case .git(let request):
-            let snapshot = try GitSource.load(request)
+            let snapshot = try await GitSource.loadOnDedicatedThread(request)
             return Snapshot(files: snapshot.files, revision: snapshot.revision)
         case .folder(let folder):
             return Snapshot(files: try FolderSource.read(folder), revision: SourceRevision(repository: folder))

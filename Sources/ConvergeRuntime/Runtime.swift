@@ -32,16 +32,18 @@ public struct Runtime: Sendable {
     }
 
     /// The workflow engine over `store` for runs of `instance` (this runtime's unless a run
-    /// names another), with this runtime's providers and checks.
+    /// names another), with this runtime's providers and checks. `faults` is for crash tests.
     public func engine(
         store: any WorkflowStore, instance: String? = nil, parallelism: Int,
-        events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in }
+        events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in }, faults: FaultHook? = nil
     ) -> WorkflowEngine {
         let providers = self.providers
         let checks = ProbeSuite(registry: registry)
-        return WorkflowEngine(
+        var engine = WorkflowEngine(
             store: store, registry: registry.kinds, instance: instance ?? self.instance, version: version, parallelism: parallelism,
             events: events, verify: { await checks.run($0) }, makeProviders: { try providers.providers(for: $0) })
+        engine.faults = faults
+        return engine
     }
 
     /// Closes what the providers hold open (vCenter sessions).

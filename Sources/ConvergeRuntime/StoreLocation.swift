@@ -27,20 +27,15 @@ public enum StoreLocation: Sendable, Equatable {
     public func withStore<Result: Sendable>(_ body: (any WorkflowStore) async throws -> Result) async throws -> Result {
         switch self {
         case .postgres(let url):
-            let postgres = try PostgresWorkflowStore(url: url)
-            do {
+            return try await PostgresWorkflowStore.withStore(url: url) { postgres in
                 try await postgres.migrate()
-                let result = try await body(postgres)
-                await postgres.shutdown()
-                return result
-            } catch {
-                await postgres.shutdown()
-                throw error
+                return try await body(postgres)
             }
         case .sqlite(let path):
-            let sqlite = try SQLiteWorkflowStore(path: path)
-            try await sqlite.migrate()
-            return try await body(sqlite)
+            return try await SQLiteWorkflowStore.withStore(path: path) { sqlite in
+                try await sqlite.migrate()
+                return try await body(sqlite)
+            }
         }
     }
 }

@@ -36,6 +36,8 @@ final class SQLiteConnection: @unchecked Sendable {
     let path: String
     /// Prepared statements by SQL text: the journal runs the same few statements thousands of times.
     private var statements: [String: OpaquePointer] = [:]
+    /// The column indexes of each cached statement's result, by name.
+    private var columnIndexes: [OpaquePointer: [String: Int32]] = [:]
 
     /// Opens (creating) the database at `path` and sets it up for several processes sharing it:
     /// WAL (readers never block the writer), `synchronous=NORMAL` (durable at checkpoints, no
@@ -61,7 +63,7 @@ final class SQLiteConnection: @unchecked Sendable {
             var attempts = 0
             while true {
                 do {
-                    _ = try query("PRAGMA journal_mode=WAL", cache: false) { $0.string(0) }
+                    _ = try query("PRAGMA journal_mode=WAL", cache: false) { try $0.string("journal_mode") }
                     break
                 } catch let error as SQLiteError where error.code & 0xff == SQLITE_BUSY && attempts < 50 {
                     attempts += 1
@@ -83,6 +85,7 @@ final class SQLiteConnection: @unchecked Sendable {
     func close() {
         for statement in statements.values { sqlite3_finalize(statement) }
         statements.removeAll()
+        columnIndexes.removeAll()
         if let handle { sqlite3_close_v2(handle) }
         handle = nil
     }
@@ -142,6 +145,17 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
+    /// The indexes of `statement`'s result columns by name, read once per cached statement.
+    private func columns(of statement: OpaquePointer, cache: Bool) -> [String: Int32] {
+        if cache, let known = columnIndexes[statement] { return known }
+        var indexes: [String: Int32] = [:]
+        for index in 0..<sqlite3_column_count(statement) {
+            if let name = sqlite3_column_name(statement, index) { indexes[String(cString: name)] = index }
+        }
+        if cache { columnIndexes[statement] = indexes }
+        return indexes
+    }
+
     /// Runs a statement and maps each result row. The statement is reset afterwards, so it holds
     /// no read snapshot (in WAL mode an unreset statement would pin one).
     func query<T>(_ sql: String, _ values: [SQLiteValue] = [], cache: Bool = true, _ map: (SQLiteRow) throws -> T) throws -> [T] {
@@ -156,13 +170,21 @@ final class SQLiteConnection: @unchecked Sendable {
         }
         try bind(values, to: statement)
         var rows: [T] = []
+        var columns: [String: Int32]?
         while true {
             let rc = sqlite3_step(statement)
             if rc == SQLITE_DONE { break }
             guard rc == SQLITE_ROW else { throw error(rc) }
-            rows.append(try map(SQLiteRow(statement: statement)))
+            let names = columns ?? self.columns(of: statement, cache: cache)
+            columns = names
+            rows.append(try map(SQLiteRow(statement: statement, columns: names)))
         }
         return rows
+    }
+
+    /// Runs a statement and decodes each result row as a `Record`.
+    func query<Record: StoreRowDecodable>(_ sql: String, _ values: [SQLiteValue] = [], as: Record.Type) throws -> [Record] {
+        try query(sql, values) { try Record(row: $0) }
     }
 
     /// Runs a statement that returns no rows; returns how many rows it changed.
@@ -190,27 +212,36 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 }
 
-/// The current row of a statement being stepped.
-struct SQLiteRow {
+/// The current row of a statement being stepped, read by column name.
+struct SQLiteRow: StoreRow {
     let statement: OpaquePointer
+    /// Column indexes by name.
+    let columns: [String: Int32]
 
-    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+    private func index(_ column: String) throws -> Int32 {
+        guard let index = columns[column] else { throw StoreError.missingColumn(column) }
+        return index
+    }
 
-    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+    private func isNull(_ index: Int32) -> Bool { sqlite3_column_type(statement, index) == SQLITE_NULL }
 
-    func int(_ column: Int32) -> Int { Int(truncatingIfNeeded: sqlite3_column_int64(statement, column)) }
+    func int64(_ column: String) throws -> Int64 { sqlite3_column_int64(statement, try index(column)) }
 
-    func optionalInt64(_ column: Int32) -> Int64? { isNull(column) ? nil : int64(column) }
+    func optionalInt64(_ column: String) throws -> Int64? {
+        let index = try index(column)
+        return isNull(index) ? nil : sqlite3_column_int64(statement, index)
+    }
 
-    func string(_ column: Int32) -> String {
-        guard let text = sqlite3_column_text(statement, column) else { return "" }
-        let count = Int(sqlite3_column_bytes(statement, column))
+    func string(_ column: String) throws -> String {
+        let index = try index(column)
+        guard let text = sqlite3_column_text(statement, index) else { return "" }
+        let count = Int(sqlite3_column_bytes(statement, index))
         return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
     }
 
-    func optionalString(_ column: Int32) -> String? { isNull(column) ? nil : string(column) }
+    func optionalString(_ column: String) throws -> String? {
+        isNull(try index(column)) ? nil : try string(column)
+    }
 
-    func date(_ column: Int32) -> Date { Date(storeMilliseconds: int64(column)) }
-
-    func optionalDate(_ column: Int32) -> Date? { optionalInt64(column).map(Date.init(storeMilliseconds:)) }
+    func bool(_ column: String) throws -> Bool { try int64(column) != 0 }
 }

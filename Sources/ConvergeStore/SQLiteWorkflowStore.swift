@@ -50,6 +50,23 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
         _ = try? await onQueue("shutdown") { $0.close() }
     }
 
+    /// Opens the store at `path`, runs `body` with it, and closes it when `body` returns or
+    /// throws: the same shape as `PostgresWorkflowStore.withStore`. Call `migrate()` first
+    /// inside `body`.
+    public static func withStore<Result: Sendable>(
+        path: String, busyTimeout: Duration = .seconds(10), _ body: (SQLiteWorkflowStore) async throws -> Result
+    ) async throws -> Result {
+        let store = try SQLiteWorkflowStore(path: path, busyTimeout: busyTimeout)
+        do {
+            let result = try await body(store)
+            await store.shutdown()
+            return result
+        } catch {
+            await store.shutdown()
+            throw error
+        }
+    }
+
     /// Runs `body` on the store's queue and hands its result back to the calling task. SQLite
     /// errors become `StoreError.database` naming `operation`.
     private func onQueue<T: Sendable>(_ operation: String, _ body: @escaping @Sendable (SQLiteConnection) throws -> T) async throws -> T {
@@ -75,17 +92,11 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
         let path = self.path
         try await onQueue("migrate \(path)") { db in
             try db.writeTransaction {
-                try db.execute(WorkflowSchema.sqliteMigrationsTable)
-                let applied = Set(try db.query("SELECT version FROM schema_migrations") { $0.int(0) })
-                if let newest = applied.max(), newest > WorkflowSchema.latestVersion {
-                    throw StoreError.schemaTooNew(found: newest, supported: WorkflowSchema.latestVersion, location: path)
-                }
-                for migration in WorkflowSchema.migrations where !applied.contains(migration.version) {
-                    for statement in migration.sqlite { try db.execute(statement) }
-                    try db.run(
-                        "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                        [.int(Int64(migration.version)), .int(Self.nowMilliseconds())])
-                }
+                try db.execute(WorkflowSchema.migrationsTable(.sqlite))
+                let applied = Set(try db.query(WorkflowSchema.selectAppliedVersions) { try $0.int("version") })
+                let statements = try WorkflowSchema.statementsToMigrate(
+                    applied: applied, dialect: .sqlite, appliedAt: "\(Self.nowMilliseconds())", location: path)
+                for statement in statements { try db.execute(statement) }
             }
         }
     }
@@ -122,7 +133,7 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
 
     public func run(_ id: Int64) async throws -> RunRecord? {
         try await onQueue("read run \(id)") { db in
-            try db.query("\(Self.selectRuns) WHERE id = ?", [.int(id)], Self.runRecord).first
+            try db.query("\(Self.selectRuns) WHERE id = ?", [.int(id)], as: RunRecord.self).first
         }
     }
 
@@ -143,7 +154,7 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
             }
             let whereClause = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
             values.append(.int(Int64(filter.limit)))
-            return try db.query("\(Self.selectRuns)\(whereClause) ORDER BY id DESC LIMIT ?", values, Self.runRecord)
+            return try db.query("\(Self.selectRuns)\(whereClause) ORDER BY id DESC LIMIT ?", values, as: RunRecord.self)
         }
     }
 
@@ -159,20 +170,6 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
             }
             if changed == 0 { throw StoreError.runNotFound(id) }
         }
-    }
-
-    static func runRecord(_ row: SQLiteRow) throws -> RunRecord {
-        let statusText = row.string(6)
-        guard let status = RunStatus(rawValue: statusText) else {
-            throw StoreError.database(
-                operation: "read run \(row.int64(0))",
-                message: "unknown run status '\(statusText)' (written by a newer Converge?)")
-        }
-        return RunRecord(
-            id: row.int64(0), instance: row.string(1), repository: row.string(2), commit: row.optionalString(3),
-            planDigest: row.string(4), planJSON: row.string(5), status: status, executor: row.string(7),
-            convergeVersion: row.string(8), optionsJSON: row.string(9), manifestsJSON: row.string(10),
-            error: row.optionalString(11), createdAt: row.date(12), updatedAt: row.date(13), finishedAt: row.optionalDate(14))
     }
 
     // MARK: Steps
@@ -203,18 +200,9 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
 
     public func steps(run: Int64) async throws -> [StepRecord] {
         try await onQueue("read steps of run \(run)") { db in
-            try db.query("SELECT \(WorkflowSchema.stepColumns) FROM steps WHERE run_id = ? ORDER BY step_index", [.int(run)]) { row in
-                let statusText = row.string(4)
-                guard let status = StepStatus(rawValue: statusText) else {
-                    throw StoreError.database(
-                        operation: "read steps of run \(run)",
-                        message: "unknown step status '\(statusText)' (written by a newer Converge?)")
-                }
-                return StepRecord(
-                    runID: row.int64(0), index: row.int(1), resource: row.string(2), action: row.string(3), status: status,
-                    attempts: row.int(5), startedAt: row.optionalDate(6), finishedAt: row.optionalDate(7),
-                    output: row.optionalString(8), error: row.optionalString(9), convergeVersion: row.string(10))
-            }
+            try db.query(
+                "SELECT \(WorkflowSchema.stepColumns) FROM steps WHERE run_id = ? ORDER BY step_index", [.int(run)],
+                as: StepRecord.self)
         }
     }
 
@@ -260,46 +248,28 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
     public func probeResults(run: Int64) async throws -> [ProbeRecord] {
         try await onQueue("read probe results of run \(run)") { db in
             try db.query(
-                "SELECT probe, summary, reachable, expected, detail, at FROM probe_results WHERE run_id = ? ORDER BY position",
-                [.int(run)]
-            ) { row in
-                ProbeRecord(probe: row.string(0), summary: row.string(1), reachable: row.int(2) != 0, expected: row.int(3) != 0,
-                            detail: row.string(4), at: row.date(5))
-            }
+                "SELECT \(WorkflowSchema.probeResultColumns) FROM probe_results WHERE run_id = ? ORDER BY position", [.int(run)],
+                as: ProbeRecord.self)
         }
     }
 
     public func approvals(run: Int64) async throws -> [ApprovalRecord] {
         try await onQueue("read approvals of run \(run)") { db in
             try db.query(
-                "SELECT run_id, plan_digest, decision, approver, comment, at FROM approvals WHERE run_id = ? ORDER BY id",
-                [.int(run)]
-            ) { row in
-                let decisionText = row.string(2)
-                guard let decision = ApprovalDecision(rawValue: decisionText) else {
-                    throw StoreError.database(
-                        operation: "read approvals of run \(run)", message: "unknown decision '\(decisionText)'")
-                }
-                return ApprovalRecord(
-                    runID: row.int64(0), planDigest: row.string(1), decision: decision, approver: row.string(3),
-                    comment: row.string(4), at: row.date(5))
-            }
+                "SELECT \(WorkflowSchema.approvalColumns) FROM approvals WHERE run_id = ? ORDER BY id", [.int(run)],
+                as: ApprovalRecord.self)
         }
     }
 
     // MARK: Leases
 
-    private static let selectLease = "SELECT key, run_id, owner, expires_at FROM leases WHERE key = ?"
-
-    private static func leaseRecord(_ row: SQLiteRow) -> LeaseRecord {
-        LeaseRecord(key: row.string(0), runID: row.int64(1), owner: row.string(2), expiresAt: row.date(3))
-    }
+    private static let selectLease = "SELECT \(WorkflowSchema.leaseColumns) FROM leases WHERE key = ?"
 
     /// Takes `key` for `run` inside the caller's write transaction, or returns its live holder.
     private static func takeLease(
         _ db: SQLiteConnection, key: String, run: Int64, owner: String, now: Int64, expires: Int64
     ) throws -> LeaseRecord? {
-        if let current = try db.query(selectLease, [.text(key)], leaseRecord).first,
+        if let current = try db.query(selectLease, [.text(key)], as: LeaseRecord.self).first,
             current.runID != run, current.expiresAt.storeMilliseconds > now
         {
             return current
@@ -342,10 +312,10 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
         try await onQueue("renew leases of run \(run)") { db in
             let now = Self.nowMilliseconds()
             return try db.writeTransaction {
-                let mine = try db.query("SELECT owner, expires_at FROM leases WHERE run_id = ?", [.int(run)]) {
-                    ($0.string(0), $0.int64(1))
-                }
-                guard !mine.isEmpty, mine.allSatisfy({ $0.0 == owner && $0.1 > now }) else { return false }
+                let mine = try db.query(
+                    "SELECT owner, expires_at > ? AS live FROM leases WHERE run_id = ?", [.int(now), .int(run)],
+                    as: LeaseStanding.self)
+                guard LeaseStanding.mayRenew(mine, owner: owner) else { return false }
                 try db.run(
                     "UPDATE leases SET expires_at = ? WHERE run_id = ? AND owner = ?",
                     [.int(now + ttl.storeMilliseconds), .int(run), .text(owner)])
@@ -363,8 +333,8 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
     public func leases() async throws -> [LeaseRecord] {
         try await onQueue("list leases") { db in
             try db.query(
-                "SELECT key, run_id, owner, expires_at FROM leases WHERE expires_at > ? ORDER BY key",
-                [.int(Self.nowMilliseconds())], Self.leaseRecord)
+                "SELECT \(WorkflowSchema.leaseColumns) FROM leases WHERE expires_at > ? ORDER BY key",
+                [.int(Self.nowMilliseconds())], as: LeaseRecord.self)
         }
     }
 
@@ -382,7 +352,7 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
                         ORDER BY id LIMIT 1
                         """,
                         [.text(instance), .text(RunStatus.running.rawValue), .text(RunStatus.rollingBack.rawValue), .int(now)],
-                        Self.runRecord
+                        as: RunRecord.self
                     ).first
                 else { return nil }
                 let holder = try Self.takeLease(

@@ -149,7 +149,7 @@ public enum WorkflowSchema {
                 "CREATE INDEX leases_by_run ON leases (run_id)",
             ]
         ),
-        // The probes run after a run, for its report (scenario S1's stages).
+        // The probes run after a run, for its report.
         Migration(
             version: 2,
             sqlite: [
@@ -193,4 +193,13 @@ public enum WorkflowSchema {
     /// The columns of `steps` in the order both backends select and decode them.
     public static let stepColumns =
         "run_id, step_index, resource, action, status, attempts, started_at, finished_at, output, error, converge_version"
+
+    /// The columns of `approvals` both backends select and decode.
+    package static let approvalColumns = "run_id, plan_digest, decision, approver, comment, at"
+
+    /// The columns of `probe_results` both backends select and decode.
+    package static let probeResultColumns = "probe, summary, reachable, expected, detail, at"
+
+    /// The columns of `leases` both backends select and decode.
+    package static let leaseColumns = "key, run_id, owner, expires_at"
 }

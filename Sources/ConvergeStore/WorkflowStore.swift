@@ -56,34 +56,6 @@ public protocol WorkflowStore: Sendable {
 /// The lease key `claimResumableRun` takes for a run: `run/<id>`.
 public func runLeaseKey(_ run: Int64) -> String { "run/\(run)" }
 
-/// Why a store operation failed, worded for the person running Converge.
-public enum StoreError: Error, Equatable, CustomStringConvertible {
-    /// `updateRun`, `recordStep` or `recordApproval` named a run that does not exist.
-    case runNotFound(Int64)
-    /// The database was migrated by a newer Converge (it knows `supported`, found `found`):
-    /// an older binary must not write to a schema it does not understand.
-    case schemaTooNew(found: Int, supported: Int, location: String)
-    /// A bad path or URL, or an option the backend does not support.
-    case invalidConfiguration(String)
-    /// The database refused or failed an operation (`operation` names it, `message` is the
-    /// database's own text). Never contains a password.
-    case database(operation: String, message: String)
-
-    public var description: String {
-        switch self {
-        case .runNotFound(let id):
-            return "run \(id) does not exist in the store (list runs with `converge runs`)"
-        case .schemaTooNew(let found, let supported, let location):
-            return "the store at \(location) has schema version \(found), newer than this Converge supports (\(supported)): "
-                + "upgrade Converge, or point it at another store"
-        case .invalidConfiguration(let message):
-            return message
-        case .database(let operation, let message):
-            return "store: \(operation) failed: \(message)"
-        }
-    }
-}
-
 extension Date {
     /// Milliseconds since 1970, how both backends store time (integers: no time zones, and
     /// identical in SQLite and PostgreSQL). Rounded to the nearest millisecond so that a value

@@ -9,13 +9,13 @@ import PostgresNIO
 /// row it compares), claims use `FOR UPDATE SKIP LOCKED`, and migrations run under an advisory
 /// lock. Lease expiry is judged by the server's clock, so replicas with skewed clocks agree.
 ///
-/// The pool needs a running task: the initializer starts one, `shutdown()` stops it.
+/// The pool's connections live as long as the work they serve: `withStore` runs the client as
+/// a child task beside that work, and closes it when the work is done.
 public final class PostgresWorkflowStore: WorkflowStore {
     public let configuration: PostgresStoreConfiguration
     private let client: PostgresClient
     /// Set when the pool first hands out a connection (see `withConnection`).
     private let connectedOnce = Flag()
-    private let runTask: Task<Void, Never>
     private let logger: Logger
 
     /// Query logging off unless a logger is given (PostgresNIO logs queries at debug level).
@@ -25,28 +25,35 @@ public final class PostgresWorkflowStore: WorkflowStore {
         return logger
     }()
 
-    /// Connects lazily (the first call opens a connection) to `url`, e.g.
-    /// `postgres://converge:secret@db.example:5432/converge`. Call `migrate()` first.
-    public convenience init(url: String, logger: Logger? = nil) throws {
-        try self.init(configuration: PostgresStoreConfiguration(url: url), logger: logger)
+    /// A store on `url`, e.g. `postgres://converge:secret@db.example:5432/converge`, for the
+    /// duration of `body`: see `withStore(configuration:logger:_:)`.
+    public static func withStore<Result: Sendable>(
+        url: String, logger: Logger? = nil, _ body: (PostgresWorkflowStore) async throws -> Result
+    ) async throws -> Result {
+        try await withStore(configuration: PostgresStoreConfiguration(url: url), logger: logger, body)
     }
 
-    public init(configuration: PostgresStoreConfiguration, logger: Logger? = nil) {
+    /// Runs `body` with a store on `configuration`, its connection pool running beside it as a
+    /// child task; when `body` returns or throws, the pool is cancelled, and this returns once
+    /// its connections are closed. Connections open lazily (the first call opens one). Call
+    /// `migrate()` first inside `body`; don't keep the store past `body`: its calls then fail.
+    public static func withStore<Result: Sendable>(
+        configuration: PostgresStoreConfiguration, logger: Logger? = nil, _ body: (PostgresWorkflowStore) async throws -> Result
+    ) async throws -> Result {
+        let store = PostgresWorkflowStore(configuration: configuration, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
+            group.addTask { await store.client.run() }
+            defer { group.cancelAll() }
+            return try await body(store)
+        }
+    }
+
+    private init(configuration: PostgresStoreConfiguration, logger: Logger?) {
         self.configuration = configuration
         self.logger = logger ?? Self.silentLogger
         // The pool's own background logging stays off: it reports every failed reconnection,
         // and the store's errors already say what failed.
-        let client = PostgresClient(configuration: configuration.clientConfiguration)
-        self.client = client
-        runTask = Task { await client.run() }
-    }
-
-    deinit { runTask.cancel() }
-
-    /// Closes the pool's connections and waits until they are closed. Later calls fail.
-    public func shutdown() async {
-        runTask.cancel()
-        await runTask.value
+        client = PostgresClient(configuration: configuration.clientConfiguration)
     }
 
     // MARK: Plumbing
@@ -58,7 +65,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
     /// Runs `body` with a pooled connection; errors become `StoreError`s naming `operation`.
     ///
     /// The pool retries a server it cannot reach for a long time before giving up, which would
-    /// leave `converge runs --store postgres://wrong…` hanging. So when no connection has come
+    /// leave a caller given a wrong URL hanging. So when no connection has come
     /// within half a second, one direct connection attempt tells a slow pool (all connections
     /// busy: keep waiting) from a server that is down, refuses the login or lacks the database
     /// (fail now, with the server's reason).
@@ -189,51 +196,19 @@ public final class PostgresWorkflowStore: WorkflowStore {
         try await transaction("migrate \(location)") { connection in
             // Serializes concurrent starts: the second waits, then finds everything applied.
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
-            try await connection.query(PostgresQuery(unsafeSQL: WorkflowSchema.postgresMigrationsTable), logger: self.logger)
+            try await connection.query(PostgresQuery(unsafeSQL: WorkflowSchema.migrationsTable(.postgres)), logger: self.logger)
             var applied = Set<Int>()
-            for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: self.logger)
-                .decode(Int64.self)
-            {
-                applied.insert(Int(version))
-            }
-            if let newest = applied.max(), newest > WorkflowSchema.latestVersion {
-                throw StoreError.schemaTooNew(found: newest, supported: WorkflowSchema.latestVersion, location: location)
-            }
-            for migration in WorkflowSchema.migrations where !applied.contains(migration.version) {
-                for statement in migration.postgres {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
-                }
-                try await connection.query(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (\(Int64(migration.version)), \(unescaped: Self.nowMS))",
-                    logger: self.logger)
+            let versions = try await connection.query(PostgresQuery(unsafeSQL: WorkflowSchema.selectAppliedVersions), logger: self.logger)
+            for try await row in versions { applied.insert(try row.makeRandomAccess().int("version")) }
+            let statements = try WorkflowSchema.statementsToMigrate(
+                applied: applied, dialect: .postgres, appliedAt: Self.nowMS, location: location)
+            for statement in statements {
+                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
             }
         }
     }
 
     // MARK: Runs
-
-    private typealias RunRow = (
-        Int64, String, String, String?, String, String, String, String, String, String, String, String?, Int64, Int64, Int64?
-    )
-
-    private static func runRecord(_ row: PostgresRow) throws -> RunRecord {
-        let r = try row.decode(RunRow.self)
-        guard let status = RunStatus(rawValue: r.6) else {
-            throw StoreError.database(
-                operation: "read run \(r.0)", message: "unknown run status '\(r.6)' (written by a newer Converge?)")
-        }
-        return RunRecord(
-            id: r.0, instance: r.1, repository: r.2, commit: r.3, planDigest: r.4, planJSON: r.5, status: status,
-            executor: r.7, convergeVersion: r.8, optionsJSON: r.9, manifestsJSON: r.10, error: r.11,
-            createdAt: Date(storeMilliseconds: r.12), updatedAt: Date(storeMilliseconds: r.13),
-            finishedAt: r.14.map(Date.init(storeMilliseconds:)))
-    }
-
-    private static func runRecords(_ rows: PostgresRowSequence) async throws -> [RunRecord] {
-        var records: [RunRecord] = []
-        for try await row in rows { records.append(try runRecord(row)) }
-        return records
-    }
 
     public func createRun(_ run: NewRun) async throws -> RunRecord {
         try await withConnection("create run") { connection in
@@ -246,7 +221,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
                         NULL, \(unescaped: Self.nowMS), \(unescaped: Self.nowMS), NULL)
                 RETURNING \(unescaped: WorkflowSchema.runColumns)
                 """, logger: self.logger)
-            guard let record = try await Self.runRecords(rows).first else {
+            guard let record = try await rows.records(as: RunRecord.self).first else {
                 throw StoreError.database(operation: "create run", message: "the server returned no row")
             }
             return record
@@ -255,10 +230,9 @@ public final class PostgresWorkflowStore: WorkflowStore {
 
     public func run(_ id: Int64) async throws -> RunRecord? {
         try await withConnection("read run \(id)") { connection in
-            try await Self.runRecords(
-                connection.query(
-                    "SELECT \(unescaped: WorkflowSchema.runColumns) FROM runs WHERE id = \(id)", logger: self.logger)
-            ).first
+            try await connection.query(
+                "SELECT \(unescaped: WorkflowSchema.runColumns) FROM runs WHERE id = \(id)", logger: self.logger
+            ).records(as: RunRecord.self).first
         }
     }
 
@@ -281,7 +255,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
             unsafeSQL: "SELECT \(WorkflowSchema.runColumns) FROM runs\(whereClause) ORDER BY id DESC LIMIT $\(binds.count)",
             binds: binds)
         return try await withConnection("list runs") { connection in
-            try await Self.runRecords(connection.query(query, logger: self.logger))
+            try await connection.query(query, logger: self.logger).records(as: RunRecord.self)
         }
     }
 
@@ -353,21 +327,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
             let rows = try await connection.query(
                 "SELECT \(unescaped: WorkflowSchema.stepColumns) FROM steps WHERE run_id = \(run) ORDER BY step_index",
                 logger: self.logger)
-            var steps: [StepRecord] = []
-            for try await s in rows.decode(
-                (Int64, Int64, String, String, String, Int64, Int64?, Int64?, String?, String?, String).self)
-            {
-                guard let status = StepStatus(rawValue: s.4) else {
-                    throw StoreError.database(
-                        operation: "read steps of run \(run)", message: "unknown step status '\(s.4)' (written by a newer Converge?)")
-                }
-                steps.append(
-                    StepRecord(
-                        runID: s.0, index: Int(s.1), resource: s.2, action: s.3, status: status, attempts: Int(s.5),
-                        startedAt: s.6.map(Date.init(storeMilliseconds:)), finishedAt: s.7.map(Date.init(storeMilliseconds:)),
-                        output: s.8, error: s.9, convergeVersion: s.10))
-            }
-            return steps
+            return try await rows.records(as: StepRecord.self)
         }
     }
 
@@ -415,33 +375,20 @@ public final class PostgresWorkflowStore: WorkflowStore {
 
     public func probeResults(run: Int64) async throws -> [ProbeRecord] {
         try await withConnection("read probe results of run \(run)") { connection in
-            let rows = try await connection.query(
-                "SELECT probe, summary, reachable, expected, detail, at FROM probe_results WHERE run_id = \(run) ORDER BY position",
-                logger: self.logger)
-            var results: [ProbeRecord] = []
-            for try await r in rows.decode((String, String, Bool, Bool, String, Int64).self) {
-                results.append(ProbeRecord(probe: r.0, summary: r.1, reachable: r.2, expected: r.3, detail: r.4, at: Date(storeMilliseconds: r.5)))
-            }
-            return results
+            try await connection.query(
+                """
+                SELECT \(unescaped: WorkflowSchema.probeResultColumns) FROM probe_results WHERE run_id = \(run) ORDER BY position
+                """, logger: self.logger
+            ).records(as: ProbeRecord.self)
         }
     }
 
     public func approvals(run: Int64) async throws -> [ApprovalRecord] {
         try await withConnection("read approvals of run \(run)") { connection in
-            let rows = try await connection.query(
-                "SELECT run_id, plan_digest, decision, approver, comment, at FROM approvals WHERE run_id = \(run) ORDER BY id",
-                logger: self.logger)
-            var approvals: [ApprovalRecord] = []
-            for try await a in rows.decode((Int64, String, String, String, String, Int64).self) {
-                guard let decision = ApprovalDecision(rawValue: a.2) else {
-                    throw StoreError.database(operation: "read approvals of run \(run)", message: "unknown decision '\(a.2)'")
-                }
-                approvals.append(
-                    ApprovalRecord(
-                        runID: a.0, planDigest: a.1, decision: decision, approver: a.3, comment: a.4,
-                        at: Date(storeMilliseconds: a.5)))
-            }
-            return approvals
+            try await connection.query(
+                "SELECT \(unescaped: WorkflowSchema.approvalColumns) FROM approvals WHERE run_id = \(run) ORDER BY id",
+                logger: self.logger
+            ).records(as: ApprovalRecord.self)
         }
     }
 
@@ -449,14 +396,6 @@ public final class PostgresWorkflowStore: WorkflowStore {
 
     /// Thrown inside a lease transaction to roll it back and report the holder.
     private struct Held: Error { var lease: LeaseRecord }
-
-    private static func leaseRecords(_ rows: PostgresRowSequence) async throws -> [LeaseRecord] {
-        var leases: [LeaseRecord] = []
-        for try await l in rows.decode((String, Int64, String, Int64).self) {
-            leases.append(LeaseRecord(key: l.0, runID: l.1, owner: l.2, expiresAt: Date(storeMilliseconds: l.3)))
-        }
-        return leases
-    }
 
     public func acquireLeases(_ keys: [String], run: Int64, owner: String, ttl: Duration) async throws -> LeaseOutcome {
         let keys = uniqued(keys)
@@ -478,8 +417,9 @@ public final class PostgresWorkflowStore: WorkflowStore {
                 var taken = Set<String>()
                 for try await key in rows.decode(String.self) { taken.insert(key) }
                 guard let first = keys.first(where: { !taken.contains($0) }) else { return }
-                let holder = try await Self.leaseRecords(
-                    connection.query("SELECT key, run_id, owner, expires_at FROM leases WHERE key = \(first)", logger: self.logger))
+                let holder = try await connection.query(
+                    "SELECT \(unescaped: WorkflowSchema.leaseColumns) FROM leases WHERE key = \(first)", logger: self.logger
+                ).records(as: LeaseRecord.self)
                 guard let lease = holder.first else {
                     throw StoreError.database(operation: "acquire leases for run \(run)", message: "lease '\(first)' vanished")
                 }
@@ -496,13 +436,12 @@ public final class PostgresWorkflowStore: WorkflowStore {
     public func renewLeases(run: Int64, owner: String, ttl: Duration) async throws -> Bool {
         let ttl = ttl.storeMilliseconds
         return try await transaction("renew leases of run \(run)") { connection in
-            let rows = try await connection.query(
+            let mine = try await connection.query(
                 """
-                SELECT owner, expires_at > \(unescaped: Self.nowMS) FROM leases WHERE run_id = \(run) FOR UPDATE
-                """, logger: self.logger)
-            var mine: [(String, Bool)] = []
-            for try await lease in rows.decode((String, Bool).self) { mine.append(lease) }
-            guard !mine.isEmpty, mine.allSatisfy({ $0.0 == owner && $0.1 }) else { return false }
+                SELECT owner, expires_at > \(unescaped: Self.nowMS) AS live FROM leases WHERE run_id = \(run) FOR UPDATE
+                """, logger: self.logger
+            ).records(as: LeaseStanding.self)
+            guard LeaseStanding.mayRenew(mine, owner: owner) else { return false }
             try await connection.query(
                 """
                 UPDATE leases SET expires_at = \(unescaped: Self.nowMS) + \(ttl) WHERE run_id = \(run) AND owner = \(owner)
@@ -519,10 +458,10 @@ public final class PostgresWorkflowStore: WorkflowStore {
 
     public func leases() async throws -> [LeaseRecord] {
         try await withConnection("list leases") { connection in
-            try await Self.leaseRecords(
-                connection.query(
-                    "SELECT key, run_id, owner, expires_at FROM leases WHERE expires_at > \(unescaped: Self.nowMS) ORDER BY key",
-                    logger: self.logger))
+            try await connection.query(
+                "SELECT \(unescaped: WorkflowSchema.leaseColumns) FROM leases WHERE expires_at > \(unescaped: Self.nowMS) ORDER BY key",
+                logger: self.logger
+            ).records(as: LeaseRecord.self)
         }
     }
 
@@ -543,16 +482,16 @@ public final class PostgresWorkflowStore: WorkflowStore {
         for _ in 0..<10 {
             let excluded = passedOver
             let outcome: ClaimAttempt = try await transaction("claim a run of \(instance)") { connection in
-                let candidates = try await Self.runRecords(
-                    connection.query(
-                        """
-                        SELECT \(unescaped: WorkflowSchema.runColumns) FROM runs
-                        WHERE instance = \(instance) AND status = ANY(\(statuses)) AND id <> ALL(\(excluded)::BIGINT[])
-                          AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.run_id = runs.id
-                                          AND leases.expires_at > \(unescaped: Self.nowMS))
-                        ORDER BY id LIMIT 1
-                        FOR UPDATE SKIP LOCKED
-                        """, logger: self.logger))
+                let candidates = try await connection.query(
+                    """
+                    SELECT \(unescaped: WorkflowSchema.runColumns) FROM runs
+                    WHERE instance = \(instance) AND status = ANY(\(statuses)) AND id <> ALL(\(excluded)::BIGINT[])
+                      AND NOT EXISTS (SELECT 1 FROM leases WHERE leases.run_id = runs.id
+                                      AND leases.expires_at > \(unescaped: Self.nowMS))
+                    ORDER BY id LIMIT 1
+                    FOR UPDATE SKIP LOCKED
+                    """, logger: self.logger
+                ).records(as: RunRecord.self)
                 guard let run = candidates.first else { return .nothing }
                 let taken = try await connection.query(
                     """

@@ -28,6 +28,12 @@ public struct WorkflowEngine: Sendable {
     public var events: @Sendable (WorkflowEvent) -> Void
     /// Checks run once a run has ended (the set's probes); their results go into its report.
     public var verify: @Sendable (ManifestSet) async -> [ProbeRecord]
+    /// Decides when leases expire, how long retries back off and how often leases are renewed.
+    public var clock: any WorkflowClock = SystemClock()
+    /// Recognises lease holders whose process is gone, so their runs resume without waiting.
+    public var liveness: ProcessLiveness = .thisHost
+    /// Called at each step's boundaries, for crash and concurrency tests; none in normal use.
+    public var faults: FaultHook?
 
     public init(store: any WorkflowStore, registry: KindRegistry, instance: String, version: String, parallelism: Int = 8,
                 owner: String = WorkflowEngine.processOwner, events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in },
@@ -87,42 +93,23 @@ public struct WorkflowEngine: Sendable {
         if run.status == .awaitingApproval {
             throw WorkflowError.awaitingApproval(run.id)
         }
-        let live = try await releaseLeasesOfDeadLocalProcesses()
-        if let holder = live.first(where: { $0.runID == id && $0.owner != owner && $0.expiresAt > Date() }) {
+        let live = try await releaseLeasesOfGoneProcesses()
+        if let holder = live.first(where: { $0.runID == id && $0.owner != owner && $0.expiresAt > clock.now }) {
             throw WorkflowError.resourcesHeld(holder)
         }
         return try await drive(run, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON))
     }
 
     /// Resumes every run of this instance whose driving process is gone: its leases expired,
-    /// or it ran on this host and its process no longer exists.
+    /// or `liveness` knows its process no longer exists.
     public func resumeInterrupted() async throws -> [RunRecord] {
-        try await releaseLeasesOfDeadLocalProcesses()
+        try await releaseLeasesOfGoneProcesses()
         var resumed: [RunRecord] = []
         while let run = try await store.claimResumableRun(instance: instance, owner: owner, ttl: .seconds(30)) {
             events(.resuming(run.id))
             resumed.append(try await drive(run, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON)))
         }
         return resumed
-    }
-
-    /// Releases, once per run, the leases held by processes of this host that no longer
-    /// exist; returns the leases still live.
-    @discardableResult
-    private func releaseLeasesOfDeadLocalProcesses() async throws -> [LeaseRecord] {
-        let host = ProcessInfo.processInfo.hostName
-        var alive: [String: Bool] = [:]
-        var deadRuns: Set<Int64> = []
-        let leases = try await store.leases()
-        for lease in leases {
-            let parts = lease.owner.split(separator: ":")
-            guard parts.count == 2, parts[0] == host, let pid = Int32(parts[1]), pid != getpid() else { continue }
-            let isAlive = alive[lease.owner] ?? (kill(pid, 0) == 0 || errno != ESRCH)
-            alive[lease.owner] = isAlive
-            if !isAlive { deadRuns.insert(lease.runID) }
-        }
-        for run in deadRuns.sorted() { try await store.releaseLeases(run: run) }
-        return leases.filter { !deadRuns.contains($0.runID) }
     }
 
     /// The run's own plan and manifests, with the live state observed now.
@@ -147,7 +134,8 @@ public struct WorkflowEngine: Sendable {
         if !allowed.isEmpty, !allowed.contains(approver) {
             throw WorkflowError.notAnApprover(approver, allowed: allowed.sorted())
         }
-        try await store.recordApproval(ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .approved, approver: approver, comment: comment, at: Date()))
+        try await store.recordApproval(
+            ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .approved, approver: approver, comment: comment, at: clock.now))
         let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON), registry: registry)
         let fresh = try await reconciler(for: set, instance: run.instance).plan(set, source: plan.source)
         guard fresh.plan.digest == run.planDigest else {
@@ -159,7 +147,8 @@ public struct WorkflowEngine: Sendable {
 
     public func reject(_ id: Int64, approver: String, comment: String) async throws -> RunRecord {
         let run = try await waitingRun(id)
-        try await store.recordApproval(ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .rejected, approver: approver, comment: comment, at: Date()))
+        try await store.recordApproval(
+            ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .rejected, approver: approver, comment: comment, at: clock.now))
         try await store.updateRun(id, status: .rejected, error: "rejected by \(approver)" + (comment.isEmpty ? "" : ": \(comment)"), finished: true)
         return try await existingRun(id)
     }
@@ -189,52 +178,59 @@ public struct WorkflowEngine: Sendable {
     }
 
     /// Takes the run's leases, runs its remaining steps, and on a permanent failure rolls back.
+    /// The leases are renewed all along; when that fails, the run stops where it is and stays
+    /// resumable (`holdingLeases`).
     private func execute(_ run: RunRecord, planned: Reconciler.PlannedChange, options: WorkflowOptions) async throws -> RunRecord {
-        let reconciler = try reconciler(for: planned.desired, instance: run.instance)
         let ttl = Duration.milliseconds(Int64(options.leaseSeconds * 1000))
         try await acquireLeases(for: run, plan: planned.plan, ttl: ttl, timeout: options.lockTimeoutSeconds)
-        let lease = LeaseWatch()
-        let renewal = Task { [store, owner] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: ttl / 3)
-                if Task.isCancelled { break }
-                if try await store.renewLeases(run: run.id, owner: owner, ttl: ttl) == false { lease.markLost() }
-            }
+        try await holdingLeases(of: run.id, ttl: ttl) {
+            try await self.runSteps(of: run, planned: planned, options: options)
         }
-        defer { renewal.cancel() }
+        try await store.releaseLeases(run: run.id)
+        return try await existingRun(run.id)
+    }
 
+    /// Runs the steps not yet finished and records how the run ended: succeeded, failed, or
+    /// rolled back. A stop (see `rethrowIfStopped`) records nothing.
+    private func runSteps(of run: RunRecord, planned: Reconciler.PlannedChange, options: WorkflowOptions) async throws {
+        let reconciler = try reconciler(for: planned.desired, instance: run.instance)
         let journal = Dictionary(uniqueKeysWithValues: try await store.steps(run: run.id).map { ($0.index, $0) })
-        var status = run.status
-        if status != .rollingBack {
-            status = .running
+        if run.status != .rollingBack {
             try await store.updateRun(run.id, status: .running, error: nil, finished: false)
             do {
                 let done = Set(journal.values.filter { $0.status == .succeeded }.map(\.index))
                 try await PlanExecutor(parallelism: parallelism).run(planned.plan, alreadyDone: done) { step in
-                    // Another process took the run over (this one stalled past its leases):
-                    // starting more steps here would run them twice.
-                    if lease.isLost { throw WorkflowError.leaseLost(run.id) }
+                    // Stopped (the leases could not be renewed): another process may be driving
+                    // the run by now, and starting more steps here would run them twice.
+                    try Task.checkCancellation()
                     try await self.runStep(step, of: run, planned: planned, reconciler: reconciler, journaled: journal[step.index], retry: options.retry)
                 }
+                try Task.checkCancellation()
                 try await store.updateRun(run.id, status: .succeeded, error: nil, finished: true)
-                try await store.releaseLeases(run: run.id)
-                return try await existingRun(run.id)
+                return
             } catch {
-                if let execution = error as? PlanExecutionError,
-                   execution.failures.contains(where: { ($0.underlying as? WorkflowError) == .leaseLost(run.id) }) {
-                    throw WorkflowError.leaseLost(run.id)
-                }
+                try Self.rethrowIfStopped(error)
                 guard options.rollback else {
                     try await store.updateRun(run.id, status: .failed, error: String(describing: error), finished: true)
-                    try await store.releaseLeases(run: run.id)
-                    return try await existingRun(run.id)
+                    return
                 }
                 try await store.updateRun(run.id, status: .rollingBack, error: String(describing: error), finished: false)
             }
         }
         try await rollBack(run, planned: planned, reconciler: reconciler)
-        try await store.releaseLeases(run: run.id)
-        return try await existingRun(run.id)
+    }
+
+    /// Rethrows what stops a run without ending it, so that it is neither rolled back nor
+    /// marked failed and another process can resume it: the task's cancellation (its leases
+    /// could not be renewed) and a fault hook's error.
+    private static func rethrowIfStopped(_ error: any Error) throws {
+        if Task.isCancelled { throw CancellationError() }
+        if let stop = error as? FaultStop { throw stop.underlying }
+        if let execution = error as? PlanExecutionError,
+            let stop = execution.failures.lazy.compactMap({ $0.underlying as? FaultStop }).first
+        {
+            throw stop.underlying
+        }
     }
 
     /// One step: journal it (with its snapshot) before it acts, run it with retries, journal
@@ -249,38 +245,46 @@ public struct WorkflowEngine: Sendable {
         }
         var record = StepRecord(
             runID: run.id, index: step.index, resource: step.resource.description, action: step.action.rawValue,
-            status: .running, attempts: journaled?.attempts ?? 0, startedAt: Date(), finishedAt: nil,
+            status: .running, attempts: journaled?.attempts ?? 0, startedAt: clock.now, finishedAt: nil,
             output: snapshot, error: nil, convergeVersion: version)
-        let clock = ContinuousClock()
-        let started = clock.now
+        let timer = ContinuousClock()
+        let started = timer.now
         while true {
             record.attempts += 1
             record.status = .running
             try await store.recordStep(record)
             events(.stepStarted(step, attempt: record.attempts))
             do {
-                await FaultInjection.delayStep()
+                try await fault(.beforeStep, step)
                 try await reconciler.execute(step, in: planned)
-                FaultInjection.check(.beforeJournal, step: step.index)
+                try await fault(.beforeJournal, step)
+                // Stopped while the step acted (a provider may not heed cancellation): another
+                // process may own the journal by now, so leave the step to be run again.
+                try Task.checkCancellation()
                 record.status = .succeeded
                 record.error = nil
-                record.finishedAt = Date()
+                record.finishedAt = clock.now
                 try await store.recordStep(record)
-                FaultInjection.check(.afterStep, step: step.index)
-                events(.stepFinished(step, duration: clock.now - started))
+                try await fault(.afterStep, step)
+                events(.stepFinished(step, duration: timer.now - started))
                 return
+            } catch let stop as FaultStop {
+                throw stop
             } catch {
+                // The run stopped: the step stays journaled as running, cut off mid-flight, and
+                // the process that resumes the run runs it again.
+                if Task.isCancelled { throw error }
                 let transient = (error as? any TransientClassifying)?.isTransient ?? false
                 record.error = String(describing: error)
                 if transient, record.attempts < retry.maximumAttempts {
                     let delay = retry.delay(afterAttempt: record.attempts)
                     events(.stepRetrying(step, attempt: record.attempts, delaySeconds: delay, error: record.error ?? ""))
                     try await store.recordStep(record)
-                    try await Task.sleep(for: .milliseconds(Int64(delay * 1000)))
+                    try await clock.sleep(for: .milliseconds(Int64(delay * 1000)))
                     continue
                 }
                 record.status = .failed
-                record.finishedAt = Date()
+                record.finishedAt = clock.now
                 try await store.recordStep(record)
                 events(.stepFailed(step, error: record.error ?? ""))
                 throw error
@@ -288,13 +292,25 @@ public struct WorkflowEngine: Sendable {
         }
     }
 
+    /// Calls the fault hook; its error becomes a `FaultStop`, which stops the run.
+    private func fault(_ point: FaultPoint, _ step: PlanStep) async throws {
+        guard let faults else { return }
+        do {
+            try await faults(point, step)
+        } catch {
+            throw FaultStop(underlying: error)
+        }
+    }
+
     /// Compensates, in reverse order, every step that may have changed something: finished
     /// ones, the one that failed (it may have half-made an object) and any cut off
-    /// mid-flight. Each failure is recorded on its step; none stops the others.
+    /// mid-flight. Each failure is recorded on its step; none stops the others. A stop (the
+    /// leases could not be renewed) ends it between compensations, still `rolling_back`.
     private func rollBack(_ run: RunRecord, planned: Reconciler.PlannedChange, reconciler: Reconciler) async throws {
         let journal = try await store.steps(run: run.id).sorted { $0.index > $1.index }
         var failures: [String] = []
         for var record in journal where [.succeeded, .failed, .running, .compensationFailed].contains(record.status) {
+            try Task.checkCancellation()
             let step = planned.plan.steps[record.index]
             events(.compensating(step))
             do {
@@ -302,43 +318,21 @@ public struct WorkflowEngine: Sendable {
                 record.status = .compensated
                 events(.compensated(step))
             } catch {
+                if Task.isCancelled { throw error }
                 record.status = .compensationFailed
                 record.error = "compensation failed: \(error)"
                 failures.append("\(step.action) \(step.resource): \(error)")
                 events(.compensationFailed(step, error: String(describing: error)))
             }
-            record.finishedAt = Date()
+            record.finishedAt = clock.now
             try await store.recordStep(record)
         }
+        try Task.checkCancellation()
         let cause = try await existingRun(run.id).error ?? "a step failed"
         if failures.isEmpty {
             try await store.updateRun(run.id, status: .rolledBack, error: cause, finished: true)
         } else {
             try await store.updateRun(run.id, status: .rollbackFailed, error: ([cause] + failures.map { "rollback: \($0)" }).joined(separator: "\n"), finished: true)
-        }
-    }
-
-    /// One run at a time per resource: waits for leases other runs hold, up to the timeout.
-    private func acquireLeases(for run: RunRecord, plan: Plan, ttl: Duration, timeout: Double) async throws {
-        let keys = [runLeaseKey(run.id)] + Set(plan.changes.map { "\(run.instance)/\($0.resource)" }).sorted()
-        let deadline = Date().addingTimeInterval(timeout)
-        var announced = false
-        while true {
-            switch try await store.acquireLeases(keys, run: run.id, owner: owner, ttl: ttl) {
-            case .acquired:
-                return
-            case .held(let lease):
-                if Date() >= deadline {
-                    let error = WorkflowError.resourcesHeld(lease)
-                    try await store.updateRun(run.id, status: .failed, error: String(describing: error), finished: true)
-                    throw error
-                }
-                if !announced {
-                    events(.waitingForLease(lease))
-                    announced = true
-                }
-                try await Task.sleep(for: .milliseconds(250))
-            }
         }
     }
 
@@ -371,48 +365,4 @@ public enum WorkflowEvent: Sendable {
     case waitingForLease(LeaseRecord)
     case resuming(Int64)
     case probed([ProbeRecord])
-}
-
-/// Whether a run's leases were lost while it ran; set by the renewal task, read between steps.
-final class LeaseWatch: @unchecked Sendable {
-    private let lock = NSLock()
-    private var lost = false
-
-    func markLost() { lock.withLock { lost = true } }
-    var isLost: Bool { lock.withLock { lost } }
-}
-
-public enum WorkflowError: Error, CustomStringConvertible, Equatable {
-    case noSuchRun(Int64)
-    case awaitingApproval(Int64)
-    case notAwaitingApproval(Int64, RunStatus)
-    case staleApproval(run: Int64, approved: String, current: String)
-    case planChanged(run: Int64, approved: String, current: String)
-    case notAnApprover(String, allowed: [String])
-    case resourcesHeld(LeaseRecord)
-    case leaseLost(Int64)
-    case corruptJournal(String)
-
-    public var description: String {
-        switch self {
-        case .noSuchRun(let id):
-            return "run \(id) does not exist (converge runs lists the runs)"
-        case .awaitingApproval(let id):
-            return "run \(id) is waiting for approval: converge approve \(id) --approver NAME, or converge reject \(id)"
-        case .notAwaitingApproval(let id, let status):
-            return "run \(id) is \(status.rawValue), not awaiting approval; only a waiting run can be approved or rejected"
-        case .staleApproval(let run, let approved, let current):
-            return "refused: the approval is for plan \(approved), but run \(run) would apply plan \(current); review the current plan (converge runs show \(run)) and approve that digest"
-        case .planChanged(let run, let approved, let current):
-            return "refused: the live state changed since run \(run)'s plan was reviewed (approved \(approved), now \(current)); run converge reconcile for a new plan, which needs a new approval"
-        case .notAnApprover(let name, let allowed):
-            return "'\(name)' may not approve this plan; its approval policies name: \(allowed.joined(separator: ", "))"
-        case .resourcesHeld(let lease):
-            return "resources are held by run \(lease.runID) (process \(lease.owner)) until \(lease.expiresAt); wait for it to finish, or see converge runs show \(lease.runID)"
-        case .leaseLost(let id):
-            return "run \(id) lost its leases (this process stalled longer than --lease-ttl); another process may be driving it, so this one stopped"
-        case .corruptJournal(let detail):
-            return "the run journal is damaged: \(detail)"
-        }
-    }
 }

@@ -38,7 +38,7 @@ struct ManifestSourceOptions: ParsableArguments {
                 cacheDirectory: GitSourceRequest.defaultCacheDirectory))
     }
 
-    func load() throws -> ManifestSource.Snapshot {
-        try source.load()
+    func load() async throws -> ManifestSource.Snapshot {
+        try await source.load()
     }
 }

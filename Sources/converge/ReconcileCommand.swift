@@ -40,7 +40,7 @@ struct ReconcileCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Terminal.run(instance: instance) { runtime in
-            let snapshot = try source.load()
+            let snapshot = try await source.load()
             let set = try runtime.load(snapshot.files)
             if dryRun {
                 let planned = try await runtime.plan(set, source: snapshot.revision)
@@ -50,7 +50,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             }
             let progress = ProgressReporter(live: Terminal.stderrIsTTY)
             try await storage.with { store in
-                let engine = runtime.engine(store: store, parallelism: parallelism, events: { progress.handle($0) })
+                let engine = runtime.engine(store: store, parallelism: parallelism, events: { progress.handle($0) }, faults: FaultInjection.hook)
                 let tick = ReconcileTick(
                     engine: engine, options: workflow.options,
                     resumed: { run in

@@ -41,7 +41,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Terminal.run(instance: instance) { runtime in
-                let set = try runtime.load(try source.load().files)
+                let set = try runtime.load(try await source.load().files)
                 let override = retention.flatMap { try? RetentionHours.parse($0).get() }
                 let outcomes = try await SnapshotRetentionPass(runtime: runtime).run(set, retention: override, dryRun: dryRun)
                 for outcome in outcomes {

@@ -1,5 +1,8 @@
 import ArgumentParser
+import ConvergeCore
 import ConvergeRuntime
+import ConvergeStore
+import ConvergeWorkflow
 import Foundation
 
 #if canImport(Glibc)
@@ -51,25 +54,37 @@ enum Terminal {
     }
 }
 
-/// An error for a person: what went wrong and what to do.
-struct CLIError: Error, CustomStringConvertible {
-    var message: String
-    var hint: String?
-
-    init(_ message: String, hint: String? = nil) {
-        self.message = message
-        self.hint = hint
-    }
-
-    var description: String { hint.map { "\(message) (\($0))" } ?? message }
-}
-
 /// What to do about a library's error on the command line: the libraries say what went
 /// wrong; flags and commands are the CLI's to name.
 enum CLIHint {
     static func describe(_ error: any Error) -> String {
-        guard let error = error as? RuntimeError, let hint = hint(for: error.code) else { return "\(error)" }
-        return "\(error.message) (\(hint))"
+        if let error = error as? RuntimeError, let hint = hint(for: error.code) {
+            return "\(error.message) (\(hint))"
+        }
+        if let error = error as? ReconcileError, error.code == .notInPlan {
+            return "\(error) (run converge reconcile for a new plan)"
+        }
+        if let error = error as? WorkflowError, let hint = hint(for: error) {
+            return "\(error) (\(hint))"
+        }
+        if let error = error as? StoreError, error.code == .runNotFound {
+            return "\(error) (list runs with converge runs)"
+        }
+        return "\(error)"
+    }
+
+    static func hint(for error: WorkflowError) -> String? {
+        let run = error.run.map(String.init) ?? "ID"
+        switch error.code {
+        case .noSuchRun: return "converge runs lists the runs"
+        case .awaitingApproval: return "converge approve \(run) --approver NAME, or converge reject \(run)"
+        case .staleApproval: return "converge runs show \(run) shows the current plan"
+        case .planChanged: return "run converge reconcile for a new plan"
+        case .resourcesHeld: return "converge runs show \(run) shows what it does"
+        case .leaseLost: return "raise --lease-ttl if this process is often that slow; converge runs resume \(run) continues it"
+        case .leaseRenewalFailed: return "converge runs resume \(run) continues it"
+        default: return nil
+        }
     }
 
     static func hint(for code: RuntimeError.Code) -> String? {

@@ -12,7 +12,7 @@ struct ValidateCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Terminal.run { runtime in
-            let snapshot = try source.load()
+            let snapshot = try await source.load()
             let count = try runtime.load(snapshot.files).resources.count
             let files = snapshot.files.count
             Terminal.write("\(snapshot.revision.repository): \(count) resource\(count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s"), all valid.\n")

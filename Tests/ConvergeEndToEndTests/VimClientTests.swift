@@ -1,4 +1,5 @@
 import ConvergeHTTP
+import ConvergeTestSupport
 import ConvergeVSphere
 import Foundation
 import Testing

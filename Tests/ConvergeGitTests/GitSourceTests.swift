@@ -520,7 +520,7 @@ struct CredentialTests {
     }
 
     @Test func tokenIsNeverSentOverPlainHTTPNorShown() throws {
-        let server = try UnauthorizedHTTPServer()
+        let server = try LoopbackHTTPServer(.unauthorized)
         defer { server.stop() }
         let fixture = try GitFixture()
         let variable = "CONVERGE_GIT_TEST_TOKEN_\(UUID().uuidString.prefix(8))"
@@ -541,7 +541,7 @@ struct CredentialTests {
     }
 
     @Test func missingTokenIsExplained() throws {
-        let server = try UnauthorizedHTTPServer()
+        let server = try LoopbackHTTPServer(.unauthorized)
         defer { server.stop() }
         let fixture = try GitFixture()
         let variable = "CONVERGE_GIT_TEST_UNSET_\(UUID().uuidString.prefix(8))"

@@ -41,31 +41,31 @@ struct StoreConfigurationTests {
 
     @Test("an unreachable PostgreSQL fails at once with a message naming it, without the password")
     func unreachable() async throws {
-        let store = try PostgresWorkflowStore(url: "postgres://u:hunter2@127.0.0.1:1/nothing")
         do {
-            try await store.migrate()
+            try await PostgresWorkflowStore.withStore(url: "postgres://u:hunter2@127.0.0.1:1/nothing") { store in
+                try await store.migrate()
+            }
             Issue.record("migrate succeeded against nothing")
         } catch {
             #expect("\(error)".contains("127.0.0.1:1"), "\(error)")
             #expect("\(error)".contains("refused"), "\(error)")
             #expect(!"\(error)".contains("hunter2"), "\(error)")
         }
-        await store.shutdown()
     }
 
     @Test("a database that does not exist fails at once with the server's reason")
     func missingDatabase() async throws {
         var configuration = try testPostgresConfiguration()
         configuration.database = "converge_no_such_database"
-        let store = PostgresWorkflowStore(configuration: configuration)
         do {
-            _ = try await store.runs(RunFilter())
+            _ = try await PostgresWorkflowStore.withStore(configuration: configuration) { store in
+                try await store.runs(RunFilter())
+            }
             Issue.record("listing runs succeeded in a database that does not exist")
         } catch {
             #expect("\(error)".contains("converge_no_such_database"), "\(error)")
             #expect("\(error)".contains("does not exist"), "\(error)")
         }
-        await store.shutdown()
     }
 
     @Test("SQLite: an empty path, or one whose folder cannot be made, is a clear error")

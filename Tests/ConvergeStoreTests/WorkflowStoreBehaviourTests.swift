@@ -21,7 +21,8 @@ struct WorkflowStoreBehaviourTests {
     @Test("two stores migrating a fresh database at once both succeed", arguments: Backend.allCases)
     func migrateConcurrently(backend: Backend) async throws {
         try await TestDatabase.with(backend) { database in
-            let stores = try (0..<4).map { _ in try database.open() }
+            var stores: [any WorkflowStore] = []
+            for _ in 0..<4 { stores.append(try await database.open()) }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for store in stores { group.addTask { try await store.migrate() } }
                 try await group.waitForAll()
@@ -36,17 +37,14 @@ struct WorkflowStoreBehaviourTests {
         try await TestDatabase.with(backend) { database in
             _ = try await database.openMigrated()
             try await database.executeRaw("INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)")
-            let store = try database.open()
+            let store = try await database.open()
             await #expect(throws: StoreError.self) { try await store.migrate() }
             do {
                 try await store.migrate()
             } catch let error as StoreError {
-                guard case .schemaTooNew(let found, let supported, _) = error else {
-                    Issue.record("expected schemaTooNew, got \(error)")
-                    return
-                }
-                #expect(found == 999)
-                #expect(supported == WorkflowSchema.latestVersion)
+                #expect(error.code == .schemaTooNew, "\(error)")
+                #expect(error.foundVersion == 999)
+                #expect(error.supportedVersion == WorkflowSchema.latestVersion)
                 #expect(error.description.contains("upgrade Converge"))
             }
         }

@@ -1,104 +1,81 @@
 import ConvergeCore
 import ConvergeDocker
 import ConvergeStore
-@testable import ConvergeWorkflow
+import ConvergeTestSupport
+import ConvergeWorkflow
 import Foundation
 import Testing
 
-/// A provider whose steps fail as scripted, to drive the engine's retry and rollback logic
-/// against a real SQLite journal.
-final class ScriptedProvider: Provider, @unchecked Sendable {
-    struct Failure: Error, TransientClassifying, CustomStringConvertible {
-        var isTransient: Bool
-        var description: String { isTransient ? "engine busy (503)" : "bad request (400)" }
-    }
+/// Retries: transient failures are tried again after the policy's backoff, on the engine's
+/// clock; permanent ones are not.
+@Suite struct RetryTests {
+    static let policy = RetryPolicy(initialDelay: 1, multiplier: 2, maximumDelay: 60, maximumAttempts: 3)
+    static var options: WorkflowOptions { WorkflowOptions(retry: policy) }
 
-    private let lock = NSLock()
-    /// Failures still to throw, per resource name, in order.
-    private var script: [String: [Failure]]
-    private(set) var executed: [String] = []
-    private(set) var compensated: [String] = []
+    /// A backoff sleep: shorter than the lease renewal's.
+    static let isBackoff: @Sendable (Duration) -> Bool = { $0 < Harness.renewalInterval }
 
-    init(script: [String: [Failure]]) { self.script = script }
-
-    var managedKinds: Set<String> { [NetworkSpec.kind] }
-
-    func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] { [] }
-
-    func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws {
-        try lock.withLock {
-            executed.append(step.resource.name)
-            if var failures = script[step.resource.name], !failures.isEmpty {
-                let failure = failures.removeFirst()
-                script[step.resource.name] = failures
-                throw failure
+    @Test func transientFailuresAreRetriedAfterThePolicysBackoff() async throws {
+        try await Harness.with { harness in
+            harness.provider.fail("a", times: 2, transient: true)
+            let clock = ManualClock()
+            let delays = Delays()
+            var engine = harness.engine(clock: clock)
+            engine.events = { event in
+                if case .stepRetrying(_, _, let delay, _) = event { delays.append(delay) }
             }
+            let started = Task { [engine] in try await harness.start(with: engine, options: Self.options) }
+            var slept: [Duration] = []
+            for _ in 0..<2 {
+                let backoff = await clock.nextSleep(where: Self.isBackoff)
+                slept.append(backoff)
+                clock.advance(by: backoff)
+            }
+            let run = try await started.value
+
+            #expect(run.status == .succeeded)
+            #expect(harness.provider.executed == ["a", "a", "a", "b", "c"])
+            let journal = try await harness.journal(run.id)
+            #expect(journal["a"]?.attempts == 3)
+            #expect(journal["b"]?.attempts == 1)
+            // Each wait is the one announced, within the policy's jitter of its delay.
+            #expect(slept == delays.all.map { .milliseconds(Int64($0 * 1000)) })
+            for (attempt, delay) in delays.all.enumerated() {
+                let full = Self.policy.delay(afterAttempt: attempt + 1, random: 1)
+                #expect(delay >= full / 2 && delay <= full, "after attempt \(attempt + 1): \(delay) s")
+            }
+            #expect(clock.sleeps.filter(Self.isBackoff).count == 2)
         }
     }
 
-    func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String? { nil }
-
-    func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {
-        lock.withLock { compensated.append(step.resource.name) }
-    }
-}
-
-@Suite struct RetryTests {
-    static let yaml = """
-        apiVersion: converge.dev/v1alpha1
-        kind: DockerHost
-        metadata: {name: local}
-        spec: {}
-        ---
-        apiVersion: converge.dev/v1alpha1
-        kind: Network
-        metadata: {name: a}
-        spec: {}
-        ---
-        apiVersion: converge.dev/v1alpha1
-        kind: Network
-        metadata: {name: b}
-        spec: {}
-        """
-
-    func run(_ provider: ScriptedProvider, retry: RetryPolicy) async throws -> (RunRecord, [StepRecord]) {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("cvt-retry-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let store = try SQLiteWorkflowStore(path: folder.appendingPathComponent("state.db").path)
-        try await store.migrate()
-        let files = [SourceFile(path: "set.yaml", bytes: Array(Self.yaml.utf8))]
-        let set = try ManifestSet.load(files, registry: KindRegistry.core.adding(ProviderPlugin.docker.kinds))
-        let engine = WorkflowEngine(store: store, registry: set.registry, instance: "retry-test", version: "test", parallelism: 1,
-                                    makeProviders: { _ in [ResourceID(kind: "DockerHost", name: "local"): provider] })
-        let planned = try await engine.plan(set, source: SourceRevision(repository: "test"))
-        let run = try await engine.start(planned, manifests: files, options: WorkflowOptions(retry: retry))
-        return (run, try await store.steps(run: run.id))
-    }
-
-    static let quick = RetryPolicy(initialDelay: 0.01, multiplier: 2, maximumDelay: 0.05, maximumAttempts: 3)
-
-    @Test func transientFailuresAreRetriedUntilTheStepSucceeds() async throws {
-        let provider = ScriptedProvider(script: ["a": [.init(isTransient: true), .init(isTransient: true)]])
-        let (run, steps) = try await run(provider, retry: Self.quick)
-        #expect(run.status == .succeeded)
-        #expect(steps.first { $0.resource == "Network/a" }?.attempts == 3)
-        #expect(steps.first { $0.resource == "Network/b" }?.attempts == 1)
-    }
-
     @Test func aStepStillFailingAfterItsAttemptsRollsTheRunBack() async throws {
-        let provider = ScriptedProvider(script: ["b": Array(repeating: .init(isTransient: true), count: 5)])
-        let (run, steps) = try await run(provider, retry: Self.quick)
-        #expect(run.status == .rolledBack)
-        #expect(steps.first { $0.resource == "Network/b" }?.attempts == 3)
-        #expect(provider.compensated.contains("a"), "the finished step is undone")
+        try await Harness.with { harness in
+            harness.provider.fail("b", times: 5, transient: true)
+            let clock = ManualClock()
+            let started = Task { [engine = harness.engine(clock: clock)] in try await harness.start(with: engine, options: Self.options) }
+            for _ in 0..<2 { clock.advance(by: await clock.nextSleep(where: Self.isBackoff)) }
+            let run = try await started.value
+
+            #expect(run.status == .rolledBack)
+            #expect(harness.provider.executions(of: "b") == 3)
+            #expect(try await harness.journal(run.id)["b"]?.attempts == 3)
+            #expect(harness.provider.compensated == ["b", "a"], "the failed step and the finished one are undone")
+            #expect(harness.provider.executions(of: "c") == 0)
+        }
     }
 
     @Test func aPermanentFailureIsNotRetried() async throws {
-        let provider = ScriptedProvider(script: ["a": [.init(isTransient: false)]])
-        let (run, steps) = try await run(provider, retry: Self.quick)
-        #expect(run.status == .rolledBack)
-        #expect(steps.first { $0.resource == "Network/a" }?.attempts == 1)
-        #expect(run.error?.contains("bad request (400)") == true)
+        try await Harness.with { harness in
+            harness.provider.fail("a", transient: false)
+            let clock = ManualClock()
+            let run = try await harness.start(with: harness.engine(clock: clock), options: Self.options)
+
+            #expect(run.status == .rolledBack)
+            #expect(harness.provider.executions(of: "a") == 1)
+            #expect(try await harness.journal(run.id)["a"]?.attempts == 1)
+            #expect(run.error?.contains("bad request (400)") == true)
+            #expect(clock.sleeps.filter(Self.isBackoff).isEmpty, "no backoff for a permanent failure")
+        }
     }
 
     @Test func backoffDoublesUpToItsCapWithJitter() {
@@ -109,4 +86,14 @@ final class ScriptedProvider: Provider, @unchecked Sendable {
         #expect(policy.delay(afterAttempt: 10, random: 1) == 60)
         #expect(policy.delay(afterAttempt: 3, random: 0.5) == 2)
     }
+}
+
+/// The delays the engine announced, collected from its events.
+final class Delays: @unchecked Sendable {
+    // @unchecked: `values` is guarded by `lock`.
+    private let lock = NSLock()
+    private var values: [Double] = []
+
+    func append(_ delay: Double) { lock.withLock { values.append(delay) } }
+    var all: [Double] { lock.withLock { values } }
 }

@@ -1,5 +1,6 @@
 import ConvergeCore
 import ConvergeStore
+import ConvergeTestSupport
 import ConvergeWorkflow
 import Foundation
 
@@ -18,9 +19,9 @@ enum JournalBenchmark {
         var rows: [Row] = []
         for backend in stores {
             let target = backend == .sqlite ? (text: "< 2 ms", bound: 0.002) : (text: "< 5 ms", bound: 0.005)
-            let database: BenchDatabase
+            let database: ThrowawayDatabase
             do {
-                database = try BenchDatabase.make(backend, postgresURL: postgresURL)
+                database = try ThrowawayDatabase.forBenchmark(backend, postgresURL: postgresURL)
             } catch {
                 log("journal: \(backend.title) skipped: \(error)")
                 rows.append(Row(name, "\(backend.title) p=1: journal overhead per step", samples: [], note: "not measured: \(error)"))

@@ -1,5 +1,6 @@
 import ConvergeCore
 import ConvergeStore
+import ConvergeTestSupport
 import ConvergeWorkflow
 import Foundation
 
@@ -7,8 +8,9 @@ import Foundation
 ///
 /// Each round makes the journal the honest way: a separate process (`converge-bench
 /// resume-prepare`) starts the 1,000 no-op steps with the real `WorkflowEngine` at parallelism 1
-/// and is killed with SIGKILL by the engine's own fault hook right after step 998 (the 999th) is
-/// journaled as finished (`CONVERGE_FAULT=kill-after-step:998`, as the crash tests do). The run
+/// and is killed with SIGKILL by the fault hook it gives the engine, right after step 998 (the
+/// 999th) is journaled as finished (what `CONVERGE_FAULT=kill-after-step:998` does in the CLI,
+/// as the crash tests use it). The run
 /// is left `running`, with 999 succeeded steps and its leases held by a dead process. Then a
 /// store opened afresh (and migrated, as `converge runs resume` does) times
 /// `WorkflowEngine.resume(id)` from the call until the provider's `execute` is first invoked.
@@ -21,9 +23,9 @@ enum ResumeBenchmark {
         let files = NoopWorkload.files()
         var rows: [Row] = []
         for backend in stores {
-            let database: BenchDatabase
+            let database: ThrowawayDatabase
             do {
-                database = try BenchDatabase.make(backend, postgresURL: postgresURL)
+                database = try ThrowawayDatabase.forBenchmark(backend, postgresURL: postgresURL)
             } catch {
                 log("resume: \(backend.title) skipped: \(error)")
                 rows.append(Row(name, "\(backend.title): resume → first new step", samples: [], note: "not measured: \(error)"))
@@ -37,10 +39,9 @@ enum ResumeBenchmark {
                 let instance = "bench-\(randomSuffix())"
                 var environment = database.environment
                 environment["CONVERGE_BENCH_INSTANCE"] = instance
-                environment["CONVERGE_FAULT"] = "kill-after-step:\(killAfter)"
                 if let postgresURL { environment["CONVERGE_TEST_POSTGRES_URL"] = postgresURL }
                 let crashed = try Subprocess.run([Subprocess.selfPath, prepareCommand, "--child"], environment: environment, inheritStderr: true)
-                guard crashed.status == 128 + SIGKILL else {
+                guard crashed.signal == SIGKILL else {
                     throw Subprocess.Failure(description: "the crashing run should die of SIGKILL after step \(killAfter): \(crashed.summary)")
                 }
 
@@ -88,19 +89,21 @@ enum ResumeBenchmark {
     /// In the `resume-prepare` process: start the 1,000-step run and be killed by the fault
     /// hook after step `killAfter`. Returning at all is a failure.
     static func prepare(postgresURL: String?) throws -> Never {
-        let environment = ProcessInfo.processInfo.environment
-        guard environment["CONVERGE_FAULT"] == "kill-after-step:\(killAfter)", let instance = environment["CONVERGE_BENCH_INSTANCE"] else {
-            throw Subprocess.Failure(description: "resume-prepare is started by the resume benchmark (CONVERGE_FAULT and CONVERGE_BENCH_INSTANCE unset)")
+        guard let instance = ProcessInfo.processInfo.environment["CONVERGE_BENCH_INSTANCE"] else {
+            throw Subprocess.Failure(description: "resume-prepare is started by the resume benchmark (CONVERGE_BENCH_INSTANCE unset)")
         }
-        let database = try BenchDatabase.fromEnvironment(postgresURL: postgresURL)
+        let database = try ThrowawayDatabase.fromEnvironment(postgresURL: postgresURL)
         let record = try blocking {
             let store = try await database.openMigrated()
             let provider = NoopProvider()
             let files = NoopWorkload.files()
             let planned = try await NoopWorkload.plan(files, instance: instance, provider: provider)
-            let engine = WorkflowEngine(
+            var engine = WorkflowEngine(
                 store: store, registry: benchKinds, instance: instance, version: "bench", parallelism: 1,
                 makeProviders: { _ in [NoopWorkload.host: provider] })
+            engine.faults = { point, step in
+                if point == .afterStep, step.index == killAfter { kill(getpid(), SIGKILL) }
+            }
             return try await engine.start(planned, manifests: files, options: WorkflowOptions())
         }
         throw Subprocess.Failure(description: "run \(record.id) ended \(record.status.rawValue): the fault hook did not stop it")

@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeTestSupport
 import ConvergeVSphere
 import Foundation
 
@@ -12,12 +13,12 @@ enum VSphereBenchmark {
     static let vmCount = 1000
 
     static func run(runs: Int, packagePath: String) throws -> [Row] {
-        let simulator = try BackgroundProcess.start(
+        let simulator = try BackgroundServer.start(
             [try simulatorBinary(packagePath), "-listen", "127.0.0.1:0", "-vm", String(vmCount), "-template", ""],
             readyLine: "VCSIM_READY")
         defer { simulator.stop() }
         guard let direct = simulator.values["VCSIM_URL"] else { throw Subprocess.Failure(description: "vcsim printed no URL") }
-        let proxy = try BackgroundProcess.start(
+        let proxy = try BackgroundServer.start(
             ["/usr/bin/env", "python3", packagePath + "/scripts/vcsim/paging_proxy.py", "--upstream", direct],
             readyLine: "PROXY_READY")
         defer { proxy.stop() }
@@ -134,47 +135,5 @@ enum VSphereBenchmark {
             throw Subprocess.Failure(description: "the pyVmomi script failed: \(result.stdout)")
         }
         return (report.allSeconds, report.roundTrips, report.vms, report.version)
-    }
-}
-
-/// A server the benchmark starts (the simulator, the proxy), read until it prints its ready
-/// line; `KEY=value` lines before that are kept.
-final class BackgroundProcess {
-    let process: Process
-    let values: [String: String]
-
-    private init(process: Process, values: [String: String]) {
-        self.process = process
-        self.values = values
-    }
-
-    static func start(_ arguments: [String], readyLine: String) throws -> BackgroundProcess {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.standardError
-        try process.run()
-        var text = ""
-        while !text.contains(readyLine) {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty {
-                process.terminate()
-                throw Subprocess.Failure(description: "\(arguments[0]) exited before printing \(readyLine)")
-            }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        var values: [String: String] = [:]
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: "=", maxSplits: 1)
-            if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
-        }
-        return BackgroundProcess(process: process, values: values)
-    }
-
-    func stop() {
-        process.terminate()
-        process.waitUntilExit()
     }
 }

@@ -2,17 +2,17 @@ import ConvergeCore
 import ConvergeDocker
 import ConvergeStore
 import ConvergeStorePostgres
+import ConvergeTestSupport
 import ConvergeWorkflow
 import Dispatch
 import Foundation
-import PostgresNIO
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 // Shared by `journal` and `resume`: a 1,000-step plan of no-op steps, a provider that does
-// nothing, and throwaway stores (a temporary SQLite file, a fresh PostgreSQL database).
+// nothing, and throwaway stores (ConvergeTestSupport's, made and removed from synchronous code).
 
 /// 1,000 `Network`s (no subnet) on one `DockerHost`: a plan of 1,000 independent create steps.
 enum NoopWorkload {
@@ -106,62 +106,30 @@ private final class ResultBox<T>: @unchecked Sendable {
     var result: Result<T, any Error>?
 }
 
-enum StoreBackend: String, CaseIterable, Sendable {
-    case sqlite
-    case postgres
-
-    var title: String { self == .sqlite ? "SQLite" : "PostgreSQL" }
-}
-
 /// The URL of the PostgreSQL server the journal benchmarks create their databases on:
 /// `--postgres-url`, else `CONVERGE_TEST_POSTGRES_URL` (what `scripts/postgres.sh` exports).
 func benchPostgresURL(_ option: String?) -> String? {
     if let option, !option.isEmpty { return option }
-    let value = ProcessInfo.processInfo.environment["CONVERGE_TEST_POSTGRES_URL"]
-    return value?.isEmpty == false ? value : nil
+    return ThrowawayDatabase.environmentPostgresURL
 }
 
-/// A throwaway journal: a SQLite file in a new temporary folder, or a new database
-/// `converge_bench_<random>` on the PostgreSQL server. `destroy()` (also run on SIGINT/SIGTERM)
-/// removes it.
-final class BenchDatabase: @unchecked Sendable {
-    // @unchecked: `stores` and `destroyed` are guarded by `lock`.
-    let backend: StoreBackend
-    let sqlitePath: String?
-    let postgres: PostgresStoreConfiguration?
-    private let admin: PostgresStoreConfiguration?
-    private let lock = NSLock()
-    private var stores: [any WorkflowStore] = []
-    private var destroyed = false
-
-    private init(backend: StoreBackend, sqlitePath: String?, postgres: PostgresStoreConfiguration?, admin: PostgresStoreConfiguration?) {
-        self.backend = backend
-        self.sqlitePath = sqlitePath
-        self.postgres = postgres
-        self.admin = admin
-    }
-
-    var location: String { sqlitePath ?? postgres?.redactedURL ?? "?" }
-
-    static func make(_ backend: StoreBackend, postgresURL: String?) throws -> BenchDatabase {
-        let database: BenchDatabase
-        switch backend {
-        case .sqlite:
-            let folder = try makeTemporaryDirectory(prefix: "cvb-journal-")
-            database = BenchDatabase(backend: backend, sqlitePath: folder + "/state.db", postgres: nil, admin: nil)
-        case .postgres:
-            guard let postgresURL else {
-                throw Subprocess.Failure(description: "no PostgreSQL: set CONVERGE_TEST_POSTGRES_URL (eval \"$(scripts/postgres.sh)\") or pass --postgres-url")
-            }
-            let admin = try PostgresStoreConfiguration(url: postgresURL)
-            var configuration = admin
-            // Lower-case letters and digits only: safe to splice into SQL.
-            configuration.database = "converge_bench_" + randomSuffix(12)
-            try runAdmin(admin, "CREATE DATABASE \(configuration.database)")
-            database = BenchDatabase(backend: backend, sqlitePath: nil, postgres: configuration, admin: admin)
-        }
+/// The benchmarks' throwaway journals: a SQLite file in a new temporary folder, or a new
+/// database `converge_bench_<random>` on the PostgreSQL server, removed by `destroy()` (also
+/// run on SIGINT/SIGTERM).
+extension ThrowawayDatabase {
+    static func forBenchmark(_ backend: StoreBackend, postgresURL: String?) throws -> ThrowawayDatabase {
+        let database = try blocking { try await make(backend, postgresURL: postgresURL, prefix: "converge_bench_") }
         Interruption.onInterrupt { database.destroy() }
         return database
+    }
+
+    /// Closes every store and deletes the file or database, waiting for it. Safe to call twice.
+    func destroy() {
+        do {
+            try blocking { try await self.destroy() }
+        } catch {
+            log("WARNING: could not remove the benchmark database at \(location): \(error)")
+        }
     }
 
     /// The same database in another process (the `resume` benchmark's crashing run).
@@ -173,76 +141,57 @@ final class BenchDatabase: @unchecked Sendable {
     }
 
     /// The database `environment` names, in the process it was given to.
-    static func fromEnvironment(postgresURL: String?) throws -> BenchDatabase {
+    static func fromEnvironment(postgresURL: String?) throws -> ThrowawayDatabase {
         let environment = ProcessInfo.processInfo.environment
         switch environment["CONVERGE_BENCH_STORE"] {
         case "sqlite":
-            return BenchDatabase(backend: .sqlite, sqlitePath: environment["CONVERGE_BENCH_SQLITE_PATH"], postgres: nil, admin: nil)
+            return existing(sqlitePath: environment["CONVERGE_BENCH_SQLITE_PATH"] ?? "")
         case "postgres":
             guard let postgresURL, let name = environment["CONVERGE_BENCH_POSTGRES_DATABASE"] else {
                 throw Subprocess.Failure(description: "no PostgreSQL URL or database in the environment")
             }
             var configuration = try PostgresStoreConfiguration(url: postgresURL)
             configuration.database = name
-            return BenchDatabase(backend: .postgres, sqlitePath: nil, postgres: configuration, admin: nil)
+            return existing(postgres: configuration)
         default:
             throw Subprocess.Failure(description: "CONVERGE_BENCH_STORE is not set")
         }
     }
+}
 
-    /// A new store on this database (like a new process opening it), migrated.
-    func openMigrated() async throws -> any WorkflowStore {
-        let store: any WorkflowStore
-        switch backend {
-        case .sqlite: store = try SQLiteWorkflowStore(path: sqlitePath ?? "")
-        case .postgres: store = PostgresWorkflowStore(configuration: postgres!)
-        }
-        lock.withLock { stores.append(store) }
-        try await store.migrate()
-        return store
+/// A PostgreSQL store kept open across the benchmarks' synchronous steps: its
+/// `PostgresWorkflowStore.withStore` runs on a task of its own (as `blocking`'s work does),
+/// which `close` ends.
+private final class HostedPostgresStore: Sendable {
+    let store: PostgresWorkflowStore
+    private let finish: AsyncStream<Never>.Continuation
+    private let host: Task<Void, any Error>
+
+    private init(store: PostgresWorkflowStore, finish: AsyncStream<Never>.Continuation, host: Task<Void, any Error>) {
+        self.store = store
+        self.finish = finish
+        self.host = host
     }
 
-    /// Closes a store `openMigrated` returned.
-    func close(_ store: any WorkflowStore) async {
-        if let store = store as? SQLiteWorkflowStore { await store.shutdown() }
-        if let store = store as? PostgresWorkflowStore { await store.shutdown() }
-    }
-
-    /// Closes every store and deletes the file or database. Safe to call twice.
-    func destroy() {
-        let stores: [any WorkflowStore]? = lock.withLock {
-            if destroyed { return nil }
-            destroyed = true
-            return self.stores
-        }
-        guard let stores else { return }
-        for store in stores { _ = try? blocking { await self.close(store) } }
-        if let sqlitePath {
-            try? FileManager.default.removeItem(atPath: (sqlitePath as NSString).deletingLastPathComponent)
-        }
-        if let admin, let postgres {
-            do {
-                try Self.runAdmin(admin, "DROP DATABASE IF EXISTS \(postgres.database) WITH (FORCE)")
-            } catch {
-                log("WARNING: could not drop the benchmark database \(postgres.database): \(error)")
+    static func open(_ configuration: PostgresStoreConfiguration) async throws -> HostedPostgresStore {
+        let (closed, finish) = AsyncStream<Never>.makeStream()
+        let (opened, handOver) = AsyncStream<PostgresWorkflowStore>.makeStream()
+        let host = Task.detached {
+            defer { handOver.finish() }
+            try await PostgresWorkflowStore.withStore(configuration: configuration) { store in
+                handOver.yield(store)
+                for await _ in closed {}
             }
         }
+        for await store in opened { return HostedPostgresStore(store: store, finish: finish, host: host) }
+        try await host.value
+        throw Subprocess.Failure(description: "the PostgreSQL store at \(configuration.redactedURL) did not open")
     }
 
-    /// One statement on the server's own database (the one the URL names).
-    private static func runAdmin(_ configuration: PostgresStoreConfiguration, _ sql: String) throws {
-        let client = PostgresClient(configuration: configuration.clientConfiguration)
-        try blocking {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await client.run() }
-                defer { group.cancelAll() }
-                do {
-                    _ = try await client.query(PostgresQuery(unsafeSQL: sql))
-                } catch {
-                    throw Subprocess.Failure(description: "PostgreSQL at \(configuration.redactedURL): \(sql): \(String(reflecting: error))")
-                }
-            }
-        }
+    /// Closes the store's connections and waits until they are closed.
+    func close() async {
+        finish.finish()
+        _ = try? await host.value
     }
 }
 

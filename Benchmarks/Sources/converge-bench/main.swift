@@ -1,3 +1,4 @@
+import ConvergeTestSupport
 import Foundation
 
 #if canImport(Glibc)

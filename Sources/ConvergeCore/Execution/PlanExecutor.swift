@@ -89,7 +89,7 @@ public struct PlanExecutionError: Error, CustomStringConvertible {
 
     public var description: String {
         var lines = failures.map { "\($0.step.action) \($0.step.resource) failed: \($0.message)" }
-        lines.append("\(completed.count) step\(completed.count == 1 ? "" : "s") completed, \(notStarted.count) not started; run `converge reconcile` again once the cause is fixed.")
+        lines.append("\(completed.count) step\(completed.count == 1 ? "" : "s") completed, \(notStarted.count) not started; reconcile again once the cause is fixed.")
         return lines.joined(separator: "\n")
     }
 }

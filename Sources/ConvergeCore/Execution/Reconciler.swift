@@ -92,15 +92,36 @@ public struct Reconciler: Sendable {
     }
 }
 
-public enum ReconcileError: Error, CustomStringConvertible {
-    case noProvider(ResourceID)
-    /// A step whose resource has no change in its plan: the plan (from a journal) is damaged.
-    case notInPlan(ResourceID)
+/// A plan that cannot be carried out as it stands. A struct with a code, so that codes can be
+/// added without breaking callers that switch over them.
+public struct ReconcileError: Error, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+
+        /// No provider serves the resource: its target is not in the manifest set.
+        public static let noProvider = Code("noProvider")
+        /// A step whose resource has no change in its plan: the plan (from a journal) is damaged.
+        public static let notInPlan = Code("notInPlan")
+
+        public var description: String { name }
+    }
+
+    public var code: Code
+    public var resource: ResourceID
+
+    public static func noProvider(_ resource: ResourceID) -> ReconcileError {
+        ReconcileError(code: .noProvider, resource: resource)
+    }
+
+    public static func notInPlan(_ resource: ResourceID) -> ReconcileError {
+        ReconcileError(code: .notInPlan, resource: resource)
+    }
 
     public var description: String {
-        switch self {
-        case .noProvider(let id): return "no provider serves \(id): its target is not defined in the manifest set"
-        case .notInPlan(let id): return "the plan has a step for \(id) but no change for it; the plan is damaged, run converge reconcile for a new one"
+        switch code {
+        case .noProvider: return "no provider serves \(resource): its target is not defined in the manifest set"
+        default: return "the plan has a step for \(resource) but no change for it; the plan is damaged and must be made anew"
         }
     }
 }

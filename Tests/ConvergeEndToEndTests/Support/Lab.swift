@@ -1,50 +1,15 @@
 import ConvergeDocker
+import ConvergeTestSupport
 import Foundation
 import Testing
 
-/// The result of running the `converge` binary.
-struct CommandResult {
-    var exitCode: Int32
-    var stdout: String
-    var stderr: String
-}
+/// The result of running the `converge` binary (or git, or any program).
+typealias CommandResult = ProcessResult
 
 /// Runs a program and collects its output; tests drive Converge the way a user does.
-/// Waiting happens off Swift's cooperative threads, so tests running side by side (and a
-/// test running two `converge` processes at once) never starve each other.
 @discardableResult
 func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) async throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let directory { process.currentDirectoryURL = directory }
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-    let stdout = Pipe()
-    let stderr = Pipe()
-    process.standardOutput = stdout
-    process.standardError = stderr
-    process.standardInput = FileHandle.nullDevice
-    return try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do {
-                try process.run()
-            } catch {
-                continuation.resume(throwing: error)
-                return
-            }
-            // Read both pipes while the process runs so a full pipe never blocks it.
-            nonisolated(unsafe) var errorData = Data()
-            let reader = Thread { errorData = stderr.fileHandleForReading.readDataToEndOfFile() }
-            reader.start()
-            let outputData = stdout.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            while !reader.isFinished { usleep(1000) }
-            continuation.resume(returning: CommandResult(
-                exitCode: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
-                stderr: String(decoding: errorData, as: UTF8.self)))
-        }
-        thread.start()
-    }
+    try await ProcessRunner.run([executable] + arguments, environment: environment, directory: directory?.path)
 }
 
 /// The `converge` binary built beside the test bundle.

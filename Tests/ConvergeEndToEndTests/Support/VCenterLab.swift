@@ -1,3 +1,4 @@
+import ConvergeTestSupport
 import ConvergeVSphere
 import Foundation
 import Testing

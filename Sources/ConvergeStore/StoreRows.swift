@@ -1,0 +1,131 @@
+import Foundation
+
+/// One result row, read by column name whatever the backend: SQLite's and PostgreSQL's rows
+/// both conform, so every record is decoded by one initializer (`StoreRowDecodable`) for both.
+package protocol StoreRow {
+    func int64(_ column: String) throws -> Int64
+    func optionalInt64(_ column: String) throws -> Int64?
+    func string(_ column: String) throws -> String
+    func optionalString(_ column: String) throws -> String?
+    /// A truth value: a PostgreSQL `BOOLEAN`, a SQLite integer (0 is false).
+    func bool(_ column: String) throws -> Bool
+}
+
+extension StoreRow {
+    package func int(_ column: String) throws -> Int { Int(truncatingIfNeeded: try int64(column)) }
+
+    /// A time stored as milliseconds since 1970 (`Date.storeMilliseconds`).
+    package func date(_ column: String) throws -> Date { Date(storeMilliseconds: try int64(column)) }
+
+    package func optionalDate(_ column: String) throws -> Date? {
+        try optionalInt64(column).map(Date.init(storeMilliseconds:))
+    }
+}
+
+extension StoreRow {
+    /// A column holding one of `Value`'s raw values (a status, a decision). A text this build
+    /// does not know fails `operation`, naming it `what` and, when `newer`, the likely cause.
+    fileprivate func enumeration<Value: RawRepresentable<String>>(
+        _ column: String, _ what: String, operation: @autoclosure () -> String, newer: Bool = true
+    ) throws -> Value {
+        let text = try string(column)
+        guard let value = Value(rawValue: text) else {
+            let cause = newer ? " (written by a newer Converge?)" : ""
+            throw StoreError.database(operation: operation(), message: "unknown \(what) '\(text)'\(cause)")
+        }
+        return value
+    }
+}
+
+extension StoreError {
+    /// A row lacked a column its decoder reads: the query and the decoder disagree.
+    package static func missingColumn(_ column: String) -> StoreError {
+        .database(operation: "read a row", message: "the result has no column '\(column)'")
+    }
+}
+
+/// A record read from a row selected with its `WorkflowSchema` column list.
+package protocol StoreRowDecodable {
+    init(row: some StoreRow) throws
+}
+
+extension RunRecord: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.runColumns`.
+    package init(row: some StoreRow) throws {
+        let id = try row.int64("id")
+        let status: RunStatus = try row.enumeration("status", "run status", operation: "read run \(id)")
+        self.init(
+            id: id, instance: try row.string("instance"), repository: try row.string("repository"),
+            commit: try row.optionalString("commit_id"), planDigest: try row.string("plan_digest"),
+            planJSON: try row.string("plan_json"), status: status, executor: try row.string("executor"),
+            convergeVersion: try row.string("converge_version"), optionsJSON: try row.string("options_json"),
+            manifestsJSON: try row.string("manifests_json"), error: try row.optionalString("error"),
+            createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"),
+            finishedAt: try row.optionalDate("finished_at"))
+    }
+}
+
+extension StepRecord: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.stepColumns`.
+    package init(row: some StoreRow) throws {
+        let runID = try row.int64("run_id")
+        let status: StepStatus = try row.enumeration("status", "step status", operation: "read steps of run \(runID)")
+        self.init(
+            runID: runID, index: try row.int("step_index"), resource: try row.string("resource"),
+            action: try row.string("action"), status: status, attempts: try row.int("attempts"),
+            startedAt: try row.optionalDate("started_at"), finishedAt: try row.optionalDate("finished_at"),
+            output: try row.optionalString("output"), error: try row.optionalString("error"),
+            convergeVersion: try row.string("converge_version"))
+    }
+}
+
+extension ApprovalRecord: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.approvalColumns`.
+    package init(row: some StoreRow) throws {
+        let runID = try row.int64("run_id")
+        let decision: ApprovalDecision = try row.enumeration(
+            "decision", "decision", operation: "read approvals of run \(runID)", newer: false)
+        self.init(
+            runID: runID, planDigest: try row.string("plan_digest"), decision: decision, approver: try row.string("approver"),
+            comment: try row.string("comment"), at: try row.date("at"))
+    }
+}
+
+extension ProbeRecord: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.probeResultColumns`.
+    package init(row: some StoreRow) throws {
+        self.init(
+            probe: try row.string("probe"), summary: try row.string("summary"), reachable: try row.bool("reachable"),
+            expected: try row.bool("expected"), detail: try row.string("detail"), at: try row.date("at"))
+    }
+}
+
+extension LeaseRecord: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.leaseColumns`.
+    package init(row: some StoreRow) throws {
+        self.init(
+            key: try row.string("key"), runID: try row.int64("run_id"), owner: try row.string("owner"),
+            expiresAt: try row.date("expires_at"))
+    }
+}
+
+/// What renewing needs to know of one of a run's leases: its owner, and whether it is still
+/// live by the store's clock (a column `live`, `expires_at` compared with now in the query, so
+/// each backend judges expiry by the clock it trusts).
+package struct LeaseStanding: StoreRowDecodable {
+    package var owner: String
+    package var isLive: Bool
+
+    package init(row: some StoreRow) throws {
+        owner = try row.string("owner")
+        isLive = try row.bool("live")
+    }
+
+    /// The renewal rule: `owner` may push the expiry of a run's leases only when the run has
+    /// some and every one is live and `owner`'s. Otherwise nothing is renewed: a lease that
+    /// expired may already be another run's (or become one's), and one that passed to another
+    /// owner is not this process's to extend.
+    package static func mayRenew(_ leases: [LeaseStanding], owner: String) -> Bool {
+        !leases.isEmpty && leases.allSatisfy { $0.owner == owner && $0.isLive }
+    }
+}
