@@ -16,6 +16,8 @@ public final class ProviderPool: Sendable {
     public let registry: ProviderRegistry
     /// Per target, the providers made for each version of its manifest seen so far.
     private let made = Mutex<[ResourceID: [Made]]>([:])
+    /// Each provider as it is made, for `run()` to keep alive.
+    private let started = AsyncStream<any Provider>.makeStream()
 
     public init(registry: ProviderRegistry) {
         self.registry = registry
@@ -41,6 +43,7 @@ public final class ProviderPool: Sendable {
         return made.withLock { made in
             if let existing = Self.find(target, in: made) { return existing }
             made[target.id, default: []].append(Made(spec: target.spec, provider: provider))
+            started.continuation.yield(provider)
             return provider
         }
     }
@@ -52,6 +55,16 @@ public final class ProviderPool: Sendable {
             guard let spec = entry.spec as? any Equatable else { return true }
             return spec.isEqual(to: target.spec)
         }?.provider
+    }
+
+    /// Runs each provider's `run()` (its keep-alive) as it is made, as child tasks, until this
+    /// task is cancelled: the owner of the pool runs this beside the work that uses it.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            for await provider in started.stream {
+                group.addTask { await provider.run() }
+            }
+        }
     }
 
     /// Shuts down every provider made so far; the pool can be used again afterwards.

@@ -46,6 +46,23 @@ public struct Runtime: Sendable {
         return engine
     }
 
+    /// Runs `body` with this runtime while the providers it makes are kept alive beside it,
+    /// then shuts them down, whether `body` returns or throws.
+    public func run<Result: Sendable>(_ body: (Runtime) async throws -> Result) async throws -> Result {
+        do {
+            let result = try await withThrowingTaskGroup(of: Void.self, returning: Result.self) { group in
+                group.addTask { await self.providers.run() }
+                defer { group.cancelAll() }
+                return try await body(self)
+            }
+            await shutdown()
+            return result
+        } catch {
+            await shutdown()
+            throw error
+        }
+    }
+
     /// Closes what the providers hold open (vCenter sessions).
     public func shutdown() async {
         await providers.shutdown()

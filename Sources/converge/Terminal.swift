@@ -41,13 +41,10 @@ enum Terminal {
     static func run(instance: String = ConvergeCommand.defaultInstance, _ body: (Runtime) async throws -> Void) async throws {
         let runtime = Runtime(plugins: ConvergeCommand.plugins, instance: instance, version: ConvergeCommand.version)
         do {
-            try await body(runtime)
-            await runtime.shutdown()
+            try await runtime.run(body)
         } catch let exit as ExitCode {
-            await runtime.shutdown()
             throw exit
         } catch {
-            await runtime.shutdown()
             log("Error: \(CLIHint.describe(error))")
             throw ExitCode(1)
         }

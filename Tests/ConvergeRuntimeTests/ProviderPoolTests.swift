@@ -22,6 +22,9 @@ private struct BenchTargetSpec: ResourceSpec, Equatable {
 private final class Ledger: Sendable {
     let made = Mutex<[String]>([])
     let shutDown = Mutex<[String]>([])
+    /// Providers whose `run()` (their keep-alive) has begun, and those whose `run()` ended.
+    let running = Mutex<[String]>([])
+    let ended = Mutex<[String]>([])
 }
 
 private struct CountingProvider: Provider {
@@ -36,6 +39,11 @@ private struct CountingProvider: Provider {
     func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String? { nil }
     func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {}
     func shutdown() async { ledger.shutDown.withLock { $0.append(endpoint) } }
+    func run() async {
+        ledger.running.withLock { $0.append(endpoint) }
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(60)) }
+        ledger.ended.withLock { $0.append(endpoint) }
+    }
 }
 
 private func plugin(_ ledger: Ledger) -> ProviderPlugin {
@@ -82,5 +90,19 @@ private func targets(_ endpoints: [String: String], registry: KindRegistry) thro
         #expect(registry.kinds.kindNames == ["ApprovalPolicy", "BenchTarget"])
         #expect(registry.plugin(forTarget: "BenchTarget")?.name == "bench")
         #expect(registry.plugin(forTarget: "ApprovalPolicy") == nil)
+    }
+
+    @Test("a runtime keeps each provider it makes alive beside its work, then stops and shuts them down")
+    func providersRunBesideTheWork() async throws {
+        let ledger = Ledger()
+        let runtime = Runtime(plugins: [plugin(ledger)], instance: "test", version: "test")
+        try await runtime.run { runtime in
+            _ = try runtime.providers.providers(for: try targets(["a": "one"], registry: runtime.registry.kinds))
+            while ledger.running.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+            #expect(ledger.shutDown.withLock { $0.isEmpty }, "still in use")
+        }
+        #expect(ledger.running.withLock { $0 } == ["one"])
+        #expect(ledger.ended.withLock { $0 } == ["one"], "its keep-alive ends with the work")
+        #expect(ledger.shutDown.withLock { $0 } == ["one"])
     }
 }

@@ -25,12 +25,18 @@ public protocol Provider: Sendable {
     /// Idempotent, like `execute`.
     func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws
 
+    /// Keeps what the provider holds open alive (a session's keep-alive) until its task is
+    /// cancelled or `shutdown()` is called. The runtime runs it as a child task beside the
+    /// work the provider serves, never detached.
+    func run() async
+
     /// Closes what the provider holds open (a vCenter session, a connection pool). Called
     /// once, when the process is done with the provider; it is not used afterwards.
     func shutdown() async
 }
 
 extension Provider {
+    public func run() async {}
     public func shutdown() async {}
 }
 

@@ -47,7 +47,13 @@ public actor VSphereProvider: Provider {
     ///
     /// The session is opened by that work, not by `run()`: until then `run()` looks for it
     /// every `interval`, so a session idles at most two intervals.
-    public func run(keepAliveEvery interval: Duration = .seconds(600), clock: any Clock<Duration> = ContinuousClock()) async {
+    /// Keeps the session warm every 10 minutes (vCenter drops sessions idle for 30 by
+    /// default) until cancelled or shut down; the runtime runs it beside the provider's work.
+    public func run() async {
+        await run(keepAliveEvery: .seconds(600), clock: ContinuousClock())
+    }
+
+    public func run(keepAliveEvery interval: Duration, clock: any Clock<Duration>) async {
         let signal = shutdownSignal.stream
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
