@@ -159,42 +159,6 @@ extension ThrowawayDatabase {
     }
 }
 
-/// A PostgreSQL store kept open across the benchmarks' synchronous steps: its
-/// `PostgresWorkflowStore.withStore` runs on a task of its own (as `blocking`'s work does),
-/// which `close` ends.
-private final class HostedPostgresStore: Sendable {
-    let store: PostgresWorkflowStore
-    private let finish: AsyncStream<Never>.Continuation
-    private let host: Task<Void, any Error>
-
-    private init(store: PostgresWorkflowStore, finish: AsyncStream<Never>.Continuation, host: Task<Void, any Error>) {
-        self.store = store
-        self.finish = finish
-        self.host = host
-    }
-
-    static func open(_ configuration: PostgresStoreConfiguration) async throws -> HostedPostgresStore {
-        let (closed, finish) = AsyncStream<Never>.makeStream()
-        let (opened, handOver) = AsyncStream<PostgresWorkflowStore>.makeStream()
-        let host = Task.detached {
-            defer { handOver.finish() }
-            try await PostgresWorkflowStore.withStore(configuration: configuration) { store in
-                handOver.yield(store)
-                for await _ in closed {}
-            }
-        }
-        for await store in opened { return HostedPostgresStore(store: store, finish: finish, host: host) }
-        try await host.value
-        throw Subprocess.Failure(description: "the PostgreSQL store at \(configuration.redactedURL) did not open")
-    }
-
-    /// Closes the store's connections and waits until they are closed.
-    func close() async {
-        finish.finish()
-        _ = try? await host.value
-    }
-}
-
 /// Clean-ups to run when SIGINT or SIGTERM arrives, before exiting as the signal would.
 enum Interruption {
     private static let lock = NSLock()

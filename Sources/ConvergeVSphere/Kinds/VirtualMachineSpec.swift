@@ -303,7 +303,7 @@ public struct VirtualMachineSpec: ResourceSpec {
             // vSphere cannot extend a disk that has snapshots: the guard would defeat the change.
             let existing = Int(observed.facts[Self.snapshotCountFact] ?? "") ?? 0
             snapshot.warning = existing > 0
-                ? "VM '\(name)' has \(existing) snapshot\(existing == 1 ? "" : "s") and vSphere cannot extend a disk that has snapshots: this step will fail until they are removed (converge snapshots gc removes automatic ones past their retention)"
+                ? "VM '\(name)' has \(existing) snapshot\(existing == 1 ? "" : "s") and vSphere cannot extend a disk that has snapshots: this step will fail until they are removed (the snapshot retention pass removes automatic ones past their retention)"
                 : "growing a disk of VM '\(name)' cannot be guarded by a snapshot (vSphere cannot extend a disk that has snapshots); this change runs without one"
         }
         return snapshot

@@ -20,7 +20,7 @@ public enum VCenterConnection {
             return value
         case .environment(let name):
             guard let value = ProcessInfo.processInfo.environment[name], !value.isEmpty else {
-                throw VSphereProviderError.credentials("\(target): the environment variable \(name) (spec.credentials.\(field)Env) holding the vCenter \(what) is not set; export it before running converge")
+                throw VSphereProviderError.credentials("\(target): the environment variable \(name) (spec.credentials.\(field)Env) holding the vCenter \(what) is not set in the environment Converge runs in")
             }
             return value
         case .file(let path):

@@ -35,7 +35,7 @@ struct VMConfigChange: Sendable, Equatable {
                     }
                     if sizeGB > current {
                         guard vm.snapshots.isEmpty else {
-                            throw VSphereProviderError.unsupported("VM '\(vm.name)' has \(vm.snapshots.count) snapshot\(vm.snapshots.count == 1 ? "" : "s"), and vSphere cannot extend a disk that has snapshots", hint: "remove them (converge snapshots gc removes automatic ones past their retention) and run again")
+                            throw VSphereProviderError.unsupported("VM '\(vm.name)' has \(vm.snapshots.count) snapshot\(vm.snapshots.count == 1 ? "" : "s"), and vSphere cannot extend a disk that has snapshots", hint: "remove them (the snapshot retention pass removes automatic ones past their retention) and run again")
                         }
                         deviceChanges.append(("edit", nil, Self.resized(existing[position], gigabytes: sizeGB)))
                     }

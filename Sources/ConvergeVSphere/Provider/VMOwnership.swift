@@ -71,7 +71,7 @@ extension VSphereProvider {
     /// across folders), else by name; either way only if this instance owns it.
     func ownedVM(named name: String, ref: String?, instance: String) async throws -> VMRecord {
         guard let vm = try await ownedVMIfAny(named: name, ref: ref, instance: instance) else {
-            throw VSphereProviderError.ownership("VM '\(name)' no longer exists on vCenter; run converge reconcile again to create it")
+            throw VSphereProviderError.ownership("VM '\(name)' no longer exists on vCenter; reconcile again to create it")
         }
         return vm
     }
