@@ -26,10 +26,9 @@ public final class ProviderPool: Sendable {
     /// One provider per target manifest of `set` whose kind a plug-in serves.
     public func providers(for set: ManifestSet) throws -> [ResourceID: any Provider] {
         var providers: [ResourceID: any Provider] = [:]
-        for plugin in registry.plugins {
-            for target in set.resources(ofKind: plugin.targetKind) {
-                providers[target.id] = try provider(for: target, plugin: plugin)
-            }
+        for resource in set.resources {
+            guard let plugin = registry.plugin(forTarget: resource.id.kind) else { continue }
+            providers[resource.id] = try provider(for: resource, plugin: plugin)
         }
         return providers
     }
