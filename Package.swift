@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "ConvergeStorePostgres", targets: ["ConvergeStorePostgres"]),
         .library(name: "ConvergeWorkflow", targets: ["ConvergeWorkflow"]),
         .library(name: "ConvergeVSphere", targets: ["ConvergeVSphere"]),
+        .library(name: "ConvergeKubernetes", targets: ["ConvergeKubernetes"]),
         .library(name: "ConvergeRuntime", targets: ["ConvergeRuntime"]),
         .library(name: "ConvergeHTTP", targets: ["ConvergeHTTP"]),
         .library(name: "ConvergeTestSupport", targets: ["ConvergeTestSupport"]),
@@ -80,6 +81,19 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Kubernetes API servers over the shared HTTP layer; the plug-in for KubernetesCluster
+        // and every object of another apiVersion (server-side apply, health gates, prune).
+        .target(
+            name: "ConvergeKubernetes",
+            dependencies: [
+                "ConvergeCore",
+                "ConvergeHTTP",
+                "Yams",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // Debian's libsqlite3-dev, found through pkg-config.
         .systemLibrary(
             name: "Csqlite3",
@@ -109,7 +123,7 @@ let package = Package(
             name: "converge",
             dependencies: [
                 "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeDocker", "ConvergeVSphere",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ConvergeKubernetes", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // For tests and benchmarks: manifest fixtures, scripted provider and store, manual
@@ -127,6 +141,9 @@ let package = Package(
             dependencies: ["ConvergeRuntime", "ConvergeDocker", "ConvergeVSphere", "ConvergeTestSupport"],
             exclude: ["Corpus"]),
         .testTarget(name: "ConvergeVSphereTests", dependencies: ["ConvergeVSphere", "ConvergeTestSupport"]),
+        .testTarget(
+            name: "ConvergeKubernetesTests",
+            dependencies: ["ConvergeKubernetes", "ConvergeRuntime", "ConvergeDocker", "ConvergeStore", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres", "ConvergeTestSupport"]),
         .testTarget(

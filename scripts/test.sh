@@ -7,6 +7,8 @@
 # Environment:
 #   CONVERGE_TEST_POSTGRES_URL   a PostgreSQL for the store tests; unset: scripts/postgres.sh starts one
 #   CONVERGE_VCSIM               the vCenter simulator binary; unset: scripts/vcsim.sh builds it
+#   CONVERGE_TEST_KUBECONFIG     a kubeconfig for the Kubernetes tests (with CONVERGE_TEST_KUBE_TOKEN_FILE);
+#                                unset: scripts/kube-apiserver.sh builds and starts one
 #   CONVERGE_SKIP_SETUP=1   don't run scripts/setup.sh (the machine is known to be ready)
 #   CI=true                 also exports CONVERGE_REQUIRE_COMPONENTS=1
 set -euo pipefail
@@ -46,6 +48,17 @@ fi
 if [[ -z "${CONVERGE_VCSIM:-}" ]]; then
     CONVERGE_VCSIM="$(bash scripts/vcsim.sh)" || echo "test: WARNING: scripts/vcsim.sh failed; the vCenter tests will fail" >&2
     export CONVERGE_VCSIM
+fi
+
+# The Kubernetes tests' API server: kube-apiserver built from Debian's source package (cached in
+# /var/cache/converge, built once per machine) with etcd, on loopback; a running one is reused.
+if [[ -z "${CONVERGE_TEST_KUBECONFIG:-}" ]]; then
+    if kube_env="$(bash scripts/kube-apiserver.sh --start)"; then
+        eval "$kube_env"
+        export CONVERGE_TEST_KUBE_URL CONVERGE_TEST_KUBE_CA CONVERGE_TEST_KUBE_TOKEN_FILE CONVERGE_TEST_KUBECONFIG
+    else
+        echo "test: WARNING: scripts/kube-apiserver.sh failed; the Kubernetes tests will fail" >&2
+    fi
 fi
 
 start=$SECONDS

@@ -56,17 +56,26 @@ public struct HTTPTransport: Sendable {
         /// A PEM client certificate chain and its key, for servers that ask for one.
         public var certificateChainFile: String?
         public var privateKeyFile: String?
+        /// The same three as PEM text, for configurations that embed them (a kubeconfig's
+        /// `certificate-authority-data`); used when the file of the same role is not given.
+        public var caPEM: String?
+        public var certificateChainPEM: String?
+        public var privateKeyPEM: String?
         /// Added to a TLS failure's message: how the reader can change the trust settings.
         public var hint: String?
 
         public init(
             insecureSkipVerify: Bool = false, caFile: String? = nil, certificateChainFile: String? = nil,
-            privateKeyFile: String? = nil, hint: String? = nil
+            privateKeyFile: String? = nil, caPEM: String? = nil, certificateChainPEM: String? = nil, privateKeyPEM: String? = nil,
+            hint: String? = nil
         ) {
             self.insecureSkipVerify = insecureSkipVerify
             self.caFile = caFile
             self.certificateChainFile = certificateChainFile
             self.privateKeyFile = privateKeyFile
+            self.caPEM = caPEM
+            self.certificateChainPEM = certificateChainPEM
+            self.privateKeyPEM = privateKeyPEM
             self.hint = hint
         }
     }
@@ -117,10 +126,18 @@ public struct HTTPTransport: Sendable {
                     tlsConfiguration.certificateVerification = .none
                 } else if let caFile = tls.caFile {
                     tlsConfiguration.additionalTrustRoots = [.file(caFile)]
+                } else if let caPEM = tls.caPEM {
+                    tlsConfiguration.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))]
                 }
-                if let chain = tls.certificateChainFile, let key = tls.privateKeyFile {
+                if let chain = tls.certificateChainFile {
                     tlsConfiguration.certificateChain = try NIOSSLCertificate.fromPEMFile(chain).map { .certificate($0) }
+                } else if let chain = tls.certificateChainPEM {
+                    tlsConfiguration.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(chain.utf8)).map { .certificate($0) }
+                }
+                if let key = tls.privateKeyFile {
                     tlsConfiguration.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+                } else if let key = tls.privateKeyPEM {
+                    tlsConfiguration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(key.utf8), format: .pem))
                 }
                 // Loads the roots now, so a bad caFile is reported here rather than per request.
                 _ = try NIOSSLContext(configuration: tlsConfiguration)

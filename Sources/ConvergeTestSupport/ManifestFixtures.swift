@@ -16,6 +16,6 @@ public func inSyncObservation(of set: ManifestSet, dependencyKinds: Set<String>)
         ObservedResource(
             id: resource.id, fields: resource.spec.desiredFields(metadata: resource.metadata),
             ownership: .managed, externalID: "id-\(resource.id.name)",
-            dependencies: resource.spec.references(in: set).map(\.target).filter { dependencyKinds.contains($0.kind) })
+            dependencies: resource.references(in: set).map(\.target).filter { dependencyKinds.contains($0.kind) })
     }
 }

@@ -1,8 +1,9 @@
 import ConvergeCore
 import ConvergeDocker
+import ConvergeKubernetes
 import ConvergeVSphere
 
 extension ConvergeCommand {
     /// The providers this binary serves. A new provider module is one more entry here.
-    static let plugins: [ProviderPlugin] = [.docker, .vSphere]
+    static let plugins: [ProviderPlugin] = [.docker, .vSphere, .kubernetes]
 }

@@ -11,6 +11,7 @@ public struct ManifestSet: Sendable {
     public let registry: KindRegistry
     private var indexByID: [ResourceID: Int]
     private var resourcesByKind: [String: [Resource]]
+    private var kindNames: [String]
 
     init(resources: [Resource], registry: KindRegistry) {
         self.registry = registry
@@ -21,6 +22,7 @@ public struct ManifestSet: Sendable {
         }
         self.indexByID = index
         self.resourcesByKind = Dictionary(grouping: self.resources, by: \.id.kind)
+        self.kindNames = resourcesByKind.keys.sorted()
     }
 
     public subscript(id: ResourceID) -> Resource? {
@@ -30,6 +32,9 @@ public struct ManifestSet: Sendable {
     public func resources(ofKind kind: String) -> [Resource] {
         resourcesByKind[kind] ?? []
     }
+
+    /// The kinds (resource id kinds) the set holds, sorted.
+    public var kinds: [String] { kindNames }
 
     /// The target a resource uses when its manifest names none: the only one of that kind.
     public func defaultTarget(kind: String) -> ResourceID? {
@@ -68,7 +73,7 @@ public struct ManifestSet: Sendable {
         for resource in resources {
             collector.currentResource = resource.id
             // A target that is written but could not be decoded has its own diagnostic.
-            for reference in resource.spec.references(in: self)
+            for reference in resource.references(in: self)
             where self[reference.target] == nil && !collector.undecodable.contains(reference.target) {
                 let known = resources(ofKind: reference.target.kind).map(\.id.name)
                 var hint = closestName(to: reference.target.name, among: known).map { "did you mean '\($0)'?" }
@@ -180,9 +185,16 @@ struct ManifestDecoder {
         let name = metadataNode?.required("name")?.string
         if let kindName, let name { collector.currentResource = ResourceID(kind: kindName, name: name) }
         defer { collector.currentResource = nil }
+        // Documents of other apiVersions (Kubernetes objects) go to the kind that takes them.
+        if let apiVersion, let objects = registry.otherAPIVersions, !apiVersion.hasPrefix(KindRegistry.apiGroupPrefix),
+            let kindName, let kindNode, registry.type(forKind: kindName) == nil
+        {
+            return decodeObject(document, metadataNode: metadataNode, name: name, apiVersion: apiVersion, kind: kindName, kindNode: kindNode, as: objects)
+        }
         let labels = metadataNode?.optional("labels")?.stringMap ?? [:]
         let annotations = metadataNode?.optional("annotations")?.stringMap ?? [:]
         metadataNode?.finish()
+        checkDependsOn(annotations, in: metadataNode)
 
         guard let kindName, let kindNode else {
             _ = document.optional("spec")  // unreadable without a kind, but not an unknown field
@@ -219,5 +231,38 @@ struct ManifestDecoder {
         specReader.finish()
         guard name != nil else { return nil }
         return Resource(apiVersion: apiVersion ?? KindRegistry.apiVersion, metadata: metadata, spec: spec, location: kindNode.location)
+    }
+
+    private func decodeObject(
+        _ document: MappingReader, metadataNode: MappingReader?, name: String?, apiVersion: String, kind: String, kindNode: ManifestNode,
+        as type: any APIObjectSpec.Type
+    ) -> Resource? {
+        let namespace = metadataNode?.optional("namespace")?.string
+        let labels = metadataNode?.optional("labels")?.stringMap ?? [:]
+        let annotations = metadataNode?.optional("annotations")?.stringMap ?? [:]
+        metadataNode?.finish()
+        checkDependsOn(annotations, in: metadataNode)
+        let metadata = Metadata(name: name ?? "", namespace: namespace, labels: labels, annotations: annotations)
+        let id = type.resourceID(apiVersion: apiVersion, kind: kind, metadata: metadata)
+        if name != nil { collector.currentResource = id }
+        guard let spec = type.init(document: document, apiVersion: apiVersion, kind: kind, metadata: metadata) else {
+            if name != nil { collector.undecodable.insert(id) }
+            return nil
+        }
+        document.finish()
+        guard let name, let nameNode = metadataNode?.optional("name") else { return nil }
+        if let hint = type.nameRule.check(name) { nameNode.report("invalid name '\(name)'", hint: hint) }
+        return Resource(apiVersion: apiVersion, metadata: metadata, spec: spec, location: kindNode.location, id: id)
+    }
+
+    /// Reports entries of a `converge.dev/depends-on` annotation that are not `Kind/name`.
+    private func checkDependsOn(_ annotations: [String: String], in metadata: MappingReader?) {
+        guard let value = annotations[DependsOnAnnotation.key] else { return }
+        for entry in DependsOnAnnotation.parse(value) where entry.id == nil {
+            let location = metadata?.optional("annotations")?.mapping?.keyLocation(DependsOnAnnotation.key)
+            collector.report(
+                "metadata.annotations[\(DependsOnAnnotation.key)]: '\(entry.text)' is not a resource id", at: location ?? metadata?.location,
+                hint: "list resources as Kind/name, separated by commas (e.g. Container/db, Namespace/shop)")
+        }
     }
 }

@@ -1,11 +1,15 @@
 /// `metadata` of a manifest, as in Kubernetes.
 public struct Metadata: Sendable, Hashable {
     public var name: String
+    /// Only objects of other apiVersions (Kubernetes objects) may set it; Converge's kinds
+    /// live in their target, not in a namespace.
+    public var namespace: String?
     public var labels: [String: String]
     public var annotations: [String: String]
 
-    public init(name: String, labels: [String: String] = [:], annotations: [String: String] = [:]) {
+    public init(name: String, namespace: String? = nil, labels: [String: String] = [:], annotations: [String: String] = [:]) {
         self.name = name
+        self.namespace = namespace
         self.labels = labels
         self.annotations = annotations
     }
@@ -79,6 +83,25 @@ public protocol ResourceSpec: Sendable {
     func stepGuard(for action: PlanStep.Action, observed: ObservedResource?) -> StepGuard?
 }
 
+/// A kind that takes every document whose apiVersion is not Converge's (Kubernetes objects:
+/// `v1`, `apps/v1`, a custom resource's group). One plug-in may provide it; the decoder hands
+/// it the whole document, since such objects keep their state beside `spec` (`data`,
+/// `rules`, `stringData`), and the kind names the resource, since its kind and name alone do
+/// not identify it (`Deployment.apps/shop/web`).
+public protocol APIObjectSpec: ResourceSpec {
+    /// Decodes the document's fields other than `apiVersion`, `kind` and `metadata`, reporting
+    /// problems through the reader; nil when unusable.
+    init?(document: MappingReader, apiVersion: String, kind: String, metadata: Metadata)
+
+    /// The id of the resource; never equal to one of a Converge kind.
+    static func resourceID(apiVersion: String, kind: String, metadata: Metadata) -> ResourceID
+}
+
+extension APIObjectSpec {
+    /// Never used: the decoder calls `init(document:apiVersion:kind:metadata:)`.
+    public init?(spec: MappingReader, metadata: Metadata) { nil }
+}
+
 extension ResourceSpec {
     public static var isLiveObject: Bool { true }
     public static var nameRule: NameRule { .portable }
@@ -98,8 +121,8 @@ public struct Resource: Sendable {
     /// Where the document's `kind:` is written; errors about the whole resource point here.
     public var location: SourceLocation
 
-    public init(apiVersion: String, metadata: Metadata, spec: any ResourceSpec, location: SourceLocation) {
-        self.id = ResourceID(kind: type(of: spec).kind, name: metadata.name)
+    public init(apiVersion: String, metadata: Metadata, spec: any ResourceSpec, location: SourceLocation, id: ResourceID? = nil) {
+        self.id = id ?? ResourceID(kind: type(of: spec).kind, name: metadata.name)
         self.apiVersion = apiVersion
         self.metadata = metadata
         self.spec = spec
@@ -108,6 +131,36 @@ public struct Resource: Sendable {
 
     public var isLiveObject: Bool { type(of: spec).isLiveObject }
 
+    /// What this resource needs: what its spec references, and what its
+    /// `converge.dev/depends-on` annotation names (across kinds and providers).
+    public func references(in set: ManifestSet) -> [Reference] {
+        spec.references(in: set) + explicitDependencies
+    }
+
+    /// The ids listed in the `converge.dev/depends-on` annotation (comma-separated
+    /// `Kind/name`); the decoder reports entries that are not ids.
+    public var explicitDependencies: [Reference] {
+        guard let list = metadata.annotations[DependsOnAnnotation.key] else { return [] }
+        return DependsOnAnnotation.parse(list).compactMap { entry in
+            entry.id.map { Reference(target: $0, field: "metadata.annotations[\(DependsOnAnnotation.key)]", location: location) }
+        }
+    }
+
     /// The spec as its concrete type, for providers that serve that kind.
     public func spec<Spec: ResourceSpec>(as type: Spec.Type) -> Spec? { spec as? Spec }
+}
+
+/// `metadata.annotations["converge.dev/depends-on"]`: resources (`Kind/name`, comma-separated)
+/// that must be created or updated first, whatever provider serves them: a Kubernetes
+/// Deployment after the Docker container it talks to.
+public enum DependsOnAnnotation {
+    public static let key = "converge.dev/depends-on"
+
+    /// The entries of the annotation's value, each with its id when it is one.
+    public static func parse(_ value: String) -> [(text: String, id: ResourceID?)] {
+        value.split(separator: ",").map { entry in
+            let text = String(entry.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+            return (text, ResourceID(text))
+        }.filter { !$0.text.isEmpty }
+    }
 }

@@ -5,7 +5,7 @@ public struct DependencyGraph: Sendable {
 
     public init(_ set: ManifestSet) {
         for resource in set.resources {
-            let targets = Set(resource.spec.references(in: set).map(\.target)).filter { set[$0] != nil }
+            let targets = Set(resource.references(in: set).map(\.target)).filter { set[$0] != nil }
             dependencies[resource.id] = targets.sorted()
         }
     }

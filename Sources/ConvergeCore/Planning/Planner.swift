@@ -119,7 +119,7 @@ public struct Planner: Sendable {
         guard changes.values.contains(where: { $0.action == .replace }) else { return }
         var boundDependents: [ResourceID: [ResourceID]] = [:]
         for resource in set.resources {
-            for reference in resource.spec.references(in: set) where reference.bindsLifetime {
+            for reference in resource.references(in: set) where reference.bindsLifetime {
                 boundDependents[reference.target, default: []].append(resource.id)
             }
         }
@@ -193,13 +193,13 @@ public struct Planner: Sendable {
     static func liveDependencies(of id: ResourceID, in set: ManifestSet) -> Set<ResourceID> {
         var found: Set<ResourceID> = []
         var visited: Set<ResourceID> = [id]
-        var pending = set[id]?.spec.references(in: set).map(\.target) ?? []
+        var pending = set[id]?.references(in: set).map(\.target) ?? []
         while let target = pending.popLast() {
             guard visited.insert(target).inserted, let resource = set[target] else { continue }
             if resource.isLiveObject {
                 found.insert(target)
             } else {
-                pending += resource.spec.references(in: set).map(\.target)
+                pending += resource.references(in: set).map(\.target)
             }
         }
         return found
