@@ -29,6 +29,8 @@ let package = Package(
                 .product(name: "ConvergeStorePostgres", package: convergeIdentity),
                 .product(name: "ConvergeWorkflow", package: convergeIdentity),
                 .product(name: "ConvergeVSphere", package: convergeIdentity),
+                .product(name: "ConvergeKubernetes", package: convergeIdentity),
+                .product(name: "ConvergeRuntime", package: convergeIdentity),
                 .product(name: "ConvergeTestSupport", package: convergeIdentity),
             ]
         ),

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 let usage = """
-    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|all> [options]
+    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|all> [options]
 
       plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
       git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
@@ -17,13 +17,17 @@ let usage = """
                  one nft transaction vs the seed's 1,000 x docker exec iptables -A
       vsphere    observe 1,000 VMs on govmomi's vCenter simulator: Converge's client and provider
                  vs pyVmomi reading the same properties through a ContainerView (round trips, time)
-      all        the seven, in that order
+      kubernetes converge reconcile vs kubectl apply --server-side, 1,000 ConfigMaps in 10
+                 namespaces on the test kube-apiserver; the in-sync dry-run and its API requests
+      kubernetes-scale
+                 peak RSS of a reconcile of 10,000 ConfigMaps
+      all        the nine, in that order
 
     options:
       --runs N            timed runs for plan, git-load, journal, resume, firewall and vsphere (default 5)
       --seed-runs N       firewall: runs of the seed's 1,000 iptables -A, CLI and Engine API
                           (default 1; each takes a minute or so)
-      --rounds N          rounds for docker, each tool once per round (default 3)
+      --rounds N          rounds for docker and kubernetes, each tool once per round (default 3)
       --json              print the figures as JSON on stdout instead of a table
       --converge PATH     converge binary for docker and firewall (default: build it with
                           `swift build -c release --product converge` in the main package)
@@ -75,8 +79,14 @@ func parse(_ arguments: [String]) -> Options {
     }
     while let argument = iterator.next() {
         switch argument {
-        case "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, ResumeBenchmark.prepareCommand: options.benchmarks.append(argument)
-        case "all": options.benchmarks += ["plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name]
+        case "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, ResumeBenchmark.prepareCommand,
+            KubernetesBenchmark.name, KubernetesBenchmark.scaleName:
+            options.benchmarks.append(argument)
+        case "all":
+            options.benchmarks += [
+                "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, KubernetesBenchmark.name,
+                KubernetesBenchmark.scaleName,
+            ]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
         case "--seed-runs": options.seedRuns = count(argument)
@@ -116,6 +126,8 @@ func runChild(_ options: Options) -> Int32 {
         case "resume": rows = try ResumeBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
         case ResumeBenchmark.prepareCommand: try ResumeBenchmark.prepare(postgresURL: benchPostgresURL(options.postgresURL))
         case VSphereBenchmark.name: rows = try VSphereBenchmark.run(runs: options.runs, packagePath: options.packagePath)
+        case KubernetesBenchmark.name: rows = try KubernetesBenchmark.run(runs: options.runs, rounds: options.rounds, packagePath: options.packagePath)
+        case KubernetesBenchmark.scaleName: rows = try KubernetesBenchmark.runScale(packagePath: options.packagePath)
         case "firewall": rows = try FirewallBenchmark.run(runs: options.runs, seedRuns: options.seedRuns, converge: options.converge, packagePath: options.packagePath)
         default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, parallelism: options.parallelism, packagePath: options.packagePath)
         }

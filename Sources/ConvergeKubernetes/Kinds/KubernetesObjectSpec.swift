@@ -179,7 +179,7 @@ public struct KubernetesObjectSpec: APIObjectSpec, Equatable {
         guard target(in: set) == nil else { return }
         let clusters = set.resources(ofKind: KubernetesClusterSpec.kind).map(\.id.name)
         collector.report(
-            "no KubernetesCluster to apply it to", at: location,
+            "no KubernetesCluster to apply it to", at: resource.location,
             hint: clusters.isEmpty
                 ? "add a KubernetesCluster manifest (spec.kubeconfig: ~/.kube/config, or spec.inCluster: true)"
                 : "several KubernetesClusters are defined (\(clusters.joined(separator: ", "))); name one with the annotation \(Annotation.cluster)"
