@@ -38,7 +38,7 @@ public enum NftablesJSON {
                 result.rules.append(LiveFirewallRule(fields))
             case "rule":
                 let comment = fields["comment"]?.string.map { " comment \"\($0)\"" } ?? ""
-                result.extraObjects.append("rule in chain \(fields["chain"]?.string ?? "?"): \((fields["expr"] ?? .null).compact)\(comment)")
+                result.extraObjects.append("rule in chain \(fields["chain"]?.string ?? "?"): \((fields["expr"] ?? .null).serialized)\(comment)")
             default:
                 result.extraObjects.append("\(type) \(name)")
             }
@@ -193,7 +193,7 @@ public enum LiveFirewallRule: Sendable, Hashable {
            let rule = RuleReader.read(statements, name: comment) {
             self = .rule(rule)
         } else {
-            self = .unknown(comment: comment, expression: expression.compact)
+            self = .unknown(comment: comment, expression: expression.serialized)
         }
     }
 }
@@ -344,80 +344,5 @@ private struct RuleReader {
     static func setElements(_ value: JSONValue) -> [JSONValue]? {
         guard case .object(let fields) = value, fields.count == 1, case .array(let items)? = fields["set"] else { return nil }
         return items
-    }
-}
-
-/// A JSON value as read, only for nft output: enough to walk it and to print parts of it
-/// back compactly (keys sorted, so the same rule always prints the same).
-enum JSONValue: Sendable, Hashable, Decodable {
-    case null
-    case bool(Bool)
-    case int(Int)
-    case double(Double)
-    case string(String)
-    case array([JSONValue])
-    case object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        if container.decodeNil() {
-            self = .null
-        } else if let value = try? container.decode(Bool.self) {
-            self = .bool(value)
-        } else if let value = try? container.decode(Int.self) {
-            self = .int(value)
-        } else if let value = try? container.decode(Double.self) {
-            self = .double(value)
-        } else if let value = try? container.decode(String.self) {
-            self = .string(value)
-        } else if let value = try? container.decode([JSONValue].self) {
-            self = .array(value)
-        } else {
-            self = .object(try container.decode([String: JSONValue].self))
-        }
-    }
-
-    var string: String? {
-        if case .string(let value) = self { return value }
-        return nil
-    }
-
-    var int: Int? {
-        if case .int(let value) = self { return value }
-        return nil
-    }
-
-    var compact: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let value): return value ? "true" : "false"
-        case .int(let value): return String(value)
-        case .double(let value): return String(value)
-        case .string(let value): return Self.quoted(value)
-        case .array(let items): return "[" + items.map(\.compact).joined(separator: ",") + "]"
-        case .object(let fields):
-            return "{" + fields.keys.sorted().map { "\(Self.quoted($0)):\(fields[$0]?.compact ?? "null")" }.joined(separator: ",") + "}"
-        }
-    }
-
-    private static func quoted(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\t": result += "\\t"
-            case "\r": result += "\\r"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    result.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return result + "\""
     }
 }

@@ -1,3 +1,4 @@
+import ConvergeCore
 import ConvergeHTTP
 import Foundation
 import NIOCore

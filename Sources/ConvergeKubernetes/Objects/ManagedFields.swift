@@ -1,3 +1,4 @@
+import ConvergeCore
 /// The fields of a live object that one field manager owns, read from its `managedFields`
 /// (server-side apply's `FieldsV1` sets), and the object cut down to them.
 ///

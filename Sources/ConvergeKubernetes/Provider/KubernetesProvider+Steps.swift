@@ -259,10 +259,6 @@ extension KubernetesProvider {
     }
 }
 
-extension JSONValue: ExpressibleByStringLiteral {
-    public init(stringLiteral value: String) { self = .string(value) }
-}
-
 extension JSONValue {
     /// This object with `key` set (or removed, for nil).
     func setting(_ key: String, to value: JSONValue?) -> JSONValue {

@@ -1,3 +1,4 @@
+import ConvergeCore
 import Crypto
 import Foundation
 

@@ -1,8 +1,7 @@
-import ConvergeCore
 import Foundation
 
-/// A Kubernetes object as the API server reads and writes it: JSON, any shape. Manifests
-/// become this, the apply body is encoded from it, and live objects decode into it.
+/// A JSON value of any shape, as APIs answer (a Kubernetes object, `nft -j` output): walked
+/// by key, printed back compactly with sorted keys so equal values print the same.
 public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
@@ -96,7 +95,7 @@ public enum JSONValue: Sendable, Hashable {
         out += "\""
     }
 
-    /// Parses JSON text (an API server's response).
+    /// Parses JSON text.
     public static func parse(_ bytes: some Collection<UInt8>) throws -> JSONValue {
         try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
     }
@@ -136,4 +135,8 @@ extension JSONValue: Decodable {
             self = .object(try container.decode([String: JSONValue].self))
         }
     }
+}
+
+extension JSONValue: ExpressibleByStringLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
 }
