@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ConvergeKubernetes", targets: ["ConvergeKubernetes"]),
         .library(name: "ConvergeRuntime", targets: ["ConvergeRuntime"]),
         .library(name: "ConvergeHTTP", targets: ["ConvergeHTTP"]),
+        .library(name: "ConvergeController", targets: ["ConvergeController"]),
         .library(name: "ConvergeTestSupport", targets: ["ConvergeTestSupport"]),
     ],
     dependencies: [
@@ -28,6 +29,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.27.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.21.0"),
+        // The controller: its HTTP server (API, webhooks, health, metrics), services with
+        // graceful shutdown, Prometheus metrics, logs.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.20.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // Pure model: manifests, validation, diff, plan, renderers, the provider plug-in
@@ -118,12 +125,27 @@ let package = Package(
             name: "ConvergeRuntime",
             dependencies: ["ConvergeCore", "ConvergeGit", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow"]
         ),
+        // `converge controller`: the reconcile loop as long-running services: source polling and
+        // webhooks, drift, leader election (store lease or Kubernetes Lease), the HTTP API,
+        // metrics. Knows no provider; the CLI hands it the plug-ins.
+        .target(
+            name: "ConvergeController",
+            dependencies: [
+                "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeKubernetes",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The CLI: parses, calls the runtime, prints, picks the exit code. Lists the plug-ins.
         .executableTarget(
             name: "converge",
             dependencies: [
                 "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeDocker", "ConvergeVSphere",
-                "ConvergeKubernetes", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ConvergeKubernetes", "ConvergeController", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // For tests and benchmarks: manifest fixtures, scripted provider and store, manual

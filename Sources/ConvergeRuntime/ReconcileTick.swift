@@ -10,6 +10,8 @@ public struct ReconcileTick: Sendable {
     public enum Outcome: Sendable {
         /// Nothing to change.
         case inSync(Plan)
+        /// Changes were planned but `shouldStart` held them back (drift only reported).
+        case held(Plan)
         /// A run was started (or an identical one already waiting was found); its status says
         /// how it ended, `awaitingApproval` included.
         case ran(Plan, RunRecord)
@@ -21,6 +23,9 @@ public struct ReconcileTick: Sendable {
     public var resumed: @Sendable (RunRecord) -> Void
     /// Told of the plan before its run starts (to print it, post it, count it).
     public var planned: @Sendable (Plan) -> Void
+    /// Whether a plan with changes becomes a run; by default every one does. The controller
+    /// holds back drift on a source whose drift policy is to report it.
+    public var shouldStart: @Sendable (Plan) -> Bool = { _ in true }
 
     public init(
         engine: WorkflowEngine, options: WorkflowOptions,
@@ -39,6 +44,7 @@ public struct ReconcileTick: Sendable {
         let change = try await engine.plan(set, source: revision)
         planned(change.plan)
         guard !change.plan.isEmpty else { return .inSync(change.plan) }
+        guard shouldStart(change.plan) else { return .held(change.plan) }
         return .ran(change.plan, try await engine.start(change, manifests: files, options: options))
     }
 }

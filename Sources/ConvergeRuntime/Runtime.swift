@@ -32,10 +32,11 @@ public struct Runtime: Sendable {
     }
 
     /// The workflow engine over `store` for runs of `instance` (this runtime's unless a run
-    /// names another), with this runtime's providers and checks. `faults` is for crash tests.
+    /// names another), with this runtime's providers and checks. `gate` holds steps back (a
+    /// controller replica that does not lead); `faults` is for crash tests.
     public func engine(
         store: any WorkflowStore, instance: String? = nil, parallelism: Int,
-        events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in }, faults: FaultHook? = nil
+        events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in }, gate: StepGate? = nil, faults: FaultHook? = nil
     ) -> WorkflowEngine {
         let providers = self.providers
         let checks = ProbeSuite(registry: registry)
@@ -43,6 +44,7 @@ public struct Runtime: Sendable {
             store: store, registry: registry.kinds, instance: instance ?? self.instance, version: version, parallelism: parallelism,
             events: events, verify: { await checks.run($0) }, makeProviders: { try providers.providers(for: $0) })
         engine.faults = faults
+        engine.gate = gate
         return engine
     }
 

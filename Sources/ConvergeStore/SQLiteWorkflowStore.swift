@@ -362,6 +362,33 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
             }
         }
     }
+
+    public func campaign(for name: String, holder: String, ttl: Duration) async throws -> LeaderLease {
+        try await onQueue("campaign for the leader lease \(name)") { db in
+            let now = Self.nowMilliseconds()
+            return try db.writeTransaction {
+                _ = try db.run(
+                    WorkflowSchema.campaignStatement { "?\($0)" },
+                    [.text(name), .text(holder), .int(now), .int(now + ttl.storeMilliseconds)])
+                guard
+                    let lease = try db.query(
+                        "SELECT \(WorkflowSchema.leaderLeaseColumns) FROM leader_leases WHERE name = ?", [.text(name)], as: LeaderLease.self
+                    ).first
+                else { throw StoreError.database(operation: "campaign for the leader lease \(name)", message: "the lease row vanished") }
+                return lease
+            }
+        }
+    }
+
+    public func resign(_ name: String, holder: String) async throws {
+        try await onQueue("resign the leader lease \(name)") { db in
+            _ = try db.writeTransaction {
+                try db.run(
+                    "UPDATE leader_leases SET expires_at = ? WHERE name = ? AND holder = ?",
+                    [.int(Self.nowMilliseconds()), .text(name), .text(holder)])
+            }
+        }
+    }
 }
 
 /// `keys` without repetitions, in their first order.

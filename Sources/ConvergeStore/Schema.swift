@@ -183,6 +183,34 @@ public enum WorkflowSchema {
                 """,
             ]
         ),
+        // The leader lease of controller replicas sharing a store.
+        Migration(
+            version: 3,
+            sqlite: [
+                """
+                CREATE TABLE leader_leases (
+                    name TEXT PRIMARY KEY,
+                    holder TEXT NOT NULL,
+                    acquired_at INTEGER NOT NULL,
+                    renewed_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    transitions INTEGER NOT NULL
+                )
+                """,
+            ],
+            postgres: [
+                """
+                CREATE TABLE leader_leases (
+                    name TEXT PRIMARY KEY,
+                    holder TEXT NOT NULL,
+                    acquired_at BIGINT NOT NULL,
+                    renewed_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    transitions BIGINT NOT NULL
+                )
+                """,
+            ]
+        ),
     ]
 
     /// The columns of `runs` in the order both backends select and decode them.
@@ -202,4 +230,24 @@ public enum WorkflowSchema {
 
     /// The columns of `leases` both backends select and decode.
     package static let leaseColumns = "key, run_id, owner, expires_at"
+
+    /// The columns of `leader_leases` both backends select and decode.
+    package static let leaderLeaseColumns = "name, holder, acquired_at, renewed_at, expires_at, transitions"
+
+    /// Takes or renews a leader lease, with placeholders `name, holder, now, expires` written
+    /// by `placeholder(n)` and `now` the store clock's expression: an insert, or an update of
+    /// a row that is the holder's or expired. `SET` reads the row as it was, so the
+    /// acquisition time and the transition count change only when the holder does.
+    package static func campaignStatement(_ placeholder: (Int) -> String) -> String {
+        """
+        INSERT INTO leader_leases (name, holder, acquired_at, renewed_at, expires_at, transitions)
+        VALUES (\(placeholder(1)), \(placeholder(2)), \(placeholder(3)), \(placeholder(3)), \(placeholder(4)), 0)
+        ON CONFLICT (name) DO UPDATE SET
+            acquired_at = CASE WHEN leader_leases.holder = excluded.holder THEN leader_leases.acquired_at ELSE excluded.acquired_at END,
+            transitions = CASE WHEN leader_leases.holder = excluded.holder THEN leader_leases.transitions
+                ELSE leader_leases.transitions + 1 END,
+            holder = excluded.holder, renewed_at = excluded.renewed_at, expires_at = excluded.expires_at
+        WHERE leader_leases.holder = excluded.holder OR leader_leases.expires_at <= excluded.renewed_at
+        """
+    }
 }

@@ -109,6 +109,15 @@ extension LeaseRecord: StoreRowDecodable {
     }
 }
 
+extension LeaderLease: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.leaderLeaseColumns`.
+    package init(row: some StoreRow) throws {
+        self.init(
+            name: try row.string("name"), holder: try row.string("holder"), acquiredAt: try row.date("acquired_at"),
+            renewedAt: try row.date("renewed_at"), expiresAt: try row.date("expires_at"), transitions: try row.int("transitions"))
+    }
+}
+
 /// What renewing needs to know of one of a run's leases: its owner, and whether it is still
 /// live by the store's clock (a column `live`, `expires_at` compared with now in the query, so
 /// each backend judges expiry by the clock it trusts).

@@ -51,6 +51,15 @@ public protocol WorkflowStore: Sendable {
     /// gets a lease with key ``runLeaseKey(_:)`` for `owner`, and is returned. Nil when there is
     /// nothing to resume. The caller then re-acquires the run's resource leases (same run: free).
     func claimResumableRun(instance: String, owner: String, ttl: Duration) async throws -> RunRecord?
+
+    /// Takes the leader lease `name` for `holder`, or renews it, when it is free, expired or
+    /// already `holder`'s; returns the lease as it stands afterwards (held by `holder` or by
+    /// another). Expiry is judged by the store's clock, so replicas on hosts whose clocks
+    /// drift still agree.
+    func campaign(for name: String, holder: String, ttl: Duration) async throws -> LeaderLease
+    /// Ends `holder`'s lease `name` at once, so a successor need not wait for it to expire;
+    /// does nothing when another holds it.
+    func resign(_ name: String, holder: String) async throws
 }
 
 /// The lease key `claimResumableRun` takes for a run: `run/<id>`.
@@ -306,4 +315,25 @@ public enum LeaseOutcome: Sendable, Equatable {
     case acquired
     /// The first key found held by another run, and its lease.
     case held(LeaseRecord)
+}
+
+/// The lease that makes one replica of a controller its leader.
+public struct LeaderLease: Sendable, Codable, Equatable {
+    public var name: String
+    public var holder: String
+    /// When `holder` took it (renewals keep it).
+    public var acquiredAt: Date
+    public var renewedAt: Date
+    public var expiresAt: Date
+    /// How many times the lease passed from one holder to another.
+    public var transitions: Int
+
+    public init(name: String, holder: String, acquiredAt: Date, renewedAt: Date, expiresAt: Date, transitions: Int) {
+        self.name = name
+        self.holder = holder
+        self.acquiredAt = acquiredAt
+        self.renewedAt = renewedAt
+        self.expiresAt = expiresAt
+        self.transitions = transitions
+    }
 }

@@ -456,6 +456,38 @@ public final class PostgresWorkflowStore: WorkflowStore {
         }
     }
 
+    public func campaign(for name: String, holder: String, ttl: Duration) async throws -> LeaderLease {
+        let statement = WorkflowSchema.campaignStatement { n in
+            switch n {
+            case 3: return Self.nowMS
+            case 4: return "(\(Self.nowMS) + $3)"
+            default: return "$\(n)"
+            }
+        }
+        var binds = PostgresBindings()
+        binds.append(name)
+        binds.append(holder)
+        binds.append(ttl.storeMilliseconds)
+        let campaign = PostgresQuery(unsafeSQL: statement, binds: binds)
+        return try await transaction("campaign for the leader lease \(name)") { connection in
+            try await connection.query(campaign, logger: self.logger)
+            guard
+                let lease = try await connection.query(
+                    "SELECT \(unescaped: WorkflowSchema.leaderLeaseColumns) FROM leader_leases WHERE name = \(name)", logger: self.logger
+                ).records(as: LeaderLease.self).first
+            else { throw StoreError.database(operation: "campaign for the leader lease \(name)", message: "the lease row vanished") }
+            return lease
+        }
+    }
+
+    public func resign(_ name: String, holder: String) async throws {
+        try await withConnection("resign the leader lease \(name)") { connection in
+            _ = try await connection.query(
+                "UPDATE leader_leases SET expires_at = \(unescaped: Self.nowMS) WHERE name = \(name) AND holder = \(holder)",
+                logger: self.logger)
+        }
+    }
+
     public func leases() async throws -> [LeaseRecord] {
         try await withConnection("list leases") { connection in
             try await connection.query(

@@ -69,6 +69,10 @@ public final class ScriptedStore: WorkflowStore, @unchecked Sendable {
     }
     public func releaseLeases(run: Int64) async throws { try await base.releaseLeases(run: run) }
     public func leases() async throws -> [LeaseRecord] { try await base.leases() }
+    public func campaign(for name: String, holder: String, ttl: Duration) async throws -> LeaderLease {
+        try await base.campaign(for: name, holder: holder, ttl: ttl)
+    }
+    public func resign(_ name: String, holder: String) async throws { try await base.resign(name, holder: holder) }
     public func claimResumableRun(instance: String, owner: String, ttl: Duration) async throws -> RunRecord? {
         try await base.claimResumableRun(instance: instance, owner: owner, ttl: ttl)
     }

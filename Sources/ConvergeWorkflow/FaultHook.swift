@@ -16,7 +16,8 @@ public enum FaultPoint: String, Sendable, CaseIterable {
 /// resumable, and the engine rethrows the error. Steps already running alongside finish.
 public typealias FaultHook = @Sendable (FaultPoint, PlanStep) async throws -> Void
 
-/// A fault hook's error on its way out of the plan executor.
-struct FaultStop: Error {
+/// An error that stops a run where it is, resumable, on its way out of the plan executor: a
+/// fault hook's, or a closed step gate's.
+struct RunStop: Error {
     var underlying: any Error
 }

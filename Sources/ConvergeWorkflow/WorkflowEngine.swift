@@ -34,6 +34,8 @@ public struct WorkflowEngine: Sendable {
     public var liveness: ProcessLiveness = .thisHost
     /// Called at each step's boundaries, for crash and concurrency tests; none in normal use.
     public var faults: FaultHook?
+    /// Checked before each step and each compensation; none lets every step start.
+    public var gate: StepGate?
 
     public init(store: any WorkflowStore, registry: KindRegistry, instance: String, version: String, parallelism: Int = 8,
                 owner: String = WorkflowEngine.processOwner, events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in },
@@ -125,15 +127,8 @@ public struct WorkflowEngine: Sendable {
     /// reviewed: `digest` (when the approver gives it) must be the run's, and the live state
     /// must still produce that same plan.
     public func approve(_ id: Int64, approver: String, comment: String, digest: String?) async throws -> RunRecord {
-        let run = try await waitingRun(id)
-        if let digest, digest != run.planDigest {
-            throw WorkflowError.staleApproval(run: id, approved: digest, current: run.planDigest)
-        }
+        let run = try await checkApproval(id, approver: approver, digest: digest)
         let plan = try Self.decode(Plan.self, run.planJSON)
-        let allowed = Set(plan.approvals.flatMap(\.approvers))
-        if !allowed.isEmpty, !allowed.contains(approver) {
-            throw WorkflowError.notAnApprover(approver, allowed: allowed.sorted())
-        }
         try await store.recordApproval(
             ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .approved, approver: approver, comment: comment, at: clock.now))
         let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON), registry: registry)
@@ -143,6 +138,20 @@ public struct WorkflowEngine: Sendable {
             throw WorkflowError.planChanged(run: id, approved: run.planDigest, current: fresh.plan.digest)
         }
         return try await drive(run, planned: fresh, options: try Self.decode(WorkflowOptions.self, run.optionsJSON))
+    }
+
+    /// The waiting run `id`, when `approver` may approve it with `digest`: what `approve`
+    /// checks before it records anything (front ends answer with it before queueing).
+    public func checkApproval(_ id: Int64, approver: String, digest: String?) async throws -> RunRecord {
+        let run = try await waitingRun(id)
+        if let digest, digest != run.planDigest {
+            throw WorkflowError.staleApproval(run: id, approved: digest, current: run.planDigest)
+        }
+        let allowed = Set(try Self.decode(Plan.self, run.planJSON).approvals.flatMap(\.approvers))
+        if !allowed.isEmpty, !allowed.contains(approver) {
+            throw WorkflowError.notAnApprover(approver, allowed: allowed.sorted())
+        }
+        return run
     }
 
     public func reject(_ id: Int64, approver: String, comment: String) async throws -> RunRecord {
@@ -183,8 +192,14 @@ public struct WorkflowEngine: Sendable {
     private func execute(_ run: RunRecord, planned: Reconciler.PlannedChange, options: WorkflowOptions) async throws -> RunRecord {
         let ttl = Duration.milliseconds(Int64(options.leaseSeconds * 1000))
         try await acquireLeases(for: run, plan: planned.plan, ttl: ttl, timeout: options.lockTimeoutSeconds)
-        try await holdingLeases(of: run.id, ttl: ttl) {
-            try await self.runSteps(of: run, planned: planned, options: options)
+        do {
+            try await holdingLeases(of: run.id, ttl: ttl) {
+                try await self.runSteps(of: run, planned: planned, options: options)
+            }
+        } catch let halted as WorkflowError where halted.code == .halted {
+            // Stopped on purpose, with nothing in flight: the next process need not wait out the leases.
+            try await store.releaseLeases(run: run.id)
+            throw halted
         }
         try await store.releaseLeases(run: run.id)
         return try await existingRun(run.id)
@@ -203,6 +218,7 @@ public struct WorkflowEngine: Sendable {
                     // Stopped (the leases could not be renewed): another process may be driving
                     // the run by now, and starting more steps here would run them twice.
                     try Task.checkCancellation()
+                    try self.passGate(run.id)
                     try await self.runStep(step, of: run, planned: planned, reconciler: reconciler, journaled: journal[step.index], retry: options.retry)
                 }
                 try Task.checkCancellation()
@@ -222,12 +238,12 @@ public struct WorkflowEngine: Sendable {
 
     /// Rethrows what stops a run without ending it, so that it is neither rolled back nor
     /// marked failed and another process can resume it: the task's cancellation (its leases
-    /// could not be renewed) and a fault hook's error.
+    /// could not be renewed), a fault hook's error and a closed gate.
     private static func rethrowIfStopped(_ error: any Error) throws {
         if Task.isCancelled { throw CancellationError() }
-        if let stop = error as? FaultStop { throw stop.underlying }
+        if let stop = error as? RunStop { throw stop.underlying }
         if let execution = error as? PlanExecutionError,
-            let stop = execution.failures.lazy.compactMap({ $0.underlying as? FaultStop }).first
+            let stop = execution.failures.lazy.compactMap({ $0.underlying as? RunStop }).first
         {
             throw stop.underlying
         }
@@ -268,7 +284,7 @@ public struct WorkflowEngine: Sendable {
                 try await fault(.afterStep, step)
                 events(.stepFinished(step, duration: timer.now - started))
                 return
-            } catch let stop as FaultStop {
+            } catch let stop as RunStop {
                 throw stop
             } catch {
                 // The run stopped: the step stays journaled as running, cut off mid-flight, and
@@ -292,13 +308,18 @@ public struct WorkflowEngine: Sendable {
         }
     }
 
-    /// Calls the fault hook; its error becomes a `FaultStop`, which stops the run.
+    /// Throws `WorkflowError.halted`, as a `RunStop`, when the gate is closed.
+    private func passGate(_ run: Int64) throws {
+        if let reason = gate?.closedReason() { throw RunStop(underlying: WorkflowError.halted(run, reason: reason)) }
+    }
+
+    /// Calls the fault hook; its error becomes a `RunStop`, which stops the run.
     private func fault(_ point: FaultPoint, _ step: PlanStep) async throws {
         guard let faults else { return }
         do {
             try await faults(point, step)
         } catch {
-            throw FaultStop(underlying: error)
+            throw RunStop(underlying: error)
         }
     }
 
@@ -311,6 +332,7 @@ public struct WorkflowEngine: Sendable {
         var failures: [String] = []
         for var record in journal where [.succeeded, .failed, .running, .compensationFailed].contains(record.status) {
             try Task.checkCancellation()
+            if let reason = gate?.closedReason() { throw WorkflowError.halted(run.id, reason: reason) }
             let step = planned.plan.steps[record.index]
             events(.compensating(step))
             do {

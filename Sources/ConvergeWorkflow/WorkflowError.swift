@@ -26,6 +26,9 @@ public struct WorkflowError: Error, CustomStringConvertible, Equatable {
         public static let leaseLost = Code("leaseLost")
         /// The store failed while the run's leases were renewed; the run stopped, resumable.
         public static let leaseRenewalFailed = Code("leaseRenewalFailed")
+        /// The step gate closed (leadership lost, shutting down); the run stopped between
+        /// steps, resumable, its leases released.
+        public static let halted = Code("halted")
         /// A journaled plan, option set or manifest archive cannot be read back.
         public static let corruptJournal = Code("corruptJournal")
 
@@ -95,6 +98,12 @@ public struct WorkflowError: Error, CustomStringConvertible, Equatable {
         WorkflowError(
             code: .leaseRenewalFailed, run: id,
             message: "run \(id) stopped: its leases could not be renewed (\(detail)); it was left as it was, to be resumed once the store answers again")
+    }
+
+    public static func halted(_ id: Int64, reason: String) -> WorkflowError {
+        WorkflowError(
+            code: .halted, run: id,
+            message: "run \(id) paused between steps (\(reason)); it is resumable, and the next process allowed to start steps resumes it")
     }
 
     public static func corruptJournal(_ detail: String) -> WorkflowError {

@@ -17,7 +17,10 @@ struct ConvergeCommand: AsyncParsableCommand {
         commandName: "converge",
         abstract: "Keep live infrastructure in line with the manifests committed to Git.",
         version: version,
-        subcommands: [ValidateCommand.self, ReconcileCommand.self, ProbeCommand.self, RunsCommand.self, ReportCommand.self, ApproveCommand.self, RejectCommand.self, SnapshotsCommand.self])
+        subcommands: [
+            ValidateCommand.self, ReconcileCommand.self, ControllerCommand.self, ProbeCommand.self, RunsCommand.self, ReportCommand.self,
+            ApproveCommand.self, RejectCommand.self, SnapshotsCommand.self,
+        ])
 
     /// A closed pipe (`converge … | head`, a remote hanging up on libgit2) must surface as an
     /// error on that write, not kill the process halfway through a change.

@@ -376,6 +376,45 @@ struct WorkflowStoreBehaviourTests {
         }
     }
 
+    // MARK: Leader lease
+
+    @Test("one holder at a time: renewals keep it, expiry or resignation passes it on", arguments: Backend.allCases)
+    func leaderLease(backend: Backend) async throws {
+        try await TestDatabase.with(backend) { database in
+            let a = try await database.openMigrated()
+            let b = try await database.openMigrated()
+            let first = try await a.campaign(for: "converge", holder: "a", ttl: .milliseconds(300))
+            #expect(first.holder == "a" && first.transitions == 0)
+            #expect(try await b.campaign(for: "converge", holder: "b", ttl: .milliseconds(300)).holder == "a")
+            let renewed = try await a.campaign(for: "converge", holder: "a", ttl: .milliseconds(300))
+            #expect(renewed.holder == "a" && renewed.acquiredAt == first.acquiredAt && renewed.expiresAt >= first.expiresAt)
+            try await Task.sleep(for: .milliseconds(400))
+            let taken = try await b.campaign(for: "converge", holder: "b", ttl: .seconds(30))
+            #expect(taken.holder == "b" && taken.transitions == 1 && taken.acquiredAt > first.acquiredAt)
+            try await a.resign("converge", holder: "a")  // not a's any more: nothing changes
+            #expect(try await a.campaign(for: "converge", holder: "a", ttl: .seconds(30)).holder == "b")
+            try await b.resign("converge", holder: "b")
+            let after = try await a.campaign(for: "converge", holder: "a", ttl: .seconds(30))
+            #expect(after.holder == "a" && after.transitions == 2)
+            #expect(try await b.campaign(for: "other", holder: "b", ttl: .seconds(30)).holder == "b")
+        }
+    }
+
+    @Test("racing campaigns for a free lease: exactly one wins", arguments: Backend.allCases)
+    func leaderLeaseRace(backend: Backend) async throws {
+        try await TestDatabase.with(backend) { database in
+            var stores: [any WorkflowStore] = []
+            for _ in 0..<4 { stores.append(try await database.openMigrated()) }
+            let holders = try await withThrowingTaskGroup(of: String.self) { group in
+                for (index, store) in stores.enumerated() {
+                    group.addTask { try await store.campaign(for: "converge", holder: "r\(index)", ttl: .seconds(30)).holder }
+                }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(Set(holders).count == 1, "\(holders)")
+        }
+    }
+
     // MARK: Sharing
 
     @Test("two stores on the same database see each other's writes", arguments: Backend.allCases)

@@ -1,0 +1,47 @@
+import ConvergeGit
+import Foundation
+
+/// What the controller does with drift on a source: correct it (Argo CD's self-heal, Flux's
+/// default) or only report it (the plan is kept, shown in the status and the metrics, and
+/// nothing is changed until the next commit or an explicit reconcile).
+public enum DriftPolicy: String, Sendable, Codable, CaseIterable {
+    case correct
+    case report
+}
+
+/// One repository folder the controller keeps applied: `--repo/--ref/--path` on the command
+/// line, or a `ConvergeSource` object in a cluster. Its name is the Converge instance its
+/// runs are recorded under and its objects are labelled with.
+public struct SourceConfiguration: Sendable, Equatable {
+    public var name: String
+    public var repository: String
+    public var ref: String
+    public var path: String?
+    public var interval: Duration
+    public var drift: DriftPolicy
+    /// Fetched and reported, never applied.
+    public var suspend: Bool
+    /// The environment variable holding an HTTPS token for the repository, if it needs one.
+    public var tokenEnvironmentVariable: String
+
+    public init(
+        name: String, repository: String, ref: String = "main", path: String? = nil, interval: Duration = .seconds(60),
+        drift: DriftPolicy = .correct, suspend: Bool = false,
+        tokenEnvironmentVariable: String = GitSourceRequest.defaultTokenEnvironmentVariable
+    ) {
+        self.name = name
+        self.repository = repository
+        self.ref = ref
+        self.path = path
+        self.interval = interval
+        self.drift = drift
+        self.suspend = suspend
+        self.tokenEnvironmentVariable = tokenEnvironmentVariable
+    }
+
+    func gitRequest(cacheDirectory: String) -> GitSourceRequest {
+        GitSourceRequest(
+            repository: repository, ref: ref, path: path, tokenEnvironmentVariable: tokenEnvironmentVariable, cacheDirectory: cacheDirectory
+        )
+    }
+}

@@ -1,0 +1,308 @@
+import ConvergeCore
+import ConvergeRuntime
+import ConvergeStore
+import ConvergeWorkflow
+import Foundation
+import Logging
+import Synchronization
+
+/// Keeps one source applied: fetches its ref on every interval (with jitter) and whenever a
+/// webhook or a person asks, and reconciles each fetch with the same tick as
+/// `converge reconcile`. Everything that acts on the source (reconciles, approvals, the
+/// snapshot retention pass) goes through one queue, so there is one run at a time per source.
+///
+/// Every replica fetches (its readiness and status need the revision); only the one the
+/// gate lets through plans and applies.
+public final class SourceController: Sendable {
+    /// Why the source is looked at.
+    enum Trigger: Sendable {
+        case interval
+        case webhook(WebhookPush)
+        /// A person asked (`POST …/sources/{name}/reconcile`), or this replica became leader.
+        case requested(String)
+        case approve(ApprovalRequest)
+        case retention
+    }
+
+    struct ApprovalRequest: Sendable {
+        var run: Int64
+        var approver: String
+        var comment: String
+        var digest: String?
+    }
+
+    public let configuration: SourceConfiguration
+    private let runtime: Runtime
+    private let store: any WorkflowStore
+    private let gate: StepGate
+    private let metrics: ControllerMetrics
+    private let logger: Logger
+    private let options: WorkflowOptions
+    private let parallelism: Int
+    private let gitCache: String
+    private let queue = AsyncStream<Trigger>.makeStream()
+    private let state: Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?)>
+
+    init(
+        _ configuration: SourceConfiguration, runtime: Runtime, store: any WorkflowStore, gate: StepGate, metrics: ControllerMetrics,
+        logger: Logger, options: WorkflowOptions, parallelism: Int, gitCache: String
+    ) {
+        self.configuration = configuration
+        var runtime = runtime
+        runtime.instance = configuration.name
+        self.runtime = runtime
+        self.store = store
+        self.gate = gate
+        self.metrics = metrics
+        var logger = logger
+        logger[metadataKey: "source"] = "\(configuration.name)"
+        self.logger = logger
+        self.options = options
+        self.parallelism = parallelism
+        self.gitCache = gitCache
+        state = Mutex((SourceStatus(configuration), nil, nil))
+    }
+
+    public var status: SourceStatus { state.withLock { $0.status } }
+    /// The last plan made for the source (empty when in sync), nil before the first.
+    public var currentPlan: Plan? { state.withLock { $0.plan } }
+    /// Whether the source has been fetched once (readiness).
+    var hasFetched: Bool { state.withLock { $0.status.lastFetchedRevision != nil } }
+
+    func enqueue(_ trigger: Trigger) {
+        queue.continuation.yield(trigger)
+    }
+
+    /// Ends the queue: the loop finishes what it is doing and returns.
+    func stop() {
+        queue.continuation.finish()
+    }
+
+    /// Runs until `stop()`: an interval ticker feeds the queue; the queue is worked in order.
+    func run(jitter: Double, retentionEvery: Duration) async {
+        await restoreLastApplied()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                while !Task.isCancelled {
+                    let factor = 1 + Double.random(in: -jitter...jitter)
+                    try? await Task.sleep(for: configuration.interval * factor)
+                    enqueue(.interval)
+                }
+            }
+            group.addTask { [self] in
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: retentionEvery)
+                    enqueue(.retention)
+                }
+            }
+            enqueue(.requested("start"))
+            for await trigger in queue.stream {
+                await handle(trigger)
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// The commit of the newest run that applied the source in full, so a restarted
+    /// controller knows a commit it already applied (drift on it is drift, not news).
+    private func restoreLastApplied() async {
+        let applied = try? await store.runs(RunFilter(statuses: [.succeeded], instance: configuration.name, limit: 1)).first?.commit
+        state.withLock { $0.status.lastAppliedRevision = applied }
+    }
+
+    private func handle(_ trigger: Trigger) async {
+        switch trigger {
+        case .approve(let request): await approve(request)
+        case .retention: await collectSnapshots()
+        case .interval, .webhook, .requested: await reconcile(trigger)
+        }
+    }
+
+    // MARK: Reconciling
+
+    private func reconcile(_ trigger: Trigger) async {
+        let started = ContinuousClock.now
+        let snapshot: ManifestSource.Snapshot
+        do {
+            snapshot = try await ManifestSource.git(configuration.gitRequest(cacheDirectory: gitCache)).load()
+        } catch {
+            logger.error("cannot fetch \(configuration.repository) \(configuration.ref): \(error)")
+            update { $0.stall(reason: "FetchFailed", message: "\(error)") }
+            metrics.reconciled(source: configuration.name, result: "fetch_error", duration: ContinuousClock.now - started)
+            return
+        }
+        let commit = snapshot.revision.commit ?? ""
+        update {
+            $0.lastFetchedRevision = commit
+            $0.lastFetchedAt = Date()
+        }
+        metrics.revision(source: configuration.name, revision: commit)
+        guard gate.closedReason() == nil, !configuration.suspend else { return }
+
+        let set: ManifestSet
+        do {
+            set = try runtime.load(snapshot.files)
+        } catch {
+            logger.error("the manifests at \(commit.prefix(12)) are invalid; nothing was changed:\n\(error)")
+            update { $0.stall(reason: "InvalidManifests", message: "\(error)") }
+            metrics.reconciled(source: configuration.name, result: "invalid", duration: ContinuousClock.now - started)
+            return
+        }
+        let isNewCommit = status.lastAppliedRevision != commit
+        update {
+            $0.managedResources = set.resources.count
+            $0.set("Reconciling", true, reason: isNewCommit ? "NewRevision" : "CheckingDrift", message: "reconciling \(commit.prefix(12))")
+        }
+        state.withLock { $0.set = set }
+        let drift = configuration.drift
+        var tick = ReconcileTick(
+            engine: engine(),
+            options: options,
+            resumed: { [logger] run in logger.info("resumed run \(run.id): \(run.status.rawValue)") },
+            planned: { [self] plan in state.withLock { $0.plan = plan } })
+        tick.shouldStart = { _ in isNewCommit || drift == .correct }
+        let result: String
+        do {
+            let outcome = try await tick.run(set, files: snapshot.files, revision: snapshot.revision)
+            result = record(outcome, commit: commit, isNewCommit: isNewCommit)
+        } catch let error as WorkflowError where error.code == .halted {
+            logger.notice("\(error)")
+            update { $0.set("Reconciling", false, reason: "Paused", message: "\(error)") }
+            result = "halted"
+        } catch {
+            logger.error("reconcile of \(commit.prefix(12)) failed: \(error)")
+            update { $0.stall(reason: "ReconcileFailed", message: "\(error)") }
+            result = "error"
+        }
+        metrics.reconciled(source: configuration.name, result: result, duration: ContinuousClock.now - started)
+        await countPendingApprovals()
+    }
+
+    /// Updates the status from a tick's outcome; returns the metric's result label.
+    private func record(_ outcome: ReconcileTick.Outcome, commit: String, isNewCommit: Bool) -> String {
+        switch outcome {
+        case .inSync(let plan):
+            update {
+                $0.lastAppliedRevision = commit
+                $0.lastPlanDigest = plan.digest
+                $0.driftedResources = 0
+                $0.pendingApproval = nil
+                $0.settle(ready: true, reason: "InSync", message: "applied \(commit.prefix(12)); the live systems match it")
+            }
+            metrics.drift(source: configuration.name, resources: 0)
+            return "in_sync"
+        case .held(let plan):
+            logger.warning("drift on \(plan.changes.count) resource(s), reported and left (drift: report)")
+            update {
+                $0.lastPlanDigest = plan.digest
+                $0.driftedResources = plan.changes.count
+                $0.settle(
+                    ready: false, reason: "DriftReported",
+                    message: "\(plan.changes.count) resource(s) differ from \(commit.prefix(12)); drift is reported, not corrected")
+            }
+            metrics.drift(source: configuration.name, resources: plan.changes.count)
+            return "drift_reported"
+        case .ran(let plan, let run):
+            logger.info("run \(run.id) for \(commit.prefix(12)) (\(plan.changes.count) change(s)): \(run.status.rawValue)")
+            let drifted = isNewCommit ? 0 : plan.changes.count
+            update {
+                $0.lastPlanDigest = plan.digest
+                $0.lastRunID = run.id
+                $0.pendingApproval = nil
+                switch run.status {
+                case .succeeded:
+                    $0.lastAppliedRevision = commit
+                    $0.driftedResources = 0
+                    $0.settle(ready: true, reason: "Applied", message: "run \(run.id) applied \(commit.prefix(12))")
+                case .awaitingApproval:
+                    $0.driftedResources = drifted
+                    $0.pendingApproval = SourceStatus.PendingApproval(runID: run.id, planDigest: run.planDigest)
+                    $0.settle(ready: false, reason: "AwaitingApproval", message: "run \(run.id) waits for an approval of \(run.planDigest)")
+                default:
+                    $0.driftedResources = drifted
+                    $0.settle(
+                        ready: false, reason: "RunFailed", message: "run \(run.id) ended \(run.status.rawValue): \(run.error ?? "")")
+                }
+            }
+            metrics.drift(source: configuration.name, resources: run.status == .succeeded ? 0 : drifted)
+            switch run.status {
+            case .succeeded: return "applied"
+            case .awaitingApproval: return "awaiting_approval"
+            case .rolledBack: return "rolled_back"
+            default: return "failed"
+            }
+        }
+    }
+
+    // MARK: Approvals
+
+    /// Checks an approval before it is queued, so the API can answer at once: the run exists,
+    /// waits, is this source's, and `approver` may approve it.
+    func checkApproval(_ request: ApprovalRequest) async throws -> RunRecord {
+        try await engine().checkApproval(request.run, approver: request.approver, digest: request.digest)
+    }
+
+    private func approve(_ request: ApprovalRequest) async {
+        guard gate.closedReason() == nil else {
+            logger.warning("approval of run \(request.run) by \(request.approver) not acted on: this replica stopped leading")
+            return
+        }
+        do {
+            let run = try await engine().approve(request.run, approver: request.approver, comment: request.comment, digest: request.digest)
+            logger.info("run \(run.id), approved by \(request.approver): \(run.status.rawValue)")
+            if run.status == .succeeded, let commit = run.commit {
+                update {
+                    $0.lastAppliedRevision = commit
+                    $0.pendingApproval = nil
+                    $0.driftedResources = 0
+                    $0.settle(ready: true, reason: "Applied", message: "run \(run.id) applied \(commit.prefix(12)) after approval")
+                }
+            }
+        } catch {
+            logger.error("approval of run \(request.run) by \(request.approver) failed: \(error)")
+        }
+        await countPendingApprovals()
+    }
+
+    func reject(run: Int64, approver: String, comment: String) async throws -> RunRecord {
+        let rejected = try await engine().reject(run, approver: approver, comment: comment)
+        update { if $0.pendingApproval?.runID == run { $0.pendingApproval = nil } }
+        await countPendingApprovals()
+        return rejected
+    }
+
+    // MARK: Snapshots
+
+    /// The hourly retention pass over the source's snapshot-keeping targets (vCenters).
+    private func collectSnapshots() async {
+        guard gate.closedReason() == nil, let set = state.withLock({ $0.set }) else { return }
+        do {
+            for outcome in try await SnapshotRetentionPass(runtime: runtime).run(set, retention: nil, dryRun: false) {
+                let collection = outcome.collection
+                logger.info(
+                    "snapshot retention on \(outcome.target): \(collection.expired.count) expired deleted, \(collection.recent.count) kept")
+                for error in collection.errors { logger.error("snapshot retention on \(outcome.target): \(error)") }
+            }
+        } catch let error as RuntimeError where error.code == .noSnapshotTargets {
+            return
+        } catch {
+            logger.error("snapshot retention failed: \(error)")
+        }
+    }
+
+    // MARK: Helpers
+
+    private func engine() -> WorkflowEngine {
+        runtime.engine(store: store, parallelism: parallelism, events: { [metrics] in metrics.step($0) }, gate: gate)
+    }
+
+    private func update(_ change: (inout SourceStatus) -> Void) {
+        state.withLock { change(&$0.status) }
+    }
+
+    private func countPendingApprovals() async {
+        if let waiting = try? await store.runs(RunFilter(statuses: [.awaitingApproval], limit: 10_000)) {
+            metrics.pendingApprovals(waiting.count)
+        }
+    }
+}

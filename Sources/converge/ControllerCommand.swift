@@ -1,0 +1,166 @@
+import ArgumentParser
+import ConvergeController
+import ConvergeGit
+import ConvergeRuntime
+import ConvergeStore
+import Foundation
+import Logging
+
+/// `converge controller`: watch a repository and keep it applied, forever.
+struct ControllerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "controller",
+        abstract: "Keep a repository applied: poll and webhooks, drift correction, approvals, HTTP API, leader election.",
+        discussion: """
+            Polls --ref every --interval (with jitter) and on webhooks, and reconciles each fetch as
+            `converge reconcile` does. Several replicas on one PostgreSQL store elect one leader;
+            only it starts steps. SIGTERM finishes the steps in flight, releases the lease, exits 0.
+            """)
+
+    @Option(help: "The Git repository to watch: local path, file://, http:// or https:// URL.")
+    var repo: String
+
+    @Option(help: "Branch or tag to follow.")
+    var ref: String = "main"
+
+    @Option(help: "Folder inside the repository holding the manifests.")
+    var path: String?
+
+    @Option(help: "How often to fetch and check drift: 30s, 5m, 1h.")
+    var interval: DurationArgument = DurationArgument(.seconds(60))
+
+    @Option(help: "Drift on an applied commit: correct it, or only report it.")
+    var drift: DriftPolicy = .correct
+
+    @Option(help: "Environment variable holding an HTTPS token for the repository.")
+    var tokenEnv: String = GitSourceRequest.defaultTokenEnvironmentVariable
+
+    @Option(help: "Name of the Converge instance (the source): it owns the objects labelled with it.")
+    var instance: String = ConvergeCommand.defaultInstance
+
+    @OptionGroup var storage: StoreOptions
+    @OptionGroup var workflow: WorkflowOptionsGroup
+
+    @Option(help: "Address of the HTTP server (API, webhooks, /healthz, /readyz, /metrics): HOST:PORT or :PORT.")
+    var listen: String = ":8080"
+
+    @Option(help: "API bearer tokens: a file of token,user lines (Kubernetes' static token format).")
+    var apiTokensFile: String?
+
+    @Option(help: "File holding the webhook secret (webhooks are off without one).")
+    var webhookSecretFile: String?
+
+    @Option(help: "Environment variable holding the webhook secret.")
+    var webhookSecretEnv: String?
+
+    @Option(help: "Name of the leader lease replicas share.")
+    var leaseName: String = "converge-controller"
+
+    @Option(help: "Seconds the leader lease lives without renewal.")
+    var leaseDuration: Double = 15
+
+    @Option(help: "Seconds between the leader's renewals.")
+    var renewEvery: Double = 10
+
+    @Option(help: "Seconds between a follower's attempts to take the lease.")
+    var retryEvery: Double = 2
+
+    @Option(help: "How many steps may run at once when their dependencies allow.")
+    var parallelism: Int = 8
+
+    @Option(help: "Where fetched repositories are cached.")
+    var gitCache: String = GitSourceRequest.defaultCacheDirectory
+
+    func validate() throws {
+        guard renewEvery < leaseDuration, retryEvery < leaseDuration else {
+            throw ValidationError("--renew-every and --retry-every must be shorter than --lease-duration")
+        }
+        _ = try address()
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let logger = Logger(label: "converge.controller")
+        let (host, port) = try address()
+        let source = SourceConfiguration(
+            name: instance, repository: repo, ref: ref, path: path, interval: interval.duration, drift: drift,
+            tokenEnvironmentVariable: tokenEnv)
+        let tokens = try apiTokensFile.map(APITokens.load(file:)) ?? APITokens([:])
+        let secret = try webhookSecret()
+        try await Terminal.run(instance: instance) { runtime in
+            try await storage.with { store in
+                let controller = try Controller(
+                    configuration: Controller.Configuration(
+                        sources: [source], host: host, port: port, tokens: tokens, webhookSecret: secret,
+                        leaderElection: LeaderElector.Timing(
+                            duration: .milliseconds(Int64(leaseDuration * 1000)), renew: .milliseconds(Int64(renewEvery * 1000)),
+                            retry: .milliseconds(Int64(retryEvery * 1000)),
+                            safetyMargin: .milliseconds(Int64(min(2, (leaseDuration - renewEvery) / 2) * 1000))),
+                        workflow: workflow.options, parallelism: parallelism, gitCache: gitCache),
+                    runtime: runtime, store: store, lock: StoreLeaderLock(store: store, name: leaseName), logger: logger)
+                try await controller.run { port in logger.info("listening on \(host):\(port)") }
+            }
+        }
+    }
+
+    private func address() throws -> (String, Int) {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]), (0...65535).contains(port)
+        else {
+            throw ValidationError("--listen '\(listen)': expected HOST:PORT or :PORT")
+        }
+        let host = String(listen[..<colon])
+        return (host.isEmpty ? "0.0.0.0" : host, port)
+    }
+
+    private func webhookSecret() throws -> WebhookSecret? {
+        if let file = webhookSecretFile {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("--webhook-secret-file: cannot read \(file)")
+            }
+            return try WebhookSecret(String(decoding: data, as: UTF8.self))
+        }
+        if let variable = webhookSecretEnv {
+            guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
+                throw ValidationError("--webhook-secret-env: \(variable) is not set")
+            }
+            return try WebhookSecret(value)
+        }
+        return nil
+    }
+}
+
+extension DriftPolicy: ExpressibleByArgument {}
+
+/// A duration on the command line, as Go and Kubernetes write them: `90s`, `5m`, `1h30m`, `500ms`.
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    var duration: Duration
+
+    init(_ duration: Duration) {
+        self.duration = duration
+    }
+
+    init?(argument: String) {
+        var total = 0.0
+        var number = ""
+        var rest = Substring(argument)
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            number = String(rest.prefix { $0.isNumber || $0 == "." })
+            rest = rest.dropFirst(number.count)
+            let unit = String(rest.prefix { $0.isLetter })
+            rest = rest.dropFirst(unit.count)
+            guard let value = Double(number) else { return nil }
+            switch unit {
+            case "ms": total += value / 1000
+            case "s": total += value
+            case "m": total += value * 60
+            case "h": total += value * 3600
+            default: return nil
+            }
+        }
+        guard total > 0 else { return nil }
+        duration = .milliseconds(Int64(total * 1000))
+    }
+
+    var defaultValueDescription: String { "\(duration)" }
+}
