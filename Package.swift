@@ -176,7 +176,10 @@ let package = Package(
             exclude: ["Fixtures"]),
         .testTarget(
             name: "ConvergeEndToEndTests",
-            dependencies: ["ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "ConvergeTestSupport", "converge"]
+            dependencies: [
+                "ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "ConvergeTestSupport", "converge",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
     ]
 )

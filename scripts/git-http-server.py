@@ -7,8 +7,13 @@ Usage: git-http-server.py ROOT
 """
 import http.server
 import os
+import signal
 import subprocess
 import sys
+
+# A parent may have spawned us with signals blocked (threads of a Swift test process block
+# them): unblock SIGTERM and SIGINT so that stopping the server ends it.
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
 
 ROOT = os.path.abspath(sys.argv[1])
 

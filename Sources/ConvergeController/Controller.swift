@@ -33,12 +33,16 @@ public final class Controller: Sendable {
         /// How often the snapshot retention pass runs on the leader.
         public var retentionEvery: Duration
         public var gitCache: String
+        /// The engine's fault hook, for crash tests; none in normal use.
+        public var faults: FaultHook?
 
         public init(
             sources: [SourceConfiguration], host: String = "0.0.0.0", port: Int = 8080, tokens: APITokens,
             webhookSecret: WebhookSecret? = nil, leaderElection: LeaderElector.Timing = .init(), workflow: WorkflowOptions,
-            parallelism: Int = 8, jitter: Double = 0.1, retentionEvery: Duration = .seconds(3600), gitCache: String
+            parallelism: Int = 8, jitter: Double = 0.1, retentionEvery: Duration = .seconds(3600), gitCache: String,
+            faults: FaultHook? = nil
         ) {
+            self.faults = faults
             self.sources = sources
             self.host = host
             self.port = port
@@ -91,7 +95,7 @@ public final class Controller: Sendable {
         sources = configuration.sources.map {
             SourceController(
                 $0, runtime: runtime, store: store, gate: gate, metrics: metrics, logger: logger, options: configuration.workflow,
-                parallelism: configuration.parallelism, gitCache: configuration.gitCache)
+                parallelism: configuration.parallelism, gitCache: configuration.gitCache, faults: configuration.faults)
         }
     }
 
@@ -137,8 +141,9 @@ public final class Controller: Sendable {
                             for source in controller.sources { source.enqueue(.requested("became the leader")) }
                         }
                     }
-                    await group.next()
-                    group.cancelAll()
+                    // Each ends on shutdown: the loops when their queue is finished, after the
+                    // reconcile in hand; never cancelled, which would cut a step off mid-flight.
+                    await group.waitForAll()
                 }
             } onGracefulShutdown: {
                 controller.logger.info("shutting down: the steps in flight finish, then the leader lease is released")

@@ -96,7 +96,7 @@ struct ControllerCommand: AsyncParsableCommand {
                             duration: .milliseconds(Int64(leaseDuration * 1000)), renew: .milliseconds(Int64(renewEvery * 1000)),
                             retry: .milliseconds(Int64(retryEvery * 1000)),
                             safetyMargin: .milliseconds(Int64(min(2, (leaseDuration - renewEvery) / 2) * 1000))),
-                        workflow: workflow.options, parallelism: parallelism, gitCache: gitCache),
+                        workflow: workflow.options, parallelism: parallelism, gitCache: gitCache, faults: FaultInjection.hook),
                     runtime: runtime, store: store, lock: StoreLeaderLock(store: store, name: leaseName), logger: logger)
                 try await controller.run { port in logger.info("listening on \(host):\(port)") }
             }

@@ -40,12 +40,13 @@ public final class SourceController: Sendable {
     private let options: WorkflowOptions
     private let parallelism: Int
     private let gitCache: String
+    private let faults: FaultHook?
     private let queue = AsyncStream<Trigger>.makeStream()
     private let state: Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?)>
 
     init(
         _ configuration: SourceConfiguration, runtime: Runtime, store: any WorkflowStore, gate: StepGate, metrics: ControllerMetrics,
-        logger: Logger, options: WorkflowOptions, parallelism: Int, gitCache: String
+        logger: Logger, options: WorkflowOptions, parallelism: Int, gitCache: String, faults: FaultHook?
     ) {
         self.configuration = configuration
         var runtime = runtime
@@ -60,6 +61,7 @@ public final class SourceController: Sendable {
         self.options = options
         self.parallelism = parallelism
         self.gitCache = gitCache
+        self.faults = faults
         state = Mutex((SourceStatus(configuration), nil, nil))
     }
 
@@ -293,7 +295,7 @@ public final class SourceController: Sendable {
     // MARK: Helpers
 
     private func engine() -> WorkflowEngine {
-        runtime.engine(store: store, parallelism: parallelism, events: { [metrics] in metrics.step($0) }, gate: gate)
+        runtime.engine(store: store, parallelism: parallelism, events: { [metrics] in metrics.step($0) }, gate: gate, faults: faults)
     }
 
     private func update(_ change: (inout SourceStatus) -> Void) {

@@ -1,0 +1,200 @@
+import ConvergeDocker
+import Foundation
+import Testing
+
+/// `converge controller` as users run it: a real Git server on loopback, the Docker engine,
+/// the HTTP API and webhooks, SQLite or PostgreSQL, processes killed and signalled.
+@Suite("converge controller", .serialized)
+struct ControllerTests {
+    private func color(_ lab: Lab) async throws -> String? {
+        let env = try await lab.engine.inspectContainer("\(lab.prefix)-web").config?.env ?? []
+        return env.first { $0.hasPrefix("COLOR=") }.map { String($0.dropFirst("COLOR=".count)) }
+    }
+
+    private func githubPush(_ lab: ControllerLab, ref: String = "refs/heads/main", commit: String) -> String {
+        #"{"ref":"\#(ref)","after":"\#(commit)","repository":{"clone_url":"\#(lab.repositoryURL)","html_url":"http://forge.invalid/team/infra"}}"#
+    }
+
+    @Test("a signed webhook applies a pushed commit at once; bad, oversized and replayed deliveries trigger nothing")
+    func webhookTriggers() async throws {
+        try await ControllerLab.with { lab in
+            try await lab.push(lab.webManifests(color: "blue"))
+            let controller = try await lab.startController(["--interval", "10m"])
+            try await eventually("the first commit is applied", timeout: .seconds(60)) { try await color(lab.lab) == "blue" }
+            #expect(try await controller.get("/readyz").status == 200)
+
+            let second = try await lab.push(lab.webManifests(color: "green"))
+            let unsigned = try await controller.webhook("github", payload: githubPush(lab, commit: second), secret: "not-the-secret-0000")
+            #expect(unsigned.status == 401)
+            let oversized = try await controller.webhook("github", payload: String(repeating: " ", count: 6 * 1024 * 1024))
+            #expect(oversized.status == 413)
+            let otherRef = try await controller.webhook("github", payload: githubPush(lab, ref: "refs/heads/feature", commit: second))
+            #expect(otherRef.status == 200 && otherRef.body.contains("no source watches"))
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await color(lab.lab) == "blue", "only a valid push to the watched ref may trigger a reconcile")
+            #expect(try await controller.runs(lab.lab.instance).count == 1)
+
+            let delivery = UUID().uuidString
+            let accepted = try await controller.webhook("github", payload: githubPush(lab, commit: second), delivery: delivery)
+            #expect(accepted.status == 202, "\(accepted.body)")
+            try await eventually("the webhook's commit is applied", timeout: .seconds(20)) { try await color(lab.lab) == "green" }
+            let replay = try await controller.webhook("github", payload: githubPush(lab, commit: second), delivery: delivery)
+            #expect(replay.status == 200 && replay.body.contains("already received"))
+            #expect(try await controller.runs(lab.lab.instance).count == 2)
+
+            // Gitea and GitLab sign differently; both are checked.
+            #expect(try await controller.webhook("gitea", payload: githubPush(lab, commit: second), secret: "wrong-secret-00000").status == 401)
+            #expect(try await controller.webhook("gitlab", payload: githubPush(lab, commit: second), secret: "wrong-secret-00000").status == 401)
+            #expect(try await controller.webhook("gitlab", payload: githubPush(lab, commit: second)).status == 202)
+        }
+    }
+
+    @Test("without webhooks, the poll finds a pushed commit within an interval")
+    func pollFindsCommits() async throws {
+        try await ControllerLab.with { lab in
+            try await lab.push(lab.webManifests(color: "blue"))
+            let controller = try await lab.startController(["--interval", "2s"])
+            try await eventually("the first commit is applied", timeout: .seconds(60)) { try await color(lab.lab) == "blue" }
+            let second = try await lab.push(lab.webManifests(color: "green"))
+            try await eventually("the poll applies the new commit", timeout: .seconds(15)) { try await color(lab.lab) == "green" }
+            let status = try await controller.sourceStatus(lab.lab.instance)
+            #expect(status["lastAppliedRevision"] as? String == second)
+            let info = try await controller.get("/metrics").body
+            #expect(info.contains(#"converge_source_revision_info{source="\#(lab.lab.instance)",revision="\#(second)"} 1"#))
+        }
+    }
+
+    @Test("drift made by hand is corrected, or only reported, as the source's policy says", arguments: ["correct", "report"])
+    func drift(policy: String) async throws {
+        try await ControllerLab.with { lab in
+            try await lab.push(lab.webManifests(color: "blue"))
+            let controller = try await lab.startController(["--interval", "2s", "--drift", policy])
+            try await eventually("the commit is applied", timeout: .seconds(60)) { try await color(lab.lab) == "blue" }
+            try await lab.lab.engine.removeContainer("\(lab.lab.prefix)-web", force: true)
+            let series = #"converge_drift_resources{source="\#(lab.lab.instance)"}"#
+            if policy == "correct" {
+                try await eventually("the container is back", timeout: .seconds(20)) { try await color(lab.lab) == "blue" }
+                #expect(try await controller.metric(series) == 0)
+                // A tick that observes the container while Docker is still removing it fails
+                // its run, and the next interval corrects it: at least one correction run.
+                let runs = try await controller.runs(lab.lab.instance)
+                #expect(runs.count >= 2 && runs.first?["status"] as? String == "succeeded", "\(runs)")
+            } else {
+                try await eventually("the drift is reported", timeout: .seconds(20)) { try await controller.metric(series) == 1 }
+                try await Task.sleep(for: .seconds(3))
+                #expect(try await lab.lab.managedContainers().isEmpty, "drift: report must change nothing")
+                #expect(try await controller.runs(lab.lab.instance).count == 1)
+                let status = try await controller.sourceStatus(lab.lab.instance)
+                #expect(status["driftedResources"] as? Int == 1)
+                let ready = (status["conditions"] as? [[String: Any]])?.first { $0["type"] as? String == "Ready" }
+                #expect(ready?["status"] as? String == "False" && ready?["reason"] as? String == "DriftReported")
+            }
+        }
+    }
+
+    @Test("a protected change waits; only a token of a listed approver applies it")
+    func approvalThroughTheAPI() async throws {
+        try await ControllerLab.with { lab in
+            var files = lab.webManifests(color: "blue")
+            files["policy.yaml"] = """
+                apiVersion: converge.dev/v1alpha1
+                kind: ApprovalPolicy
+                metadata: {name: protect-web}
+                spec:
+                  match: {kinds: [Container]}
+                  actions: [create, update, delete]
+                  approvers: [alice]
+                """
+            try await lab.push(files)
+            let controller = try await lab.startController(["--interval", "10m"])
+            try await eventually("a run waits for approval", timeout: .seconds(60)) {
+                try await controller.runs(lab.lab.instance).first?["status"] as? String == "awaiting_approval"
+            }
+            let id = try #require(try await controller.runs(lab.lab.instance).first?["id"] as? Int)
+            #expect(try await controller.metric("converge_pending_approvals") == 1)
+            let status = try await controller.sourceStatus(lab.lab.instance)
+            #expect((status["pendingApproval"] as? [String: Any])?["runID"] as? Int == id)
+
+            #expect(try await controller.request(.POST, "/api/v1/runs/\(id)/approve").status == 401)
+            #expect(try await controller.request(.POST, "/api/v1/runs/\(id)/approve", token: "not-a-token").status == 401)
+            let bob = try await controller.request(.POST, "/api/v1/runs/\(id)/approve", user: "bob")
+            #expect(bob.status == 403, "\(bob.body)")
+            let stale = try await controller.request(.POST, "/api/v1/runs/\(id)/approve", user: "alice", body: Array(#"{"digest":"sha256:0000"}"#.utf8))
+            #expect(stale.status == 409, "\(stale.body)")
+            #expect(try await lab.lab.managedContainers().isEmpty)
+
+            let alice = try await controller.request(.POST, "/api/v1/runs/\(id)/approve", user: "alice", body: Array(#"{"comment":"reviewed"}"#.utf8))
+            #expect(alice.status == 202, "\(alice.body)")
+            try await eventually("the approved run applied the change", timeout: .seconds(30)) { try await color(lab.lab) == "blue" }
+            let report = try await controller.run(id)
+            #expect((report["run"] as? [String: Any])?["status"] as? String == "succeeded")
+            let approvals = report["approvals"] as? [[String: Any]] ?? []
+            #expect(approvals.map { $0["approver"] as? String } == ["alice"])
+        }
+    }
+
+    @Test("two controllers on one PostgreSQL: one applies; after kill -9 the other takes over and resumes without repeating steps")
+    func leaderFailover() async throws {
+        try await ControllerLab.with { lab in
+            let store = try StoreKind.postgres.arguments(for: lab.lab)
+            try await lab.push(lab.containerManifests(count: 4))
+            let timing = ["--interval", "10m", "--parallelism", "1", "--lease-duration", "6", "--renew-every", "2", "--retry-every", "1"]
+            let slow = ["CONVERGE_FAULT": "delay-steps:1500"]
+            let first = try await lab.startController(timing, store: store, environment: slow, name: "first")
+            try await eventually("the first controller leads", timeout: .seconds(20)) { try await first.metric("converge_leader") == 1 }
+            let second = try await lab.startController(timing, store: store, environment: slow, name: "second")
+            #expect(try await second.metric("converge_leader") == 0)
+
+            try await eventually("the run has finished two steps", timeout: .seconds(60)) {
+                let steps = try await first.run(1)["steps"] as? [[String: Any]] ?? []
+                return steps.filter { $0["status"] as? String == "succeeded" }.count >= 2
+            }
+            #expect(!second.logText.contains("run 1"), "the follower must not drive the run")
+            let before = try await second.run(1)["steps"] as? [[String: Any]] ?? []
+            let doneBefore = Set(before.filter { $0["status"] as? String == "succeeded" }.compactMap { $0["index"] as? Int })
+            first.kill()
+            let killed = ContinuousClock.now
+            try await eventually("the second controller leads", timeout: .seconds(20)) { try await second.metric("converge_leader") == 1 }
+            #expect(ContinuousClock.now - killed < .seconds(8), "takeover within the lease duration (6 s) and a retry")
+            try await eventually("the resumed run succeeds", timeout: .seconds(60)) {
+                (try await second.run(1)["run"] as? [String: Any])?["status"] as? String == "succeeded"
+            }
+            let steps = try await second.run(1)["steps"] as? [[String: Any]] ?? []
+            for step in steps where doneBefore.contains(step["index"] as? Int ?? -1) {
+                #expect(step["attempts"] as? Int == 1, "a step finished before the kill ran again: \(step)")
+            }
+            #expect(try await lab.lab.managedContainers().count == 5, "one container each, no duplicates")
+            #expect(try await second.runs(lab.lab.instance).count == 1)
+        }
+    }
+
+    @Test("SIGTERM during a run: the step in flight finishes, the lease is released, exit 0; the next leader continues")
+    func gracefulShutdown() async throws {
+        try await ControllerLab.with { lab in
+            try await lab.push(lab.containerManifests(count: 4))
+            let arguments = ["--interval", "10m", "--parallelism", "1"]
+            let first = try await lab.startController(arguments, environment: ["CONVERGE_FAULT": "delay-steps:1500"], name: "first")
+            try await eventually("the run has finished a step", timeout: .seconds(60)) {
+                let steps = try await first.run(1)["steps"] as? [[String: Any]] ?? []
+                return steps.contains { $0["status"] as? String == "succeeded" }
+            }
+            first.kill(SIGTERM)
+            #expect(try await first.waitForExit(timeout: .seconds(30)) == 0)
+            #expect(first.logText.contains("released the leader lease"))
+
+            let journal = try await lab.lab.converge(["runs", "show", "1", "--output", "json", "--state", lab.lab.directory.appendingPathComponent("state.db").path])
+            let report = try JSONSerialization.jsonObject(with: Data(journal.stdout.utf8)) as? [String: Any] ?? [:]
+            let steps = report["steps"] as? [[String: Any]] ?? []
+            #expect(!steps.isEmpty && !steps.contains { $0["status"] as? String == "running" }, "no step was cut off: \(steps)")
+            #expect((report["run"] as? [String: Any])?["status"] as? String == "running", "left resumable")
+
+            let second = try await lab.startController(arguments, name: "second")
+            // Released, not expired: the second controller leads at once, not after 15 s.
+            try await eventually("the second controller leads", timeout: .seconds(5)) { try await second.metric("converge_leader") == 1 }
+            try await eventually("the run is finished", timeout: .seconds(60)) {
+                (try await second.run(1)["run"] as? [String: Any])?["status"] as? String == "succeeded"
+            }
+            #expect(try await lab.lab.managedContainers().count == 5)
+        }
+    }
+}
