@@ -144,7 +144,8 @@ let package = Package(
             name: "converge",
             dependencies: [
                 "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeDocker", "ConvergeVSphere",
-                "ConvergeKubernetes", "ConvergeController", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "ConvergeKubernetes", "ConvergeController", "ConvergeHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

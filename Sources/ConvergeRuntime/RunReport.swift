@@ -4,7 +4,7 @@ import Foundation
 
 /// A run as people and tools read it: its record without the bulky inputs, its plan, steps,
 /// decisions, and what the probes found once it had ended.
-public struct RunReport: Encodable, Sendable {
+public struct RunReport: Codable, Sendable {
     public var run: RunSummary
     public var plan: Plan?
     public var steps: [StepRecord]
@@ -13,7 +13,7 @@ public struct RunReport: Encodable, Sendable {
     public var probes: [ProbeRecord]
 
     /// The run without its bulky inputs (plan and manifests are shown separately).
-    public struct RunSummary: Encodable, Sendable {
+    public struct RunSummary: Codable, Sendable {
         public var id: Int64
         public var status: RunStatus
         public var instance: String

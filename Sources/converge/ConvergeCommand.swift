@@ -3,7 +3,7 @@ import ConvergeCore
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `converge`: GitOps reconciler for hybrid infrastructure.

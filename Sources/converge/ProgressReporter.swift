@@ -42,7 +42,9 @@ final class ProgressReporter: @unchecked Sendable {
                 done += 1
                 line("\(counter) \(past(step.action)) \(step.resource) (\(milliseconds(duration)) ms)")
             case .stepRetrying(let step, let attempt, let delay, let error):
-                line("attempt \(attempt) of \(step.action) \(step.resource) failed, retrying in \(String(format: "%.1f", delay)) s: \(error)")
+                line(
+                    "attempt \(attempt) of \(step.action) \(step.resource) failed, retrying in \(String(format: "%.1f", delay)) s: \(error)"
+                )
             case .stepFailed(let step, let error):
                 running[step.index] = nil
                 line("FAILED \(step.action) \(step.resource): \(error)")

@@ -50,7 +50,8 @@ struct ReconcileCommand: AsyncParsableCommand {
             }
             let progress = ProgressReporter(live: Terminal.stderrIsTTY)
             try await storage.with { store in
-                let engine = runtime.engine(store: store, parallelism: parallelism, events: { progress.handle($0) }, faults: FaultInjection.hook)
+                let engine = runtime.engine(
+                    store: store, parallelism: parallelism, events: { progress.handle($0) }, faults: FaultInjection.hook)
                 let tick = ReconcileTick(
                     engine: engine, options: workflow.options,
                     resumed: { run in

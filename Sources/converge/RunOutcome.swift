@@ -39,7 +39,9 @@ enum RunOutcome {
         try await storage.with { store in
             guard let record = try await store.run(id) else { throw WorkflowError.noSuchRun(id) }
             let progress = ProgressReporter(live: Terminal.stderrIsTTY)
-            let engine = runtime.engine(store: store, instance: record.instance, parallelism: parallelism, events: { progress.handle($0) }, faults: FaultInjection.hook)
+            let engine = runtime.engine(
+                store: store, instance: record.instance, parallelism: parallelism, events: { progress.handle($0) },
+                faults: FaultInjection.hook)
             let run = try await action(engine)
             progress.clear()
             Terminal.log(line(run))

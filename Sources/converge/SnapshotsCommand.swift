@@ -57,9 +57,13 @@ struct SnapshotsCommand: AsyncParsableCommand {
             let collection = outcome.collection
             var lines = ["\(outcome.target): automatic snapshots older than \(outcome.retention.hours)h"]
             for entry in collection.expired {
-                lines.append("  \(dryRun ? "would delete" : "deleted") \(entry.object): \(entry.snapshot) (created \(formatter.string(from: entry.created)))")
+                lines.append(
+                    "  \(dryRun ? "would delete" : "deleted") \(entry.object): \(entry.snapshot) (created \(formatter.string(from: entry.created)))"
+                )
             }
-            lines.append("  \(collection.expired.count) \(dryRun ? "to delete" : "deleted"), \(collection.recent.count) recent kept, \(collection.manual.count) manual never touched\(collection.errors.isEmpty ? "" : ", \(collection.errors.count) errors")")
+            lines.append(
+                "  \(collection.expired.count) \(dryRun ? "to delete" : "deleted"), \(collection.recent.count) recent kept, \(collection.manual.count) manual never touched\(collection.errors.isEmpty ? "" : ", \(collection.errors.count) errors")"
+            )
             return lines.joined(separator: "\n") + "\n"
         }
     }

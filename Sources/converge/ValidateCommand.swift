@@ -15,7 +15,9 @@ struct ValidateCommand: AsyncParsableCommand {
             let snapshot = try await source.load()
             let count = try runtime.load(snapshot.files).resources.count
             let files = snapshot.files.count
-            Terminal.write("\(snapshot.revision.repository): \(count) resource\(count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s"), all valid.\n")
+            Terminal.write(
+                "\(snapshot.revision.repository): \(count) resource\(count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s"), all valid.\n"
+            )
         }
     }
 }

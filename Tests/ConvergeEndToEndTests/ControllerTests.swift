@@ -43,8 +43,11 @@ struct ControllerTests {
             #expect(try await controller.runs(lab.lab.instance).count == 2)
 
             // Gitea and GitLab sign differently; both are checked.
-            #expect(try await controller.webhook("gitea", payload: githubPush(lab, commit: second), secret: "wrong-secret-00000").status == 401)
-            #expect(try await controller.webhook("gitlab", payload: githubPush(lab, commit: second), secret: "wrong-secret-00000").status == 401)
+            #expect(
+                try await controller.webhook("gitea", payload: githubPush(lab, commit: second), secret: "wrong-secret-00000").status == 401)
+            #expect(
+                try await controller.webhook("gitlab", payload: githubPush(lab, commit: second), secret: "wrong-secret-00000").status == 401
+            )
             #expect(try await controller.webhook("gitlab", payload: githubPush(lab, commit: second)).status == 202)
         }
     }
@@ -119,17 +122,24 @@ struct ControllerTests {
             #expect(try await controller.request(.POST, "/api/v1/runs/\(id)/approve", token: "not-a-token").status == 401)
             let bob = try await controller.request(.POST, "/api/v1/runs/\(id)/approve", user: "bob")
             #expect(bob.status == 403, "\(bob.body)")
-            let stale = try await controller.request(.POST, "/api/v1/runs/\(id)/approve", user: "alice", body: Array(#"{"digest":"sha256:0000"}"#.utf8))
+            let stale = try await controller.request(
+                .POST, "/api/v1/runs/\(id)/approve", user: "alice", body: Array(#"{"digest":"sha256:0000"}"#.utf8))
             #expect(stale.status == 409, "\(stale.body)")
             #expect(try await lab.lab.managedContainers().isEmpty)
 
-            let alice = try await controller.request(.POST, "/api/v1/runs/\(id)/approve", user: "alice", body: Array(#"{"comment":"reviewed"}"#.utf8))
-            #expect(alice.status == 202, "\(alice.body)")
+            // `converge approve --server` goes through the same API, as the token's user.
+            let tokenFile = lab.lab.directory.appendingPathComponent("alice.token")
+            try "\(ControllerLab.tokens["alice"]!)\n".write(to: tokenFile, atomically: true, encoding: .utf8)
+            let server = ["--server", "http://127.0.0.1:\(controller.port)", "--token-file", tokenFile.path]
+            let approved = try await lab.lab.converge(["approve", "\(id)", "--comment", "reviewed"] + server)
+            #expect(approved.exitCode == 0, "\(approved.stderr)")
             try await eventually("the approved run applied the change", timeout: .seconds(30)) { try await color(lab.lab) == "blue" }
             let report = try await controller.run(id)
             #expect((report["run"] as? [String: Any])?["status"] as? String == "succeeded")
             let approvals = report["approvals"] as? [[String: Any]] ?? []
             #expect(approvals.map { $0["approver"] as? String } == ["alice"])
+            let shown = try await lab.lab.converge(["runs", "show", "\(id)"] + server)
+            #expect(shown.stdout.contains("approved by alice"), "\(shown.stdout)\(shown.stderr)")
         }
     }
 
@@ -182,7 +192,9 @@ struct ControllerTests {
             #expect(try await first.waitForExit(timeout: .seconds(30)) == 0)
             #expect(first.logText.contains("released the leader lease"))
 
-            let journal = try await lab.lab.converge(["runs", "show", "1", "--output", "json", "--state", lab.lab.directory.appendingPathComponent("state.db").path])
+            let journal = try await lab.lab.converge([
+                "runs", "show", "1", "--output", "json", "--state", lab.lab.directory.appendingPathComponent("state.db").path,
+            ])
             let report = try JSONSerialization.jsonObject(with: Data(journal.stdout.utf8)) as? [String: Any] ?? [:]
             let steps = report["steps"] as? [[String: Any]] ?? []
             #expect(!steps.isEmpty && !steps.contains { $0["status"] as? String == "running" }, "no step was cut off: \(steps)")

@@ -70,21 +70,21 @@ struct ControllerLab {
     func webManifests(color: String, extra: String = "") -> [String: String] {
         [
             "host.yaml": """
-                apiVersion: converge.dev/v1alpha1
-                kind: DockerHost
-                metadata: {name: local}
-                spec: {endpoint: "unix:///var/run/docker.sock"}
-                """,
+            apiVersion: converge.dev/v1alpha1
+            kind: DockerHost
+            metadata: {name: local}
+            spec: {endpoint: "unix:///var/run/docker.sock"}
+            """,
             "web.yaml": """
-                apiVersion: converge.dev/v1alpha1
-                kind: Container
-                metadata: {name: \(lab.prefix)-web}
-                spec:
-                  image: converge-lab/busybox:1
-                  command: [sleep, "2147483647"]
-                  env: {COLOR: \(color)}
-                \(extra)
-                """,
+            apiVersion: converge.dev/v1alpha1
+            kind: Container
+            metadata: {name: \(lab.prefix)-web}
+            spec:
+              image: converge-lab/busybox:1
+              command: [sleep, "2147483647"]
+              env: {COLOR: \(color)}
+            \(extra)
+            """,
         ]
     }
 
@@ -170,13 +170,15 @@ final class ControllerProcess: @unchecked Sendable {
         var fields = HTTPHeaders(headers)
         if let token = token ?? user.flatMap({ ControllerLab.tokens[$0] }) { fields.add(name: "Authorization", value: "Bearer \(token)") }
         if body != nil { fields.add(name: "Content-Type", value: "application/json") }
-        let response = try await client.execute(method, path, headers: fields, body: body.map { ByteBuffer(bytes: $0) }, timeout: .seconds(60))
+        let response = try await client.execute(
+            method, path, headers: fields, body: body.map { ByteBuffer(bytes: $0) }, timeout: .seconds(60))
         return Answer(status: Int(response.status.code), body: response.bodyString)
     }
 
     /// Delivers a webhook signed (or not) the way `forge` signs.
     func webhook(
-        _ forge: String, payload: String, event: String = "push", delivery: String = UUID().uuidString, secret: String? = ControllerLab.webhookSecret
+        _ forge: String, payload: String, event: String = "push", delivery: String = UUID().uuidString,
+        secret: String? = ControllerLab.webhookSecret
     ) async throws -> Answer {
         let body = Array(payload.utf8)
         var headers: [(String, String)] = []
@@ -270,6 +272,8 @@ func freeLoopbackPort() throws -> Int {
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
     guard bound == 0 else { throw MissingComponent(name: "a free loopback port") }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+    }
     return Int(UInt16(bigEndian: address.sin_port))
 }
