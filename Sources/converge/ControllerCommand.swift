@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConvergeController
 import ConvergeGit
+import ConvergeKubernetes
 import ConvergeRuntime
 import ConvergeStore
 import Foundation
@@ -53,6 +54,21 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Environment variable holding the webhook secret.")
     var webhookSecretEnv: String?
 
+    @Option(
+        help:
+            "Where replicas elect their leader: store (a row of the run store), kubernetes (a Lease), or auto (a Lease in a cluster, else the store)."
+    )
+    var leaderElection: LeaderElectionBackend = .auto
+
+    @Option(help: "With --leader-election kubernetes outside a cluster: the kubeconfig of the cluster holding the Lease.")
+    var kubeconfig: String?
+
+    @Option(help: "With --kubeconfig: its context (default: the current one).")
+    var kubeContext: String?
+
+    @Option(help: "Namespace of the Lease (default: the pod's namespace in a cluster, else default).")
+    var leaseNamespace: String?
+
     @Option(help: "Name of the leader lease replicas share.")
     var leaseName: String = "converge-controller"
 
@@ -89,6 +105,7 @@ struct ControllerCommand: AsyncParsableCommand {
         let secret = try webhookSecret()
         try await Terminal.run(instance: instance) { runtime in
             try await storage.with { store in
+                let (lock, cluster) = try leaderLock(store: store)
                 let controller = try Controller(
                     configuration: Controller.Configuration(
                         sources: [source], host: host, port: port, tokens: tokens, webhookSecret: secret,
@@ -97,9 +114,34 @@ struct ControllerCommand: AsyncParsableCommand {
                             retry: .milliseconds(Int64(retryEvery * 1000)),
                             safetyMargin: .milliseconds(Int64(min(2, (leaseDuration - renewEvery) / 2) * 1000))),
                         workflow: workflow.options, parallelism: parallelism, gitCache: gitCache, faults: FaultInjection.hook),
-                    runtime: runtime, store: store, lock: StoreLeaderLock(store: store, name: leaseName), logger: logger)
-                try await controller.run { port in logger.info("listening on \(host):\(port)") }
+                    runtime: runtime, store: store, lock: lock, logger: logger)
+                do {
+                    try await controller.run { port in logger.info("listening on \(host):\(port)") }
+                } catch {
+                    await cluster?.shutdown()
+                    throw error
+                }
+                await cluster?.shutdown()
             }
+        }
+    }
+
+    /// The lock `--leader-election` names (`auto` takes a Lease when running in a pod), and
+    /// the cluster connection to close at the end when it is a Lease.
+    private func leaderLock(store: any WorkflowStore) throws -> (any LeaderLock, KubernetesAPI?) {
+        let inCluster = ProcessInfo.processInfo.environment["KUBERNETES_SERVICE_HOST"] != nil
+        switch (leaderElection, kubeconfig) {
+        case (.store, _),
+            (.auto, nil) where !inCluster:
+            return (StoreLeaderLock(store: store, name: leaseName), nil)
+        case (_, let kubeconfig?):
+            let api = try KubernetesAPI(kubeconfig: kubeconfig, context: kubeContext)
+            return (KubernetesLeaderLock(api: api, namespace: leaseNamespace ?? "default", name: leaseName), api)
+        default:
+            let podNamespace = try? String(contentsOfFile: "/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding: .utf8)
+            let api = try KubernetesAPI.inCluster()
+            let namespace = leaseNamespace ?? podNamespace?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "default"
+            return (KubernetesLeaderLock(api: api, namespace: namespace, name: leaseName), api)
         }
     }
 
@@ -130,6 +172,10 @@ struct ControllerCommand: AsyncParsableCommand {
 }
 
 extension DriftPolicy: ExpressibleByArgument {}
+
+enum LeaderElectionBackend: String, ExpressibleByArgument, CaseIterable {
+    case auto, store, kubernetes
+}
 
 /// A duration on the command line, as Go and Kubernetes write them: `90s`, `5m`, `1h30m`, `500ms`.
 struct DurationArgument: ExpressibleByArgument, Sendable {

@@ -210,3 +210,42 @@ struct ControllerTests {
         }
     }
 }
+
+/// Leader election through a `coordination.k8s.io/v1` Lease on the test kube-apiserver.
+@Suite("converge controller on a Kubernetes Lease", .serialized)
+struct ControllerLeaseTests {
+    @Test("replicas elect through a Lease: one holds it; a SIGTERM releases it and the other takes it at once")
+    func kubernetesLease() async throws {
+        guard let kubeconfig = ProcessInfo.processInfo.environment["CONVERGE_TEST_KUBECONFIG"], !kubeconfig.isEmpty else {
+            Issue.record(
+                "CONVERGE_TEST_KUBECONFIG is not set: run `eval \"$(scripts/kube-apiserver.sh --start)\"` first (scripts/test.sh does)")
+            throw MissingComponent(name: "kube-apiserver")
+        }
+        try await ControllerLab.with { lab in
+            try await lab.push(lab.webManifests(color: "blue"))
+            let lease = "\(lab.lab.prefix)-leader"
+            let arguments = [
+                "--interval", "10m", "--leader-election", "kubernetes", "--kubeconfig", kubeconfig, "--lease-name", lease,
+                "--lease-duration", "6", "--renew-every", "2", "--retry-every", "1",
+            ]
+            let first = try await lab.startController(arguments, name: "first")
+            try await eventually("the first controller leads", timeout: .seconds(20)) { try await first.metric("converge_leader") == 1 }
+            let second = try await lab.startController(arguments, name: "second")
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await second.metric("converge_leader") == 0)
+            let holder = try await run(
+                "/usr/bin/kubectl",
+                ["--kubeconfig", kubeconfig, "-n", "default", "get", "lease", lease, "-o", "jsonpath={.spec.holderIdentity}"])
+            #expect(first.logText.contains("identity=\(holder.stdout)"), "the Lease names the first controller: \(holder.stdout)")
+
+            first.kill(SIGTERM)
+            #expect(try await first.waitForExit(timeout: .seconds(30)) == 0)
+            try await eventually("the second controller leads", timeout: .seconds(4)) { try await second.metric("converge_leader") == 1 }
+            let transitions = try await run(
+                "/usr/bin/kubectl",
+                ["--kubeconfig", kubeconfig, "-n", "default", "get", "lease", lease, "-o", "jsonpath={.spec.leaseTransitions}"])
+            #expect(transitions.stdout == "1")
+            _ = try await run("/usr/bin/kubectl", ["--kubeconfig", kubeconfig, "-n", "default", "delete", "lease", lease])
+        }
+    }
+}
