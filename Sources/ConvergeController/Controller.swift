@@ -58,7 +58,6 @@ public final class Controller: Sendable {
     }
 
     let configuration: Configuration
-    let sources: [SourceController]
     let elector: LeaderElector
     let metrics: ControllerMetrics
     let store: any WorkflowStore
@@ -68,8 +67,26 @@ public final class Controller: Sendable {
     let logger: Logger
     private let shutdown: ShutdownFlag
     private let leadership: (stream: AsyncStream<Bool>, continuation: AsyncStream<Bool>.Continuation)
+    /// Where sources come from besides `configuration.sources`: a cluster's `ConvergeSource`s.
+    private let catalog: ConvergeSourceCatalog?
+    private let runtime: Runtime
+    private let gate: StepGate
+    /// The sources by name, with the generation of the object each came from (catalog only).
+    private let registry = Mutex<[String: (source: SourceController, generation: Int?)]>([:])
+    private let stopCatalog = Mutex<(@Sendable () -> Void)?>(nil)
 
-    public init(configuration: Configuration, runtime: Runtime, store: any WorkflowStore, lock: any LeaderLock, logger: Logger) throws {
+    /// The sources, by name.
+    var sources: [SourceController] {
+        registry.withLock { $0.values.map(\.source) }.sorted { $0.configuration.name < $1.configuration.name }
+    }
+
+    /// A controller of `configuration.sources`, and of the `ConvergeSource`s of `catalog`
+    /// as they come and go.
+    public init(
+        configuration: Configuration, runtime: Runtime, store: any WorkflowStore, lock: any LeaderLock,
+        catalog: ConvergeSourceCatalog? = nil,
+        logger: Logger
+    ) throws {
         let names = configuration.sources.map(\.name)
         if let repeated = names.first(where: { name in names.filter { $0 == name }.count > 1 }) {
             throw ControllerError("two sources are named '\(repeated)'", hint: "each source is an instance and needs a name of its own")
@@ -90,17 +107,56 @@ public final class Controller: Sendable {
         }
         self.elector = elector
         self.shutdown = shutdown
-        let metrics = ControllerMetrics()
-        self.metrics = metrics
-        sources = configuration.sources.map {
-            SourceController(
-                $0, runtime: runtime, store: store, gate: gate, metrics: metrics, logger: logger, options: configuration.workflow,
-                parallelism: configuration.parallelism, gitCache: configuration.gitCache, faults: configuration.faults)
+        metrics = ControllerMetrics()
+        self.catalog = catalog
+        self.runtime = runtime
+        self.gate = gate
+        for source in configuration.sources {
+            let controller = makeSource(source, statusChanged: nil)
+            registry.withLock { $0[source.name] = (controller, nil) }
         }
     }
 
     func source(named name: String) -> SourceController? {
-        sources.first { $0.configuration.name == name }
+        registry.withLock { $0[name]?.source }
+    }
+
+    private func makeSource(_ source: SourceConfiguration, statusChanged: (@Sendable (SourceStatus) async -> Void)?) -> SourceController {
+        SourceController(
+            source, runtime: runtime, store: store, gate: gate, metrics: metrics, logger: logger, options: configuration.workflow,
+            parallelism: configuration.parallelism, gitCache: configuration.gitCache, faults: configuration.faults,
+            statusChanged: statusChanged)
+    }
+
+    /// Brings the sources in line with the catalog's entries: a source whose object went away
+    /// or changed is stopped (after the reconcile in hand); a new or changed one is started
+    /// with `start`.
+    private func apply(_ entries: [ConvergeSourceCatalog.Entry], catalog: ConvergeSourceCatalog, start: (SourceController) -> Void) {
+        let wanted = Dictionary(entries.map { ($0.configuration.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let started = registry.withLock { registry -> [SourceController] in
+            for (name, current) in registry {
+                guard let generation = current.generation else { continue }
+                if let entry = wanted[name], entry.configuration == current.source.configuration, entry.generation == generation {
+                    continue
+                }
+                current.source.stop()
+                registry[name] = nil
+            }
+            var started: [SourceController] = []
+            for entry in entries where registry[entry.configuration.name] == nil {
+                let name = entry.configuration.name
+                let source = makeSource(entry.configuration) { status in
+                    await catalog.write(status, name: name, generation: entry.generation)
+                }
+                registry[name] = (source, entry.generation)
+                started.append(source)
+            }
+            return started
+        }
+        for source in started {
+            logger.info("reconciling ConvergeSource \(catalog.namespace)/\(source.configuration.name)")
+            start(source)
+        }
     }
 
     /// Runs until a shutdown signal (when `signals` is true) or cancellation. `listening` is
@@ -129,16 +185,25 @@ public final class Controller: Sendable {
         func run() async throws {
             await withGracefulShutdownHandler {
                 await withTaskGroup(of: Void.self) { group in
+                    let configuration = controller.configuration
                     for source in controller.sources {
-                        group.addTask {
-                            await source.run(
-                                jitter: controller.configuration.jitter, retentionEvery: controller.configuration.retentionEvery)
-                        }
+                        group.addTask { await source.run(jitter: configuration.jitter, retentionEvery: configuration.retentionEvery) }
                     }
                     group.addTask {
                         // A new leader looks at every source at once: interrupted runs resume now.
                         for await leads in controller.leadership.stream where leads {
                             for source in controller.sources { source.enqueue(.requested("became the leader")) }
+                        }
+                    }
+                    if let catalog = controller.catalog, !controller.shutdown.isSet {
+                        let updates = catalog.updates()
+                        controller.stopCatalog.withLock { $0 = updates.stop }
+                        for await entries in updates.stream {
+                            controller.apply(entries, catalog: catalog) { source in
+                                group.addTask {
+                                    await source.run(jitter: configuration.jitter, retentionEvery: configuration.retentionEvery)
+                                }
+                            }
                         }
                     }
                     // Each ends on shutdown: the loops when their queue is finished, after the
@@ -148,6 +213,7 @@ public final class Controller: Sendable {
             } onGracefulShutdown: {
                 controller.logger.info("shutting down: the steps in flight finish, then the leader lease is released")
                 controller.shutdown.set()
+                controller.stopCatalog.withLock { $0?() }
                 for source in controller.sources { source.stop() }
                 controller.leadership.continuation.finish()
             }

@@ -26,6 +26,9 @@ public struct GitSourceRequest: Sendable, Hashable {
     /// Environment variable holding an HTTPS access token; sent as the password of user
     /// `x-access-token` when the server asks for credentials. Never logged nor shown.
     public var tokenEnvironmentVariable: String
+    /// A token given directly (the controller reads it from a Kubernetes Secret); when set,
+    /// the environment variable is not read.
+    public var token: String?
     /// Where remote repositories are cloned (bare) and later fetched, one subfolder per URL.
     public var cacheDirectory: String
 
@@ -78,7 +81,7 @@ public enum GitSource {
         Libgit2.ensureInitialized()
         Libgit2.clearError()
         let display = URLRedaction.redact(request.repository)
-        let token = Self.token(from: request.tokenEnvironmentVariable)
+        let token = request.token ?? Self.token(from: request.tokenEnvironmentVariable)
         do {
             return try loadUnchecked(request, display: display, token: token)
         } catch {

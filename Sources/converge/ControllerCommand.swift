@@ -18,8 +18,14 @@ struct ControllerCommand: AsyncParsableCommand {
             only it starts steps. SIGTERM finishes the steps in flight, releases the lease, exits 0.
             """)
 
-    @Option(help: "The Git repository to watch: local path, file://, http:// or https:// URL.")
-    var repo: String
+    @Option(
+        help:
+            "The Git repository to watch: local path, file://, http:// or https:// URL. Without it, the ConvergeSource objects of --namespace are the sources."
+    )
+    var repo: String?
+
+    @Option(help: "Without --repo: the namespace whose ConvergeSource objects to reconcile (default: the pod's, else default).")
+    var namespace: String?
 
     @Option(help: "Branch or tag to follow.")
     var ref: String = "main"
@@ -98,23 +104,33 @@ struct ControllerCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "converge.controller")
         let (host, port) = try address()
-        let source = SourceConfiguration(
-            name: instance, repository: repo, ref: ref, path: path, interval: interval.duration, drift: drift,
-            tokenEnvironmentVariable: tokenEnv)
+        let sources = repo.map {
+            [
+                SourceConfiguration(
+                    name: instance, repository: $0, ref: ref, path: path, interval: interval.duration, drift: drift,
+                    tokenEnvironmentVariable: tokenEnv)
+            ]
+        }
         let tokens = try apiTokensFile.map(APITokens.load(file:)) ?? APITokens([:])
         let secret = try webhookSecret()
         try await Terminal.run(instance: instance) { runtime in
             try await storage.with { store in
-                let (lock, cluster) = try leaderLock(store: store)
+                let cluster = try clusterAPI()
+                let lock = try leaderLock(store: store, cluster: cluster)
+                let catalog =
+                    sources == nil ? cluster.map { ConvergeSourceCatalog(api: $0, namespace: clusterNamespace, logger: logger) } : nil
+                if sources == nil, catalog == nil {
+                    throw ValidationError("give --repo, or a cluster holding ConvergeSource objects (--kubeconfig, or run in a pod)")
+                }
                 let controller = try Controller(
                     configuration: Controller.Configuration(
-                        sources: [source], host: host, port: port, tokens: tokens, webhookSecret: secret,
+                        sources: sources ?? [], host: host, port: port, tokens: tokens, webhookSecret: secret,
                         leaderElection: LeaderElector.Timing(
                             duration: .milliseconds(Int64(leaseDuration * 1000)), renew: .milliseconds(Int64(renewEvery * 1000)),
                             retry: .milliseconds(Int64(retryEvery * 1000)),
                             safetyMargin: .milliseconds(Int64(min(2, (leaseDuration - renewEvery) / 2) * 1000))),
                         workflow: workflow.options, parallelism: parallelism, gitCache: gitCache, faults: FaultInjection.hook),
-                    runtime: runtime, store: store, lock: lock, logger: logger)
+                    runtime: runtime, store: store, lock: lock, catalog: catalog, logger: logger)
                 do {
                     try await controller.run { port in logger.info("listening on \(host):\(port)") }
                 } catch {
@@ -126,22 +142,32 @@ struct ControllerCommand: AsyncParsableCommand {
         }
     }
 
-    /// The lock `--leader-election` names (`auto` takes a Lease when running in a pod), and
-    /// the cluster connection to close at the end when it is a Lease.
-    private func leaderLock(store: any WorkflowStore) throws -> (any LeaderLock, KubernetesAPI?) {
-        let inCluster = ProcessInfo.processInfo.environment["KUBERNETES_SERVICE_HOST"] != nil
-        switch (leaderElection, kubeconfig) {
-        case (.store, _),
-            (.auto, nil) where !inCluster:
-            return (StoreLeaderLock(store: store, name: leaseName), nil)
-        case (_, let kubeconfig?):
-            let api = try KubernetesAPI(kubeconfig: kubeconfig, context: kubeContext)
-            return (KubernetesLeaderLock(api: api, namespace: leaseNamespace ?? "default", name: leaseName), api)
-        default:
-            let podNamespace = try? String(contentsOfFile: "/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding: .utf8)
-            let api = try KubernetesAPI.inCluster()
-            let namespace = leaseNamespace ?? podNamespace?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "default"
-            return (KubernetesLeaderLock(api: api, namespace: namespace, name: leaseName), api)
+    private var inCluster: Bool { ProcessInfo.processInfo.environment["KUBERNETES_SERVICE_HOST"] != nil }
+
+    /// The namespace of the Lease and the ConvergeSources: `--namespace`, else the pod's, else default.
+    private var clusterNamespace: String {
+        if let namespace { return namespace }
+        let pod = try? String(contentsOfFile: "/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding: .utf8)
+        return pod?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "default"
+    }
+
+    /// The cluster the controller uses for itself (a Lease, ConvergeSources): `--kubeconfig`,
+    /// or the pod's own when it runs in one and needs it; nil otherwise.
+    private func clusterAPI() throws -> KubernetesAPI? {
+        if let kubeconfig { return try KubernetesAPI(kubeconfig: kubeconfig, context: kubeContext) }
+        let needed = leaderElection == .kubernetes || (leaderElection == .auto && inCluster) || repo == nil
+        return needed ? try KubernetesAPI.inCluster() : nil
+    }
+
+    /// The lock `--leader-election` names: `auto` takes a Lease when there is a cluster.
+    private func leaderLock(store: any WorkflowStore, cluster: KubernetesAPI?) throws -> any LeaderLock {
+        switch (leaderElection, cluster) {
+        case (.store, _), (.auto, nil):
+            return StoreLeaderLock(store: store, name: leaseName)
+        case (_, let cluster?):
+            return KubernetesLeaderLock(api: cluster, namespace: leaseNamespace ?? clusterNamespace, name: leaseName)
+        case (.kubernetes, nil):
+            throw ValidationError("--leader-election kubernetes needs --kubeconfig outside a cluster")
         }
     }
 
@@ -186,26 +212,8 @@ struct DurationArgument: ExpressibleByArgument, Sendable {
     }
 
     init?(argument: String) {
-        var total = 0.0
-        var number = ""
-        var rest = Substring(argument)
-        guard !rest.isEmpty else { return nil }
-        while !rest.isEmpty {
-            number = String(rest.prefix { $0.isNumber || $0 == "." })
-            rest = rest.dropFirst(number.count)
-            let unit = String(rest.prefix { $0.isLetter })
-            rest = rest.dropFirst(unit.count)
-            guard let value = Double(number) else { return nil }
-            switch unit {
-            case "ms": total += value / 1000
-            case "s": total += value
-            case "m": total += value * 60
-            case "h": total += value * 3600
-            default: return nil
-            }
-        }
-        guard total > 0 else { return nil }
-        duration = .milliseconds(Int64(total * 1000))
+        guard let duration = DurationText.parse(argument) else { return nil }
+        self.duration = duration
     }
 
     var defaultValueDescription: String { "\(duration)" }

@@ -249,3 +249,60 @@ struct ControllerLeaseTests {
         }
     }
 }
+
+/// `converge controller` without `--repo`: the ConvergeSource objects of a namespace.
+@Suite("converge controller on ConvergeSource objects", .serialized)
+struct ConvergeSourceTests {
+    @Test("a ConvergeSource is reconciled and its status follows kstatus; an invalid one is Stalled")
+    func convergeSource() async throws {
+        guard let kubeconfig = ProcessInfo.processInfo.environment["CONVERGE_TEST_KUBECONFIG"], !kubeconfig.isEmpty else {
+            Issue.record(
+                "CONVERGE_TEST_KUBECONFIG is not set: run `eval \"$(scripts/kube-apiserver.sh --start)\"` first (scripts/test.sh does)")
+            throw MissingComponent(name: "kube-apiserver")
+        }
+        let kubectl = { (arguments: [String]) in try await run("/usr/bin/kubectl", ["--kubeconfig", kubeconfig] + arguments) }
+        let crd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("crds/convergesources.converge.dev.yaml").path
+        #expect(try await kubectl(["apply", "-f", crd]).exitCode == 0)
+        _ = try await kubectl(["wait", "--for=condition=Established", "crd/convergesources.converge.dev", "--timeout=30s"])
+        try await ControllerLab.with { lab in
+            let commit = try await lab.push(lab.webManifests(color: "blue"))
+            let namespace = lab.lab.prefix
+            _ = try await kubectl(["create", "namespace", namespace])
+            let objects = lab.lab.directory.appendingPathComponent("sources.yaml")
+            try """
+            apiVersion: converge.dev/v1alpha1
+            kind: ConvergeSource
+            metadata: {name: \(lab.lab.instance), namespace: \(namespace)}
+            spec: {repo: "\(lab.repositoryURL)", ref: main, interval: 10m}
+            ---
+            apiVersion: converge.dev/v1alpha1
+            kind: ConvergeSource
+            metadata: {name: \(lab.lab.prefix)-broken, namespace: \(namespace)}
+            spec: {repo: "\(lab.repositoryURL)", credentials: {secretRef: {name: missing}}}
+            """.write(to: objects, atomically: true, encoding: .utf8)
+            #expect(try await kubectl(["apply", "-f", objects.path]).exitCode == 0)
+
+            let controller = try await lab.startController(
+                ["--kubeconfig", kubeconfig, "--namespace", namespace, "--lease-name", "\(namespace)-leader"], name: "cluster",
+                withoutRepository: true)
+            try await eventually("the ConvergeSource's commit is applied", timeout: .seconds(60)) {
+                !(try await lab.lab.managedContainers().isEmpty)
+            }
+            let get = { (name: String, path: String) in
+                try await kubectl(["-n", namespace, "get", "convergesource", name, "-o", "jsonpath=\(path)"]).stdout
+            }
+            try await eventually("the status says Ready", timeout: .seconds(30)) {
+                try await get(lab.lab.instance, #"{.status.conditions[?(@.type=="Ready")].status}"#) == "True"
+            }
+            #expect(try await get(lab.lab.instance, "{.status.lastAppliedRevision}") == commit)
+            #expect(try await get(lab.lab.instance, "{.status.observedGeneration}") == "1")
+            #expect(try await get(lab.lab.instance, #"{.status.conditions[?(@.type=="Stalled")].status}"#) == "False")
+            try await eventually("the broken source is Stalled", timeout: .seconds(30)) {
+                try await get("\(lab.lab.prefix)-broken", #"{.status.conditions[?(@.type=="Stalled")].reason}"#) == "InvalidSpec"
+            }
+            #expect(try await controller.get("/readyz").status == 200)
+            _ = try await kubectl(["delete", "namespace", namespace, "--wait=false"])
+        }
+    }
+}

@@ -14,7 +14,10 @@ import Testing
             try await repo.commit(lab.labManifests().mapKeys { "deploy/\($0)" }, message: "add containers")
 
             func planSummary(_ extra: String...) async throws -> String {
-                let result = try await run(convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--path", "deploy", "--instance", lab.instance] + extra, in: lab.directory)
+                let result = try await run(
+                    convergeBinary,
+                    ["reconcile", "--dry-run", "--repo", repo.directory.path, "--path", "deploy", "--instance", lab.instance] + extra,
+                    in: lab.directory)
                 #expect(result.exitCode == 2, "\(result.stderr)")
                 return result.stdout.split(separator: "\n").first { $0.hasPrefix("Plan:") }.map(String.init) ?? result.stderr
             }
@@ -25,19 +28,27 @@ import Testing
             #expect(try await planSummary("--ref", firstCommit) == "Plan: 2 to add, 0 to change, 0 to destroy.")
             #expect(try await planSummary("--ref", String(firstCommit.prefix(10))) == "Plan: 2 to add, 0 to change, 0 to destroy.")
 
-            let fileURL = try await run(convergeBinary, ["reconcile", "--dry-run", "--repo", "file://" + repo.directory.path, "--path", "deploy", "--ref", "v1", "--instance", lab.instance, "--output", "json"], in: lab.directory)
+            let fileURL = try await run(
+                convergeBinary,
+                [
+                    "reconcile", "--dry-run", "--repo", "file://" + repo.directory.path, "--path", "deploy", "--ref", "v1", "--instance",
+                    lab.instance, "--output", "json",
+                ], in: lab.directory)
             #expect(fileURL.exitCode == 2, "\(fileURL.stderr)")
             #expect(fileURL.stdout.contains(firstCommit))
 
-            let missingRef = try await run(convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--ref", "no-such-branch"], in: lab.directory)
+            let missingRef = try await run(
+                convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--ref", "no-such-branch"], in: lab.directory)
             #expect(missingRef.exitCode == 1)
             #expect(missingRef.stderr.contains("ref 'no-such-branch' not found"))
 
-            let missingPath = try await run(convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--path", "nowhere"], in: lab.directory)
+            let missingPath = try await run(
+                convergeBinary, ["reconcile", "--dry-run", "--repo", repo.directory.path, "--path", "nowhere"], in: lab.directory)
             #expect(missingPath.exitCode == 1)
             #expect(missingPath.stderr.contains("path 'nowhere' does not exist"))
 
-            let notARepo = try await run(convergeBinary, ["validate", "--repo", lab.directory.appendingPathComponent("absent").path], in: lab.directory)
+            let notARepo = try await run(
+                convergeBinary, ["validate", "--repo", lab.directory.appendingPathComponent("absent").path], in: lab.directory)
             #expect(notARepo.exitCode == 1)
             #expect(!notARepo.stderr.isEmpty)
             #expect(try await lab.managedNetworks().isEmpty)

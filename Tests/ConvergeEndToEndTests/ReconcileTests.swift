@@ -49,7 +49,8 @@ import Testing
             let before = try await lab.engine.inspectContainer("\(lab.prefix)-client")
 
             var manifests = lab.labManifests()
-            manifests["containers.yaml"] = manifests["containers.yaml"]!.replacingOccurrences(of: "[sleep, \"2147483647\"]", with: "[sleep, \"1000000\"]")
+            manifests["containers.yaml"] = manifests["containers.yaml"]!.replacingOccurrences(
+                of: "[sleep, \"2147483647\"]", with: "[sleep, \"1000000\"]")
             try lab.write(manifests, into: "set")
             let plan = try await lab.reconcile("--dry-run", "set")
             #expect(plan.exitCode == 2)

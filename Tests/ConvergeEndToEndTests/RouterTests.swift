@@ -44,7 +44,9 @@ import Testing
             #expect(kernel.stdout.contains("10.250.1.0/24 via \(lab.subnetA)10"), "the router's own route is there too")
 
             // A route added by hand through vtysh, and a changed manifest.
-            let added = try await lab.engine.exec(container: "\(lab.prefix)-router", command: ["vtysh", "-c", "configure terminal", "-c", "ip route 10.252.0.0/16 \(lab.subnetA)10"])
+            let added = try await lab.engine.exec(
+                container: "\(lab.prefix)-router",
+                command: ["vtysh", "-c", "configure terminal", "-c", "ip route 10.252.0.0/16 \(lab.subnetA)10"])
             #expect(added.exitCode == 0)
             try lab.write(manifests(lab, frr: frr.replacingOccurrences(of: "10.251.0.0/16", with: "10.253.0.0/16")), into: "set")
             let plan = try await lab.reconcile("--dry-run", "set")

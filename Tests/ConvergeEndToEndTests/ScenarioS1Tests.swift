@@ -34,8 +34,12 @@ import Testing
     static func stage2(_ final: [String: String], lab: Lab) -> [String: String] {
         var files = final
         files["40-firewall.yaml"] = final["40-firewall.yaml"]!
-            .replacingOccurrences(of: "{name: allow-http, action: accept, protocol: tcp, ports: [80]}", with: "{name: block-http, action: drop, protocol: tcp, ports: [80]}")
-            .replacingOccurrences(of: "verify: [\(lab.prefix)-ping, \(lab.prefix)-http]", with: "verify: [\(lab.prefix)-ping, \(lab.prefix)-http-blocked]")
+            .replacingOccurrences(
+                of: "{name: allow-http, action: accept, protocol: tcp, ports: [80]}",
+                with: "{name: block-http, action: drop, protocol: tcp, ports: [80]}"
+            )
+            .replacingOccurrences(
+                of: "verify: [\(lab.prefix)-ping, \(lab.prefix)-http]", with: "verify: [\(lab.prefix)-ping, \(lab.prefix)-http-blocked]")
         files["55-stage2-probes.yaml"] = """
             apiVersion: converge.dev/v1alpha1
             kind: Probe
@@ -56,7 +60,9 @@ import Testing
     static func droppingICMP(_ files: [String: String]) -> [String: String] {
         var breaking = files
         breaking["40-firewall.yaml"] = files["40-firewall.yaml"]!
-            .replacingOccurrences(of: "{name: allow-icmp, action: accept, protocol: icmp}", with: "{name: allow-icmp, action: drop, protocol: icmp}")
+            .replacingOccurrences(
+                of: "{name: allow-icmp, action: accept, protocol: icmp}", with: "{name: allow-icmp, action: drop, protocol: icmp}"
+            )
             .replacingOccurrences(of: "verifyTimeout: 10s", with: "verifyTimeout: 2s")
         return breaking
     }
@@ -90,7 +96,8 @@ import Testing
             #expect(third.exitCode == 3, "the firewall change waits for approval: \(third.stderr)")
             #expect(third.stdout.contains("+ rules.allow-http"))
             #expect(third.stdout.contains("- rules.block-http"))
-            let waiting = try #require(third.stderr.range(of: #"Run (\d+)"#, options: .regularExpression).map { String(third.stderr[$0].dropFirst(4)) })
+            let waiting = try #require(
+                third.stderr.range(of: #"Run (\d+)"#, options: .regularExpression).map { String(third.stderr[$0].dropFirst(4)) })
             let approved = try await lab.converge(["approve", waiting, "--approver", "netops", "--comment", "HTTP for the client"] + store)
             #expect(approved.exitCode == 0, "\(approved.stderr)")
             #expect(approved.stderr.contains("OK   \(lab.prefix)-ping"))
@@ -126,7 +133,8 @@ import Testing
             #expect(result.stderr.contains("\(lab.prefix)-ping"), "the report names the failing probe")
             #expect(result.stderr.contains("rolled back"))
 
-            let ping = try await lab.engine.exec(container: "\(lab.prefix)-client", command: ["ping", "-c", "1", "-W", "1", "\(lab.subnetB)10"])
+            let ping = try await lab.engine.exec(
+                container: "\(lab.prefix)-client", command: ["ping", "-c", "1", "-W", "1", "\(lab.subnetB)10"])
             #expect(ping.exitCode == 0, "the previous ruleset is back: ping still passes")
             try lab.write(final, into: "set")
             #expect(try await lab.reconcile(["--dry-run", "set"]).exitCode == 0, "the live table is the previous one exactly")
@@ -141,7 +149,9 @@ import Testing
             #expect(try await lab.reconcile(["set"] + store).exitCode == 0)
 
             let router = "\(lab.prefix)-router"
-            let added = try await lab.engine.exec(container: router, command: ["nft", "add", "rule", "inet", "converge_\(lab.prefix)-edge", "forward", "tcp", "dport", "22", "accept"])
+            let added = try await lab.engine.exec(
+                container: router,
+                command: ["nft", "add", "rule", "inet", "converge_\(lab.prefix)-edge", "forward", "tcp", "dport", "22", "accept"])
             #expect(added.exitCode == 0, "\(added.stderr)")
             let outside = try await lab.engine.exec(container: router, command: ["nft", "add", "table", "inet", "someone_else"])
             #expect(outside.exitCode == 0)

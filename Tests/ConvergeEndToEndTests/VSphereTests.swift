@@ -20,10 +20,14 @@ import Testing
     static func vms(in lab: VCenterLab) async throws -> [String: LiveVM] {
         let client = try await lab.client()
         let root = await client.serviceContent.rootFolder
-        let objects = try await client.retrieve(under: root, properties: ["VirtualMachine": [
-            "name", "config.hardware.numCPU", "config.hardware.memoryMB", "runtime.powerState", "guest.ipAddress",
-            "config.hardware.device", "snapshot",
-        ]])
+        let objects = try await client.retrieve(
+            under: root,
+            properties: [
+                "VirtualMachine": [
+                    "name", "config.hardware.numCPU", "config.hardware.memoryMB", "runtime.powerState", "guest.ipAddress",
+                    "config.hardware.device", "snapshot",
+                ]
+            ])
         await client.logout()
         var found: [String: LiveVM] = [:]
         for object in objects {
@@ -44,15 +48,17 @@ import Testing
         return found
     }
 
-    static let web = vmManifest("cvt-web", cpus: 2, memoryMB: 2048, extra: """
-          disks:
-            - sizeGB: 20
-          network:
-            portGroup: VM Network
-            ipv4: 10.0.0.15/24
-            gateway: 10.0.0.1
-          annotation: web frontend
-        """)
+    static let web = vmManifest(
+        "cvt-web", cpus: 2, memoryMB: 2048,
+        extra: """
+              disks:
+                - sizeGB: 20
+              network:
+                portGroup: VM Network
+                ipv4: 10.0.0.15/24
+                gateway: 10.0.0.1
+              annotation: web frontend
+            """)
 
     @Test func createsAVMFromATemplateAndReachesInSync() async throws {
         try await VCenterLab.with { lab in
@@ -156,7 +162,10 @@ import Testing
 
             let client = try await lab.client()
             var made: [String: ManagedObjectReference] = [:]
-            for name in ["Before executing update of VirtualMachine/cvt-kept - old", "Before executing update of VirtualMachine/cvt-kept - recent", "manual before upgrade"] {
+            for name in [
+                "Before executing update of VirtualMachine/cvt-kept - old", "Before executing update of VirtualMachine/cvt-kept - recent",
+                "manual before upgrade",
+            ] {
                 let result = try await client.runTask("CreateSnapshot_Task", on: vm.ref) { writer in
                     writer.leaf("name", name)
                     writer.leaf("memory", false)
@@ -166,13 +175,17 @@ import Testing
             }
             await client.logout()
             let now = Date()
-            try await lab.setCreationTime(of: made["Before executing update of VirtualMachine/cvt-kept - old"]!, to: now.addingTimeInterval(-30 * 3600))
-            try await lab.setCreationTime(of: made["Before executing update of VirtualMachine/cvt-kept - recent"]!, to: now.addingTimeInterval(-2 * 3600))
+            try await lab.setCreationTime(
+                of: made["Before executing update of VirtualMachine/cvt-kept - old"]!, to: now.addingTimeInterval(-30 * 3600))
+            try await lab.setCreationTime(
+                of: made["Before executing update of VirtualMachine/cvt-kept - recent"]!, to: now.addingTimeInterval(-2 * 3600))
             try await lab.setCreationTime(of: made["manual before upgrade"]!, to: now.addingTimeInterval(-300 * 3600))
 
             let preview = try await lab.converge(["snapshots", "gc", "--dry-run", "--retention", "24h"])
             #expect(preview.exitCode == 0, "\(preview.stderr)")
-            #expect(preview.stdout.contains("would delete cvt-kept: Before executing update of VirtualMachine/cvt-kept - old"), "\(preview.stdout)")
+            #expect(
+                preview.stdout.contains("would delete cvt-kept: Before executing update of VirtualMachine/cvt-kept - old"),
+                "\(preview.stdout)")
             #expect(try await Self.vms(in: lab)["cvt-kept"]?.snapshots.count == 3, "a dry run deletes nothing")
 
             let collected = try await lab.converge(["snapshots", "gc", "--retention", "24h"])
@@ -222,7 +235,9 @@ import Testing
             #expect(preview.stdout.contains("cannot take snapshots"), "the plan should warn:\n\(preview.stdout)")
             let applied = try await lab.converge(["reconcile"])
             #expect(applied.exitCode == 0, "a missing snapshot capability is a warning, not a failure:\n\(applied.stderr)")
-            #expect(applied.stderr.contains("warning: vCenter reports that VM 'cvt-plain' cannot take snapshots"), "the run should warn too:\n\(applied.stderr)")
+            #expect(
+                applied.stderr.contains("warning: vCenter reports that VM 'cvt-plain' cannot take snapshots"),
+                "the run should warn too:\n\(applied.stderr)")
             let vm = try #require(try await VSphereTests.vms(in: lab)["cvt-plain"])
             #expect(vm.cpus == 2)
             #expect(vm.snapshots.isEmpty)
@@ -231,7 +246,9 @@ import Testing
 
     @Test func aChangeNeedingAPowerCycleIsRefusedUnlessAllowed() async throws {
         try await VCenterLab.with { lab in
-            let strict = { (cpus: Int) in vmManifest("cvt-strict", cpus: cpus).replacingOccurrences(of: "allowPowerCycle: true", with: "allowPowerCycle: false") }
+            let strict = { (cpus: Int) in
+                vmManifest("cvt-strict", cpus: cpus).replacingOccurrences(of: "allowPowerCycle: true", with: "allowPowerCycle: false")
+            }
             try lab.writeManifests([strict(1)])
             #expect(try await lab.converge(["reconcile"]).exitCode == 0)
 
@@ -251,7 +268,8 @@ import Testing
             // the marker its clone spec wrote, not yet the ownership field.
             let client = try await lab.client()
             let root = await client.serviceContent.rootFolder
-            let objects = try await client.retrieve(under: root, properties: ["VirtualMachine": ["name"], "Folder": ["name"], "ResourcePool": ["name"]])
+            let objects = try await client.retrieve(
+                under: root, properties: ["VirtualMachine": ["name"], "Folder": ["name"], "ResourcePool": ["name"]])
             let template = try #require(objects.first { $0["name"]?.text == "tmpl-linux" }?.object)
             let folder = try #require(objects.first { $0.object.type == "Folder" && $0["name"]?.text == "vm" }?.object)
             let pool = try #require(objects.first { $0.object.type == "ResourcePool" && $0["name"]?.text == "Resources" }?.object)
@@ -287,9 +305,13 @@ import Testing
         try await VCenterLab.with { lab in
             try lab.writeManifests([VSphereTests.web])
             // The process dies after the VM is made but before the step is journaled as done.
-            let killed = try await run(convergeBinary, ["reconcile", lab.directory.appendingPathComponent("manifests").path,
-                                                        "--state", lab.directory.appendingPathComponent("state.db").path],
-                                       environment: [VCenterLab.passwordVariable: lab.password, "CONVERGE_FAULT": "kill-before-journal:0"])
+            let killed = try await run(
+                convergeBinary,
+                [
+                    "reconcile", lab.directory.appendingPathComponent("manifests").path,
+                    "--state", lab.directory.appendingPathComponent("state.db").path,
+                ],
+                environment: [VCenterLab.passwordVariable: lab.password, "CONVERGE_FAULT": "kill-before-journal:0"])
             #expect(killed.exitCode != 0)
 
             let resumed = try await lab.converge(["reconcile"])
@@ -360,7 +382,8 @@ import Testing
 
             let client = try await lab.client()
             let root = await client.serviceContent.rootFolder
-            let vmFolder = try #require(try await client.retrieve(under: root, properties: ["Folder": ["name"]]).first { $0["name"]?.text == "vm" }?.object)
+            let vmFolder = try #require(
+                try await client.retrieve(under: root, properties: ["Folder": ["name"]]).first { $0["name"]?.text == "vm" }?.object)
             try await client.invoke("CreateFolder", on: vmFolder) { $0.leaf("name", "cvt-apps") }
             await client.logout()
 

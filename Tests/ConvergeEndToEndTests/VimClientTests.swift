@@ -106,8 +106,11 @@ struct PagingProxy {
     static func start(upstream: String) async throws -> PagingProxy {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/vcsim/paging_proxy.py").path
-        guard let server = try await BackgroundServer.start("/usr/bin/env", ["python3", script, "--upstream", upstream, "--page-cap", "100"], readyLine: "PROXY_READY"),
-              let url = server.values["PROXY_URL"] else {
+        guard
+            let server = try await BackgroundServer.start(
+                "/usr/bin/env", ["python3", script, "--upstream", upstream, "--page-cap", "100"], readyLine: "PROXY_READY"),
+            let url = server.values["PROXY_URL"]
+        else {
             throw MissingComponent(name: "the paging proxy (python3 scripts/vcsim/paging_proxy.py)")
         }
         return PagingProxy(server: server, url: url)

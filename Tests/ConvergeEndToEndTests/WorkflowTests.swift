@@ -39,7 +39,8 @@ import Testing
     }
 
     func runs(_ lab: Lab, _ store: [String], failed: Bool = false) async throws -> [Report] {
-        let result = try await lab.converge(["runs", "--output", "json", "--instance", lab.instance] + (failed ? ["--failed"] : []) + store)
+        let result = try await lab.converge(
+            ["runs", "--output", "json", "--instance", lab.instance] + (failed ? ["--failed"] : []) + store)
         #expect(result.exitCode == 0, "\(result.stderr)")
         return try JSONDecoder().decode([Report].self, from: Data(result.stdout.utf8))
     }
@@ -62,8 +63,10 @@ import Testing
                 #expect(killed.exitCode == 9, "step \(boundary): the process should die by SIGKILL; \(killed.stderr)")
                 let interrupted = try #require(try await runs(lab, store).first)
                 #expect(interrupted.run.status == "running")
-                let finished = Dictionary(uniqueKeysWithValues: interrupted.steps.filter { $0.status == "succeeded" }.map { ($0.index, $0.attempts) })
-                let cutOff = Dictionary(uniqueKeysWithValues: interrupted.steps.filter { $0.status == "running" }.map { ($0.index, $0.attempts) })
+                let finished = Dictionary(
+                    uniqueKeysWithValues: interrupted.steps.filter { $0.status == "succeeded" }.map { ($0.index, $0.attempts) })
+                let cutOff = Dictionary(
+                    uniqueKeysWithValues: interrupted.steps.filter { $0.status == "running" }.map { ($0.index, $0.attempts) })
                 if fault == "kill-after-step" {
                     #expect(finished[boundary] != nil, "step \(boundary) was journaled as finished before the kill")
                 } else {
@@ -112,23 +115,26 @@ import Testing
             let serverBefore = try await lab.engine.inspectContainer("\(lab.prefix)-server")
 
             // An update in place, a replacement, a new network, and a container that cannot start.
-            var broken = lab.labManifests(serverRestart: "always", extra: """
-                ---
-                apiVersion: converge.dev/v1alpha1
-                kind: Network
-                metadata: {name: \(lab.prefix)-extra-net}
-                spec: {internal: true}
-                ---
-                apiVersion: converge.dev/v1alpha1
-                kind: Container
-                metadata: {name: \(lab.prefix)-broken}
-                spec:
-                  image: converge-lab/busybox:1
-                  command: [/no/such/program]
-                  networks: [{name: \(lab.prefix)-extra-net}]
-                  dependsOn: [\(lab.prefix)-client]
-                """)
-            broken["containers.yaml"] = broken["containers.yaml"]!.replacingOccurrences(of: "[sleep, \"2147483647\"]", with: "[sleep, \"999999\"]")
+            var broken = lab.labManifests(
+                serverRestart: "always",
+                extra: """
+                    ---
+                    apiVersion: converge.dev/v1alpha1
+                    kind: Network
+                    metadata: {name: \(lab.prefix)-extra-net}
+                    spec: {internal: true}
+                    ---
+                    apiVersion: converge.dev/v1alpha1
+                    kind: Container
+                    metadata: {name: \(lab.prefix)-broken}
+                    spec:
+                      image: converge-lab/busybox:1
+                      command: [/no/such/program]
+                      networks: [{name: \(lab.prefix)-extra-net}]
+                      dependsOn: [\(lab.prefix)-client]
+                    """)
+            broken["containers.yaml"] = broken["containers.yaml"]!.replacingOccurrences(
+                of: "[sleep, \"2147483647\"]", with: "[sleep, \"999999\"]")
             try lab.write(broken, into: "broken")
 
             let failed = try await lab.reconcile(["broken", "--retry-attempts", "2", "--retry-delay", "0.1"] + store)
@@ -160,16 +166,17 @@ import Testing
     @Test func noRollbackKeepsWhatWasDone() async throws {
         try await Lab.with { lab in
             let store = try StoreKind.sqlite.arguments(for: lab)
-            let manifests = lab.labManifests(extra: """
-                ---
-                apiVersion: converge.dev/v1alpha1
-                kind: Container
-                metadata: {name: \(lab.prefix)-broken}
-                spec:
-                  image: converge-lab/busybox:1
-                  command: [/no/such/program]
-                  dependsOn: [\(lab.prefix)-server]
-                """)
+            let manifests = lab.labManifests(
+                extra: """
+                    ---
+                    apiVersion: converge.dev/v1alpha1
+                    kind: Container
+                    metadata: {name: \(lab.prefix)-broken}
+                    spec:
+                      image: converge-lab/busybox:1
+                      command: [/no/such/program]
+                      dependsOn: [\(lab.prefix)-server]
+                    """)
             try lab.write(manifests, into: "set")
             let result = try await lab.reconcile(["set", "--no-rollback"] + store)
             #expect(result.exitCode == 1)
@@ -183,7 +190,9 @@ import Testing
 
     /// Starts `converge reconcile` in the background and returns once its run is recorded.
     func startSlowRun(_ lab: Lab, _ store: [String]) async throws -> Task<CommandResult, any Error> {
-        let first = Task { try await lab.reconcile(["set", "--parallelism", "1"] + store, environment: ["CONVERGE_FAULT": "delay-steps:1000"]) }
+        let first = Task {
+            try await lab.reconcile(["set", "--parallelism", "1"] + store, environment: ["CONVERGE_FAULT": "delay-steps:1000"])
+        }
         var polls = 0
         while try await runs(lab, store).isEmpty, polls < 200 {
             polls += 1

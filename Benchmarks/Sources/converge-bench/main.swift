@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 let usage = """
-    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|all> [options]
+    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|controller|all> [options]
 
       plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
       git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
@@ -21,7 +21,10 @@ let usage = """
                  namespaces on the test kube-apiserver; the in-sync dry-run and its API requests
       kubernetes-scale
                  peak RSS of a reconcile of 10,000 ConfigMaps
-      all        the nine, in that order
+      controller converge controller as a process: webhook to applied (one env field), idle RSS and
+                 CPU with 1,000 containers, an in-sync interval of 10,000 ConfigMaps, leader
+                 takeover after kill -9 on PostgreSQL
+      all        the ten, in that order
 
     options:
       --runs N            timed runs for plan, git-load, journal, resume, firewall and vsphere (default 5)
@@ -80,12 +83,12 @@ func parse(_ arguments: [String]) -> Options {
     while let argument = iterator.next() {
         switch argument {
         case "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, ResumeBenchmark.prepareCommand,
-            KubernetesBenchmark.name, KubernetesBenchmark.scaleName:
+            KubernetesBenchmark.name, KubernetesBenchmark.scaleName, ControllerBenchmark.name:
             options.benchmarks.append(argument)
         case "all":
             options.benchmarks += [
                 "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, KubernetesBenchmark.name,
-                KubernetesBenchmark.scaleName,
+                KubernetesBenchmark.scaleName, ControllerBenchmark.name,
             ]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
@@ -128,6 +131,9 @@ func runChild(_ options: Options) -> Int32 {
         case VSphereBenchmark.name: rows = try VSphereBenchmark.run(runs: options.runs, packagePath: options.packagePath)
         case KubernetesBenchmark.name: rows = try KubernetesBenchmark.run(runs: options.runs, rounds: options.rounds, packagePath: options.packagePath)
         case KubernetesBenchmark.scaleName: rows = try KubernetesBenchmark.runScale(packagePath: options.packagePath)
+        case ControllerBenchmark.name:
+            rows = try ControllerBenchmark.run(
+                rounds: options.rounds, converge: options.converge, packagePath: options.packagePath, postgresURL: benchPostgresURL(options.postgresURL))
         case "firewall": rows = try FirewallBenchmark.run(runs: options.runs, seedRuns: options.seedRuns, converge: options.converge, packagePath: options.packagePath)
         default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, parallelism: options.parallelism, packagePath: options.packagePath)
         }

@@ -23,6 +23,9 @@ public struct SourceConfiguration: Sendable, Equatable {
     public var suspend: Bool
     /// The environment variable holding an HTTPS token for the repository, if it needs one.
     public var tokenEnvironmentVariable: String
+    /// The token itself, when it comes from a Kubernetes Secret (a `ConvergeSource`'s
+    /// `credentials.secretRef`); never logged.
+    public var token: String?
 
     public init(
         name: String, repository: String, ref: String = "main", path: String? = nil, interval: Duration = .seconds(60),
@@ -40,8 +43,36 @@ public struct SourceConfiguration: Sendable, Equatable {
     }
 
     func gitRequest(cacheDirectory: String) -> GitSourceRequest {
-        GitSourceRequest(
+        var request = GitSourceRequest(
             repository: repository, ref: ref, path: path, tokenEnvironmentVariable: tokenEnvironmentVariable, cacheDirectory: cacheDirectory
         )
+        request.token = token
+        return request
+    }
+}
+
+/// Durations as Go and Kubernetes write them (`90s`, `5m`, `1h30m`, `500ms`), for
+/// `--interval` and a `ConvergeSource`'s `spec.interval`.
+public enum DurationText {
+    public static func parse(_ text: String) -> Duration? {
+        var total = 0.0
+        var rest = Substring(text)
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let number = String(rest.prefix { $0.isNumber || $0 == "." })
+            rest = rest.dropFirst(number.count)
+            let unit = String(rest.prefix { $0.isLetter })
+            rest = rest.dropFirst(unit.count)
+            guard let value = Double(number) else { return nil }
+            switch unit {
+            case "ms": total += value / 1000
+            case "s": total += value
+            case "m": total += value * 60
+            case "h": total += value * 3600
+            default: return nil
+            }
+        }
+        guard total > 0 else { return nil }
+        return .milliseconds(Int64(total * 1000))
     }
 }

@@ -41,12 +41,17 @@ public final class SourceController: Sendable {
     private let parallelism: Int
     private let gitCache: String
     private let faults: FaultHook?
+    /// Told the status after a reconcile or an approval changed it (a `ConvergeSource`'s
+    /// status is written from it).
+    private let statusChanged: (@Sendable (SourceStatus) async -> Void)?
+    private let reported = Mutex<SourceStatus?>(nil)
     private let queue = AsyncStream<Trigger>.makeStream()
     private let state: Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?)>
 
     init(
         _ configuration: SourceConfiguration, runtime: Runtime, store: any WorkflowStore, gate: StepGate, metrics: ControllerMetrics,
-        logger: Logger, options: WorkflowOptions, parallelism: Int, gitCache: String, faults: FaultHook?
+        logger: Logger, options: WorkflowOptions, parallelism: Int, gitCache: String, faults: FaultHook?,
+        statusChanged: (@Sendable (SourceStatus) async -> Void)?
     ) {
         self.configuration = configuration
         var runtime = runtime
@@ -62,6 +67,7 @@ public final class SourceController: Sendable {
         self.parallelism = parallelism
         self.gitCache = gitCache
         self.faults = faults
+        self.statusChanged = statusChanged
         state = Mutex((SourceStatus(configuration), nil, nil))
     }
 
@@ -118,6 +124,21 @@ public final class SourceController: Sendable {
         case .retention: await collectSnapshots()
         case .interval, .webhook, .requested: await reconcile(trigger)
         }
+        await reportStatus()
+    }
+
+    /// Hands the status to `statusChanged` when this replica leads and it changed (the
+    /// fetch time alone is no change).
+    private func reportStatus() async {
+        guard let statusChanged, gate.closedReason() == nil else { return }
+        let current = status
+        var comparable = current
+        comparable.lastFetchedAt = nil
+        let changed = reported.withLock { reported in
+            defer { reported = comparable }
+            return reported != comparable
+        }
+        if changed { await statusChanged(current) }
     }
 
     // MARK: Reconciling

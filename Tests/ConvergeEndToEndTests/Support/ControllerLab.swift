@@ -105,7 +105,8 @@ struct ControllerLab {
     /// Starts `converge controller` on this lab's repository, as the lab's instance, and waits
     /// until it serves `/healthz`.
     func startController(
-        _ arguments: [String] = [], store: [String]? = nil, environment: [String: String] = [:], name: String = "controller"
+        _ arguments: [String] = [], store: [String]? = nil, environment: [String: String] = [:], name: String = "controller",
+        withoutRepository: Bool = false
     ) async throws -> ControllerProcess {
         let port = try freeLoopbackPort()
         let log = lab.directory.appendingPathComponent("\(name).log")
@@ -113,7 +114,8 @@ struct ControllerLab {
         process.executableURL = URL(fileURLWithPath: convergeBinary)
         process.arguments =
             [
-                "controller", "--repo", repositoryURL, "--ref", "main", "--instance", lab.instance,
+                "controller"
+            ] + (withoutRepository ? [] : ["--repo", repositoryURL, "--ref", "main", "--instance", lab.instance]) + [
                 "--listen", "127.0.0.1:\(port)", "--api-tokens-file", lab.directory.appendingPathComponent("tokens.csv").path,
                 "--webhook-secret-file", lab.directory.appendingPathComponent("webhook-secret").path,
                 "--git-cache", lab.directory.appendingPathComponent("\(name)-git-cache").path,
