@@ -17,6 +17,7 @@ PACKAGES=(
     docker.io docker-compose iproute2
     busybox-static debootstrap debian-archive-keyring
     postgresql
+    python3 python3-venv openssl
 )
 DOCKER_SOCK=/var/run/docker.sock
 DOCKERD_LOG=/var/log/converge-dockerd.log

@@ -61,6 +61,9 @@ if [[ -z "${CONVERGE_TEST_KUBECONFIG:-}" ]]; then
     fi
 fi
 
+# Helm's library for the chart tests (a virtualenv from PyPI, cached in /var/cache/converge).
+bash scripts/helm-sdk.sh >/dev/null || echo "test: WARNING: scripts/helm-sdk.sh failed; the chart tests will fail" >&2
+
 start=$SECONDS
 echo "test: swift test $*"
 rc=0
