@@ -10,6 +10,12 @@
 # Each image carries the label converge.dev/recipe=<sha256 of its recipe>; an image whose
 # label matches the current recipe is reused, so a second run costs only the checks.
 #
+# `scripts/lab-images.sh --controller BINARY [TAG]` builds only the controller's image instead,
+# converge/controller:TAG (default 0.1.0): a Debian bookworm minbase root with the libraries the
+# binary links (libgit2, SQLite, libxml2, CA certificates), cached as a tarball in
+# /var/cache/converge keyed by its recipe, plus BINARY and the Swift runtime it was built with
+# under /opt/converge, run as user 65532. Import it into a node's runtime, or push it.
+#
 # Environment:
 #   CONVERGE_SKIP_ROUTER_IMAGE=1    don't build (or check) the router image
 #   CONVERGE_REBUILD_LAB_IMAGES=1   rebuild even when the recipe label matches
@@ -27,6 +33,9 @@ BUSYBOX_CHANGES=('CMD ["/bin/sh"]')
 ROUTER_SUITE="bookworm"
 ROUTER_INCLUDE="iproute2,nftables,iptables,frr,iputils-ping"
 ROUTER_CHANGES=('CMD ["sleep","infinity"]')
+
+CONTROLLER_INCLUDE="libgit2-1.5,libsqlite3-0,libxml2,ca-certificates"
+CONTROLLER_CHANGES=('ENTRYPOINT ["/opt/converge/converge"]' 'CMD ["controller"]' 'USER 65532:65532' 'WORKDIR /var/lib/converge')
 
 say() { printf 'lab-images: %s\n' "$*"; }
 die() { printf 'lab-images: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -238,6 +247,67 @@ router_image() {
         || die "$ROUTER_IMAGE does not run: $out"
     say "$ROUTER_IMAGE runs: ${out//$'\n'/; }"
 }
+
+# ---------------------------------------------------------------------------------------------
+# controller image. The root's recipe is this function's text, the suite and the package list;
+# the image's is that and the binary's hash.
+build_controller_rootfs() {
+    local root="$1" mirror="$2" cache="$3"
+    debootstrap --variant=minbase --include="$CONTROLLER_INCLUDE" --cache-dir="$cache" \
+        "$ROUTER_SUITE" "$root" "$mirror" >"$root.log" 2>&1 || {
+        tail -n 30 "$root.log" >&2
+        die "debootstrap of $ROUTER_SUITE from $mirror failed (log above, full log: $root.log)"
+    }
+    rm -f "$root.log"
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/tmp/* \
+        "$root"/var/log/*.log "$root"/var/log/apt/*
+    printf 'converge:x:65532:65532:converge:/var/lib/converge:/usr/sbin/nologin\n' >>"$root/etc/passwd"
+    printf 'converge:x:65532:\n' >>"$root/etc/group"
+    mkdir -p "$root/var/lib/converge" "$root/var/cache/converge"
+    chown 65532:65532 "$root/var/lib/converge" "$root/var/cache/converge"
+}
+
+controller_image() {
+    local binary="$1" tag="$2" image recipe root_hash hash root tarball mirror start lib
+    image="converge/controller:$tag"
+    [[ -x "$binary" ]] || die "$binary is not an executable (build it: swift build -c release --product converge)"
+    recipe="$(declare -f build_controller_rootfs; printf '%s\n' "$ROUTER_SUITE" "$CONTROLLER_INCLUDE")"
+    root_hash="$(printf '%s' "$recipe" | sha256_of_stdin)"
+    hash="$(printf '%s\n' "$root_hash" "${CONTROLLER_CHANGES[@]}" "$(sha256sum <"$binary")" | sha256_of_stdin)"
+    if ! needs_build "$image" "$hash"; then
+        say "$image is up to date (recipe ${hash:0:12})"
+        return
+    fi
+    start=$SECONDS
+    root="$(mktemp -d /var/tmp/converge-controller-root.XXXXXX)"
+    SCRATCH_DIRS+=("$root")
+    tarball="/var/cache/converge/controller-root-${root_hash:0:16}.tar"
+    if [[ -f "$tarball" ]]; then
+        tar --numeric-owner -C "$root" -xf "$tarball"
+    else
+        command -v debootstrap >/dev/null || die "debootstrap is not installed: run scripts/setup.sh"
+        mirror="$(debian_mirror)"
+        say "building the controller root with debootstrap $ROUTER_SUITE from $mirror (about a minute)"
+        mkdir -p /var/cache/converge/debootstrap
+        build_controller_rootfs "$root" "$mirror" /var/cache/converge/debootstrap
+        tar --numeric-owner -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    fi
+    mkdir -p "$root/opt/converge"
+    install -m 0755 "$binary" "$root/opt/converge/converge"
+    # The Swift runtime the binary was linked with, beside it ($ORIGIN is in its RUNPATH).
+    for lib in $(ldd "$binary" | awk '$3 ~ /\/swift\// { print $3 }'); do
+        install -m 0644 "$lib" "$root/opt/converge/"
+    done
+    import_root "$root" "$image" "$hash" "${CONTROLLER_CHANGES[@]}"
+    remove_root "$root"
+    out="$(docker run --rm "$image" --version 2>&1)" || die "$image does not run: $out"
+    say "built $image in $((SECONDS - start)) s; converge --version: $out"
+}
+
+if [[ "${1:-}" == --controller ]]; then
+    controller_image "${2:?usage: lab-images.sh --controller BINARY [TAG]}" "${3:-0.1.0}"
+    exit 0
+fi
 
 total_start=$SECONDS
 busybox_image
