@@ -60,8 +60,9 @@ struct ControllerTests {
             try await eventually("the first commit is applied", timeout: .seconds(60)) { try await color(lab.lab) == "blue" }
             let second = try await lab.push(lab.webManifests(color: "green"))
             try await eventually("the poll applies the new commit", timeout: .seconds(15)) { try await color(lab.lab) == "green" }
-            let status = try await controller.sourceStatus(lab.lab.instance)
-            #expect(status["lastAppliedRevision"] as? String == second)
+            try await eventually("the status names the new commit", timeout: .seconds(10)) {
+                try await controller.sourceStatus(lab.lab.instance)["lastAppliedRevision"] as? String == second
+            }
             let info = try await controller.get("/metrics").body
             #expect(info.contains(#"converge_source_revision_info{source="\#(lab.lab.instance)",revision="\#(second)"} 1"#))
         }
@@ -77,7 +78,7 @@ struct ControllerTests {
             let series = #"converge_drift_resources{source="\#(lab.lab.instance)"}"#
             if policy == "correct" {
                 try await eventually("the container is back", timeout: .seconds(20)) { try await color(lab.lab) == "blue" }
-                #expect(try await controller.metric(series) == 0)
+                try await eventually("no drift is left", timeout: .seconds(10)) { try await controller.metric(series) == 0 }
                 // A tick that observes the container while Docker is still removing it fails
                 // its run, and the next interval corrects it: at least one correction run.
                 let runs = try await controller.runs(lab.lab.instance)
@@ -148,28 +149,34 @@ struct ControllerTests {
         try await ControllerLab.with { lab in
             let store = try StoreKind.postgres.arguments(for: lab.lab)
             try await lab.push(lab.containerManifests(count: 4))
-            let timing = ["--interval", "10m", "--parallelism", "1", "--lease-duration", "6", "--renew-every", "2", "--retry-every", "1"]
+            // The PostgreSQL database is shared with other tests: a lease and run ids of this lab's own.
+            let timing = [
+                "--interval", "10m", "--parallelism", "1", "--lease-duration", "6", "--renew-every", "2", "--retry-every", "1",
+                "--lease-name", lab.lab.prefix,
+            ]
             let slow = ["CONVERGE_FAULT": "delay-steps:1500"]
             let first = try await lab.startController(timing, store: store, environment: slow, name: "first")
             try await eventually("the first controller leads", timeout: .seconds(20)) { try await first.metric("converge_leader") == 1 }
             let second = try await lab.startController(timing, store: store, environment: slow, name: "second")
             #expect(try await second.metric("converge_leader") == 0)
 
+            try await eventually("the run has started", timeout: .seconds(60)) { !(try await first.runs(lab.lab.instance).isEmpty) }
+            let id = try #require(try await first.runs(lab.lab.instance).first?["id"] as? Int)
             try await eventually("the run has finished two steps", timeout: .seconds(60)) {
-                let steps = try await first.run(1)["steps"] as? [[String: Any]] ?? []
+                let steps = try await first.run(id)["steps"] as? [[String: Any]] ?? []
                 return steps.filter { $0["status"] as? String == "succeeded" }.count >= 2
             }
-            #expect(!second.logText.contains("run 1"), "the follower must not drive the run")
-            let before = try await second.run(1)["steps"] as? [[String: Any]] ?? []
+            #expect(!second.logText.contains("run \(id)"), "the follower must not drive the run")
+            let before = try await second.run(id)["steps"] as? [[String: Any]] ?? []
             let doneBefore = Set(before.filter { $0["status"] as? String == "succeeded" }.compactMap { $0["index"] as? Int })
             first.kill()
             let killed = ContinuousClock.now
             try await eventually("the second controller leads", timeout: .seconds(20)) { try await second.metric("converge_leader") == 1 }
             #expect(ContinuousClock.now - killed < .seconds(8), "takeover within the lease duration (6 s) and a retry")
             try await eventually("the resumed run succeeds", timeout: .seconds(60)) {
-                (try await second.run(1)["run"] as? [String: Any])?["status"] as? String == "succeeded"
+                (try await second.run(id)["run"] as? [String: Any])?["status"] as? String == "succeeded"
             }
-            let steps = try await second.run(1)["steps"] as? [[String: Any]] ?? []
+            let steps = try await second.run(id)["steps"] as? [[String: Any]] ?? []
             for step in steps where doneBefore.contains(step["index"] as? Int ?? -1) {
                 #expect(step["attempts"] as? Int == 1, "a step finished before the kill ran again: \(step)")
             }

@@ -3,7 +3,7 @@ import Dispatch
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `docker`: `converge reconcile` creating 50 containers on 5 networks against
@@ -91,14 +91,18 @@ final class DockerBenchmark: @unchecked Sendable {
                     try sweepConverge()
                     convergeUp.append(up.seconds); noop.append(again.seconds); dryRun.append(dry.seconds); convergeDown.append(down.seconds)
                     convergeRSS = max(convergeRSS, up.maxRSSKiB, again.maxRSSKiB)
-                    log("docker: round \(round + 1)/\(rounds): converge up \(Table.format(up.seconds, .seconds)), no-op \(Table.format(again.seconds, .seconds)), dry-run \(Table.format(dry.seconds, .seconds)), teardown \(Table.format(down.seconds, .seconds))")
+                    log(
+                        "docker: round \(round + 1)/\(rounds): converge up \(Table.format(up.seconds, .seconds)), no-op \(Table.format(again.seconds, .seconds)), dry-run \(Table.format(dry.seconds, .seconds)), teardown \(Table.format(down.seconds, .seconds))"
+                    )
                 } else {
                     let up = try compose(["up", "-d"])
                     try expectRunning(label: "com.docker.compose.project=\(composeProject)", tool: "docker-compose up -d")
                     let down = try compose(["down", "--remove-orphans", "--timeout", "1"])
                     composeUp.append(up.seconds); composeDown.append(down.seconds)
                     composeRSS = max(composeRSS, up.maxRSSKiB)
-                    log("docker: round \(round + 1)/\(rounds): docker-compose up \(Table.format(up.seconds, .seconds)), down \(Table.format(down.seconds, .seconds))")
+                    log(
+                        "docker: round \(round + 1)/\(rounds): docker-compose up \(Table.format(up.seconds, .seconds)), down \(Table.format(down.seconds, .seconds))"
+                    )
                 }
             }
         }
@@ -107,13 +111,20 @@ final class DockerBenchmark: @unchecked Sendable {
         let ratio = Stats.median(convergeUp) / Stats.median(composeUp)
         let what = "\(Self.networkCount) internal networks + \(total) containers"
         return [
-            Row(Self.name, "converge reconcile: create \(what)", samples: convergeUp,
-                note: "release binary \(converge), \(parallelism.map { "--parallelism \($0)" } ?? "default --parallelism (8)"); peak RSS of converge \(String(format: "%.1f", Double(convergeRSS) / 1024)) MiB (wait4)"),
-            Row(Self.name, "docker-compose up -d: same set", samples: composeUp,
-                note: "docker-compose \(composeVersion()) (version \"2.4\" file), peak RSS \(String(format: "%.1f", Double(composeRSS) / 1024)) MiB"),
+            Row(
+                Self.name, "converge reconcile: create \(what)", samples: convergeUp,
+                note:
+                    "release binary \(converge), \(parallelism.map { "--parallelism \($0)" } ?? "default --parallelism (8)"); peak RSS of converge \(String(format: "%.1f", Double(convergeRSS) / 1024)) MiB (wait4)"
+            ),
+            Row(
+                Self.name, "docker-compose up -d: same set", samples: composeUp,
+                note:
+                    "docker-compose \(composeVersion()) (version \"2.4\" file), peak RSS \(String(format: "%.1f", Double(composeRSS) / 1024)) MiB"
+            ),
             Row(Self.name, "ratio converge / compose (medians)", samples: [ratio], unit: .ratio, target: "<= 0.5", bound: 0.5),
             Row(Self.name, "converge reconcile, no-op (in sync)", samples: noop, target: "< 0.5 s", bound: 0.5),
-            Row(Self.name, "converge reconcile --dry-run, in sync", samples: dryRun, target: "< 0.5 s", bound: 0.5,
+            Row(
+                Self.name, "converge reconcile --dry-run, in sync", samples: dryRun, target: "< 0.5 s", bound: 0.5,
                 note: notes.isEmpty ? nil : notes.joined(separator: "; ")),
             Row(Self.name, "converge teardown (reconcile DockerHost-only set)", samples: convergeDown),
             Row(Self.name, "docker-compose down", samples: composeDown),
@@ -129,8 +140,9 @@ final class DockerBenchmark: @unchecked Sendable {
     }
 
     private func compose(_ arguments: [String]) throws -> Subprocess.Result {
-        try Subprocess.check(["docker-compose", "-f", composeFile, "-p", composeProject, "--ansi", "never"] + arguments,
-                             environment: composeEnvironment)
+        try Subprocess.check(
+            ["docker-compose", "-f", composeFile, "-p", composeProject, "--ansi", "never"] + arguments,
+            environment: composeEnvironment)
     }
 
     private func composeVersion() -> String {
@@ -161,7 +173,8 @@ final class DockerBenchmark: @unchecked Sendable {
         var compose = "version: \"2.4\"\nnetworks:\n"
         for network in 0..<Self.networkCount {
             let name = "\(prefix)-net\(network)"
-            networks.append("""
+            networks.append(
+                """
                 apiVersion: converge.dev/v1alpha1
                 kind: Network
                 metadata:
@@ -186,7 +199,8 @@ final class DockerBenchmark: @unchecked Sendable {
             for slot in 0..<Self.containersPerNetwork {
                 let index = network * Self.containersPerNetwork + slot
                 let number = index < 10 ? "0\(index)" : "\(index)"
-                containers.append("""
+                containers.append(
+                    """
                     apiVersion: converge.dev/v1alpha1
                     kind: Container
                     metadata:
@@ -225,9 +239,13 @@ final class DockerBenchmark: @unchecked Sendable {
     /// Removes whatever converge left under this instance's label.
     private func sweepConverge() throws {
         let label = "label=\(OwnershipLabel.managedBy)=\(instance)"
-        let containers = try Subprocess.check(["docker", "ps", "-aq", "--filter", label], evenIfInterrupted: true).stdout.split(separator: "\n").map(String.init)
+        let containers = try Subprocess.check(["docker", "ps", "-aq", "--filter", label], evenIfInterrupted: true).stdout.split(
+            separator: "\n"
+        ).map(String.init)
         if !containers.isEmpty { try Subprocess.check(["docker", "rm", "-f"] + containers, evenIfInterrupted: true) }
-        let networks = try Subprocess.check(["docker", "network", "ls", "-q", "--filter", label], evenIfInterrupted: true).stdout.split(separator: "\n").map(String.init)
+        let networks = try Subprocess.check(["docker", "network", "ls", "-q", "--filter", label], evenIfInterrupted: true).stdout.split(
+            separator: "\n"
+        ).map(String.init)
         if !networks.isEmpty { try Subprocess.check(["docker", "network", "rm"] + networks, evenIfInterrupted: true) }
     }
 
@@ -240,13 +258,22 @@ final class DockerBenchmark: @unchecked Sendable {
         cleanedUp = true
         try? sweepConverge()
         if FileManager.default.fileExists(atPath: composeFile) {
-            _ = try? Subprocess.run(["docker-compose", "-f", composeFile, "-p", composeProject, "--ansi", "never", "down", "--remove-orphans", "--timeout", "1"],
-                                    environment: composeEnvironment, evenIfInterrupted: true)
+            _ = try? Subprocess.run(
+                [
+                    "docker-compose", "-f", composeFile, "-p", composeProject, "--ansi", "never", "down", "--remove-orphans", "--timeout",
+                    "1",
+                ],
+                environment: composeEnvironment, evenIfInterrupted: true)
         }
         for filter in ["label=com.docker.compose.project=\(composeProject)", "name=\(prefix)"] {
-            let containers = (try? Subprocess.run(["docker", "ps", "-aq", "--filter", filter], evenIfInterrupted: true).stdout.split(separator: "\n").map(String.init)) ?? []
+            let containers =
+                (try? Subprocess.run(["docker", "ps", "-aq", "--filter", filter], evenIfInterrupted: true).stdout.split(separator: "\n")
+                    .map(String.init)) ?? []
             if !containers.isEmpty { _ = try? Subprocess.run(["docker", "rm", "-f"] + containers, evenIfInterrupted: true) }
-            let networks = (try? Subprocess.run(["docker", "network", "ls", "-q", "--filter", filter], evenIfInterrupted: true).stdout.split(separator: "\n").map(String.init)) ?? []
+            let networks =
+                (try? Subprocess.run(["docker", "network", "ls", "-q", "--filter", filter], evenIfInterrupted: true).stdout.split(
+                    separator: "\n"
+                ).map(String.init)) ?? []
             if !networks.isEmpty { _ = try? Subprocess.run(["docker", "network", "rm"] + networks, evenIfInterrupted: true) }
         }
         let left = (try? Subprocess.run(["docker", "ps", "-aq", "--filter", "name=\(prefix)"], evenIfInterrupted: true).stdout) ?? ""

@@ -93,26 +93,36 @@ final class FirewallBenchmark: @unchecked Sendable {
             try write(adding ? withDNS : base, to: firewallFile)
             let result = try reconcile()
             guard result.status == 0, result.stderr.contains("succeeded"),
-                  result.stdout.contains("Plan: 0 to add, 1 to change, 0 to destroy.") else {
-                throw Subprocess.Failure(description: "round \(round + 1): the reconcile did not apply one policy change: \(result.summary)\n\(result.stdout)")
+                result.stdout.contains("Plan: 0 to add, 1 to change, 0 to destroy.")
+            else {
+                throw Subprocess.Failure(
+                    description: "round \(round + 1): the reconcile did not apply one policy change: \(result.summary)\n\(result.stdout)")
             }
             // Not timed: the rule really is (or is no longer) in the router's table.
-            let live = try Subprocess.check(["docker", "exec", s1Router, "nft", "list", "table", NftablesRuleset.family,
-                                             NftablesRuleset.tableName(forPolicy: s1Policy)]).stdout
+            let live = try Subprocess.check([
+                "docker", "exec", s1Router, "nft", "list", "table", NftablesRuleset.family,
+                NftablesRuleset.tableName(forPolicy: s1Policy),
+            ]).stdout
             guard live.contains("\"allow-dns\"") == adding else {
-                throw Subprocess.Failure(description: "round \(round + 1): allow-dns is \(adding ? "missing from" : "still in") the live table:\n\(live)")
+                throw Subprocess.Failure(
+                    description: "round \(round + 1): allow-dns is \(adding ? "missing from" : "still in") the live table:\n\(live)")
             }
             wall.append(result.seconds)
             if let step = Self.stepMilliseconds(result.stderr, resource: "FirewallPolicy/\(s1Policy)") { stepSeconds.append(step / 1000) }
-            log("firewall: round \(round + 1)/\(runs): \(adding ? "+" : "-") allow-dns: reconcile \(Table.format(result.seconds, .seconds))"
-                + (stepSeconds.count == round + 1 ? " (policy step \(Table.format(stepSeconds[round], .seconds)))" : ""))
+            log(
+                "firewall: round \(round + 1)/\(runs): \(adding ? "+" : "-") allow-dns: reconcile \(Table.format(result.seconds, .seconds))"
+                    + (stepSeconds.count == round + 1 ? " (policy step \(Table.format(stepSeconds[round], .seconds)))" : ""))
         }
         return [
-            Row(Self.name, "one rule change: converge reconcile -> verified", samples: wall, target: "< 2 s", bound: 2,
+            Row(
+                Self.name, "one rule change: converge reconcile -> verified", samples: wall, target: "< 2 s", bound: 2,
                 note: "release binary, subprocess wall time; each round adds or removes allow-dns (udp 53 accept) in S1's policy: plan, "
                     + "nft -c + nft -f, verify probes ping + HTTP through the router, then the run's closing probe pass"),
-            Row(Self.name, "  of which the FirewallPolicy update step", samples: stepSeconds,
-                note: "as converge reports it (`updated FirewallPolicy/... (N ms)`): router lookup, backend probe, previous table, nft -c, nft -f, verify probes; not the journaled snapshot taken before it"),
+            Row(
+                Self.name, "  of which the FirewallPolicy update step", samples: stepSeconds,
+                note:
+                    "as converge reports it (`updated FirewallPolicy/... (N ms)`): router lookup, backend probe, previous table, nft -c, nft -f, verify probes; not the journaled snapshot taken before it"
+            ),
         ]
     }
 
@@ -134,8 +144,11 @@ final class FirewallBenchmark: @unchecked Sendable {
     /// Two adjacent /24s in 10.214.0.0/16 that no Docker network on this engine overlaps.
     private func pickSubnets() throws -> (Int, Int) {
         let ids = try Subprocess.check(["docker", "network", "ls", "-q"]).stdout.split(separator: "\n").map(String.init)
-        let used = ids.isEmpty ? [] : try Subprocess.check(["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"] + ids)
-            .stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { IPv4Network(String($0)) }
+        let used =
+            ids.isEmpty
+            ? []
+            : try Subprocess.check(["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"] + ids)
+                .stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { IPv4Network(String($0)) }
         for _ in 0..<64 {
             let client = 2 * Int.random(in: 0..<127)
             let candidates = [client, client + 1].compactMap { IPv4Network("10.214.\($0).0/24") }
@@ -177,18 +190,22 @@ final class FirewallBenchmark: @unchecked Sendable {
         let rules = try (0..<Self.ruleCount).map { index in
             let rule = Self.bulkRule(index)
             guard let source = IPv4Network(rule.source + "/32"), let destination = IPv4Network(rule.destination),
-                  let port = FirewallRule.PortRange(rule.port) else {
+                let port = FirewallRule.PortRange(rule.port)
+            else {
                 throw Subprocess.Failure(description: "bad generated rule \(index)")
             }
-            return FirewallRule(name: String(format: "r%04d", index), action: .accept, ipProtocol: .tcp,
-                                source: source, destination: destination, ports: [port])
+            return FirewallRule(
+                name: String(format: "r%04d", index), action: .accept, ipProtocol: .tcp,
+                source: source, destination: destination, ports: [port])
         }
         return FirewallPolicySpec(router: bulkRouter, defaultAction: .drop, rules: rules)
     }
 
     func measureBulk(runs: Int, seedRuns: Int) throws -> [Row] {
-        try Subprocess.check(["docker", "run", "-d", "--name", bulkRouter, "--network", "none", "--cap-add", "NET_ADMIN",
-                              "--label", "converge-bench=\(suffix)", Self.routerImage])
+        try Subprocess.check([
+            "docker", "run", "-d", "--name", bulkRouter, "--network", "none", "--cap-add", "NET_ADMIN",
+            "--label", "converge-bench=\(suffix)", Self.routerImage,
+        ])
         let spec = try bulkPolicySpec()
         let script = NftablesRuleset.replaceScript(spec, name: bulkPolicy)
         let apply = NftablesRuleset.shellCommand(nft: ["-f", "-"], script: script)
@@ -225,7 +242,9 @@ final class FirewallBenchmark: @unchecked Sendable {
             try expectRuleCount(nft: table)
             applied.append(seconds)
             checkedAndApplied.append(checked)
-            log("firewall: run \(round + 1)/\(runs): nft -f \(Table.format(seconds, .seconds)), nft -c + nft -f \(Table.format(checked, .seconds))")
+            log(
+                "firewall: run \(round + 1)/\(runs): nft -f \(Table.format(seconds, .seconds)), nft -c + nft -f \(Table.format(checked, .seconds))"
+            )
         }
         _ = try exec(remove, "remove the table")
 
@@ -235,8 +254,10 @@ final class FirewallBenchmark: @unchecked Sendable {
             var started = Clock.now()
             for index in 0..<Self.ruleCount {
                 let rule = Self.bulkRule(index)
-                try Subprocess.check(["docker", "exec", bulkRouter, "iptables", "-A", "FORWARD", "-s", rule.source, "-d", rule.destination,
-                                      "-p", "tcp", "--dport", String(rule.port), "-j", "ACCEPT"])
+                try Subprocess.check([
+                    "docker", "exec", bulkRouter, "iptables", "-A", "FORWARD", "-s", rule.source, "-d", rule.destination,
+                    "-p", "tcp", "--dport", String(rule.port), "-j", "ACCEPT",
+                ])
             }
             seedCLI.append(Clock.now() - started)
             try expectRuleCount(iptables: true)
@@ -246,29 +267,40 @@ final class FirewallBenchmark: @unchecked Sendable {
             started = Clock.now()
             for index in 0..<Self.ruleCount {
                 let rule = Self.bulkRule(index)
-                _ = try exec(["iptables", "-A", "FORWARD", "-s", rule.source, "-d", rule.destination, "-p", "tcp",
-                              "--dport", String(rule.port), "-j", "ACCEPT"], "iptables -A (rule \(index))")
+                _ = try exec(
+                    [
+                        "iptables", "-A", "FORWARD", "-s", rule.source, "-d", rule.destination, "-p", "tcp",
+                        "--dport", String(rule.port), "-j", "ACCEPT",
+                    ], "iptables -A (rule \(index))")
             }
             seedAPI.append(Clock.now() - started)
             try expectRuleCount(iptables: true)
             try Subprocess.check(["docker", "exec", bulkRouter, "iptables", "-F", "FORWARD"])
-            log("firewall: seed run \(round + 1)/\(seedRuns): 1,000 x Engine API exec iptables -A \(Table.format(seedAPI[round], .seconds))")
+            log(
+                "firewall: seed run \(round + 1)/\(seedRuns): 1,000 x Engine API exec iptables -A \(Table.format(seedAPI[round], .seconds))"
+            )
         }
 
         let converge = Stats.median(applied)
-        let version = (try? Subprocess.run(["docker", "exec", bulkRouter, "iptables", "--version"]).stdout
-            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? "iptables"
+        let version =
+            (try? Subprocess.run(["docker", "exec", bulkRouter, "iptables", "--version"]).stdout
+                .trimmingCharacters(in: .whitespacesAndNewlines)) ?? "iptables"
         return [
-            Row(Self.name, "1,000-rule policy: one nft -f transaction (Engine API exec)", samples: applied, target: "< 1 s", bound: 1,
+            Row(
+                Self.name, "1,000-rule policy: one nft -f transaction (Engine API exec)", samples: applied, target: "< 1 s", bound: 1,
                 note: "NftablesRuleset.replaceScript (\(script.utf8.count / 1024) KiB) through NftablesRuleset.shellCommand and "
-                    + "DockerEngine.exec, from the call to its return, into a table-less router; \(Self.ruleCount) rules counted back each run"),
+                    + "DockerEngine.exec, from the call to its return, into a table-less router; \(Self.ruleCount) rules counted back each run"
+            ),
             Row(Self.name, "1,000-rule policy: nft -c + nft -f (as FirewallApplier.apply)", samples: checkedAndApplied),
-            Row(Self.name, "seed: 1,000 x `docker exec ROUTER iptables -A FORWARD`", samples: seedCLI,
+            Row(
+                Self.name, "seed: 1,000 x `docker exec ROUTER iptables -A FORWARD`", samples: seedCLI,
                 note: "one docker CLI process per rule, FORWARD flushed first, on the same router (\(version))"),
-            Row(Self.name, "seed rules through the Engine API exec (no CLI)", samples: seedAPI,
+            Row(
+                Self.name, "seed rules through the Engine API exec (no CLI)", samples: seedAPI,
                 note: "the same 1,000 iptables -A, each through DockerEngine.exec"),
             Row(Self.name, "ratio seed (CLI) / converge nft -f (medians)", samples: [Stats.median(seedCLI) / converge], unit: .ratio),
-            Row(Self.name, "ratio seed (Engine API) / converge nft -f (medians)", samples: [Stats.median(seedAPI) / converge], unit: .ratio),
+            Row(
+                Self.name, "ratio seed (Engine API) / converge nft -f (medians)", samples: [Stats.median(seedAPI) / converge], unit: .ratio),
         ]
     }
 
@@ -293,16 +325,19 @@ final class FirewallBenchmark: @unchecked Sendable {
         guard !cleanedUp else { return }
         cleanedUp = true
         for filter in ["label=\(OwnershipLabel.managedBy)=\(instance)", "label=converge-bench=\(suffix)", "name=\(prefix)-"] {
-            let containers = (try? Subprocess.run(["docker", "ps", "-aq", "--filter", filter], evenIfInterrupted: true).stdout
-                .split(separator: "\n").map(String.init)) ?? []
+            let containers =
+                (try? Subprocess.run(["docker", "ps", "-aq", "--filter", filter], evenIfInterrupted: true).stdout
+                    .split(separator: "\n").map(String.init)) ?? []
             if !containers.isEmpty { _ = try? Subprocess.run(["docker", "rm", "-f"] + containers, evenIfInterrupted: true) }
         }
         for filter in ["label=\(OwnershipLabel.managedBy)=\(instance)", "name=\(prefix)-"] {
-            let networks = (try? Subprocess.run(["docker", "network", "ls", "-q", "--filter", filter], evenIfInterrupted: true).stdout
-                .split(separator: "\n").map(String.init)) ?? []
+            let networks =
+                (try? Subprocess.run(["docker", "network", "ls", "-q", "--filter", filter], evenIfInterrupted: true).stdout
+                    .split(separator: "\n").map(String.init)) ?? []
             if !networks.isEmpty { _ = try? Subprocess.run(["docker", "network", "rm"] + networks, evenIfInterrupted: true) }
         }
-        let left = ((try? Subprocess.run(["docker", "ps", "-aq", "--filter", "name=\(prefix)-"], evenIfInterrupted: true).stdout) ?? "")
+        let left =
+            ((try? Subprocess.run(["docker", "ps", "-aq", "--filter", "name=\(prefix)-"], evenIfInterrupted: true).stdout) ?? "")
             + ((try? Subprocess.run(["docker", "network", "ls", "-q", "--filter", "name=\(prefix)-"], evenIfInterrupted: true).stdout) ?? "")
         if !left.isEmpty { log("firewall: WARNING: objects named \(prefix)-* are still there: \(left)") }
         try? FileManager.default.removeItem(atPath: root)

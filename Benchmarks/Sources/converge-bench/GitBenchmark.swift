@@ -7,7 +7,9 @@ import Foundation
 /// then a warm load that only fetches).
 enum GitBenchmark {
     static let name = "git-load"
-    static let gitConfig = ["-c", "gc.auto=0", "-c", "core.hooksPath=/dev/null", "-c", "user.name=Converge Bench", "-c", "user.email=bench@converge.invalid"]
+    static let gitConfig = [
+        "-c", "gc.auto=0", "-c", "core.hooksPath=/dev/null", "-c", "user.name=Converge Bench", "-c", "user.email=bench@converge.invalid",
+    ]
     static let gitEnvironment = ["GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0"]
 
     static func run(runs: Int) throws -> [Row] {
@@ -26,8 +28,13 @@ enum GitBenchmark {
             try GitSource.load(GitSourceRequest(repository: packed, path: "manifests", cacheDirectory: root + "/unused-cache"))
         }
         check(local.snapshot, files: files, commit: commit)
-        rows.append(Row(name, "GitSource.load, local repo (packed), \(files.count) files", samples: local.times,
-                        target: "< 2 s", bound: 2.0, note: "repository made with git fast-import in \(Table.format(importTime, .seconds)) (not timed); commit \(commit.prefix(12))"))
+        rows.append(
+            Row(
+                name, "GitSource.load, local repo (packed), \(files.count) files", samples: local.times,
+                target: "< 2 s", bound: 2.0,
+                note:
+                    "repository made with git fast-import in \(Table.format(importTime, .seconds)) (not timed); commit \(commit.prefix(12))"
+            ))
 
         // Cold: a new cache folder each run, so each load clones; warm: the same cache again.
         var coldTimes: [Double] = []
@@ -50,13 +57,16 @@ enum GitBenchmark {
         // Loose objects, as right after `git add` + `git commit` in a working copy.
         let loose = root + "/loose"
         let (_, commitTime) = try Clock.time { try makeLooseRepository(at: loose, files: files) }
-        let looseCommit = try Subprocess.check(["git", "-C", loose, "rev-parse", "HEAD"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let looseCommit = try Subprocess.check(["git", "-C", loose, "rev-parse", "HEAD"]).stdout.trimmingCharacters(
+            in: .whitespacesAndNewlines)
         let looseLoad = try measure(runs: runs, label: "local, loose") {
             try GitSource.load(GitSourceRequest(repository: loose, path: "manifests", cacheDirectory: root + "/unused-cache"))
         }
         check(looseLoad.snapshot, files: files, commit: looseCommit)
-        rows.append(Row(name, "GitSource.load, local repo (loose objects)", samples: looseLoad.times, target: "< 2 s", bound: 2.0,
-                        note: "written as files, then git add -A + git commit in \(Table.format(commitTime, .seconds)) (not timed)"))
+        rows.append(
+            Row(
+                name, "GitSource.load, local repo (loose objects)", samples: looseLoad.times, target: "< 2 s", bound: 2.0,
+                note: "written as files, then git add -A + git commit in \(Table.format(commitTime, .seconds)) (not timed)"))
 
         // What a reconcile does next with the snapshot (for scale; no target of its own).
         let (_, validateTime) = try Clock.time { try ManifestSet.load(local.snapshot.files, registry: benchKinds) }
@@ -66,7 +76,9 @@ enum GitBenchmark {
         return rows
     }
 
-    private static func measure(runs: Int, label: String, _ body: () throws -> GitSnapshot) throws -> (snapshot: GitSnapshot, times: [Double]) {
+    private static func measure(runs: Int, label: String, _ body: () throws -> GitSnapshot) throws -> (
+        snapshot: GitSnapshot, times: [Double]
+    ) {
         var times: [Double] = []
         var last: GitSnapshot?
         for run in 1...runs {
@@ -93,13 +105,15 @@ enum GitBenchmark {
             stream.append(0x0A)
         }
         let message = "\(files.count) generated manifests\n"
-        stream.append(Data("""
-            commit refs/heads/main
-            author Converge Bench <bench@converge.invalid> 1700000000 +0000
-            committer Converge Bench <bench@converge.invalid> 1700000000 +0000
-            data \(message.utf8.count)
-            \(message)
-            """.utf8))
+        stream.append(
+            Data(
+                """
+                commit refs/heads/main
+                author Converge Bench <bench@converge.invalid> 1700000000 +0000
+                committer Converge Bench <bench@converge.invalid> 1700000000 +0000
+                data \(message.utf8.count)
+                \(message)
+                """.utf8))
         for (index, file) in files.enumerated() {
             stream.append(Data("M 100644 :\(index + 1) \(file.path)\n".utf8))
         }
@@ -107,7 +121,8 @@ enum GitBenchmark {
         let streamPath = scratch + "/fast-import.stream"
         try stream.write(to: URL(fileURLWithPath: streamPath))
         defer { try? FileManager.default.removeItem(atPath: streamPath) }
-        try Subprocess.check(["git"] + gitConfig + ["-C", path, "fast-import", "--quiet"], environment: gitEnvironment, stdinPath: streamPath)
+        try Subprocess.check(
+            ["git"] + gitConfig + ["-C", path, "fast-import", "--quiet"], environment: gitEnvironment, stdinPath: streamPath)
     }
 
     static func makeLooseRepository(at path: String, files: [SourceFile]) throws {
@@ -121,6 +136,8 @@ enum GitBenchmark {
             }
         }
         try Subprocess.check(["git"] + gitConfig + ["-C", path, "add", "-A"], environment: gitEnvironment)
-        try Subprocess.check(["git"] + gitConfig + ["-C", path, "commit", "-q", "--no-verify", "-m", "\(files.count) generated manifests"], environment: gitEnvironment)
+        try Subprocess.check(
+            ["git"] + gitConfig + ["-C", path, "commit", "-q", "--no-verify", "-m", "\(files.count) generated manifests"],
+            environment: gitEnvironment)
     }
 }

@@ -58,14 +58,20 @@ enum JournalBenchmark {
                         return (record, started, Clock.now() - started)
                     }
                     guard record.status == .succeeded, journaled.probe.executions == steps, provider.probe.executions == steps else {
-                        throw Subprocess.Failure(description: "run \(record.id) ended \(record.status.rawValue) after \(journaled.probe.executions) steps: \(record.error ?? "")")
+                        throw Subprocess.Failure(
+                            description:
+                                "run \(record.id) ended \(record.status.rawValue) after \(journaled.probe.executions) steps: \(record.error ?? "")"
+                        )
                     }
                     let journalRows = try blocking { try await store.steps(run: record.id) }
                     guard journalRows.count == steps, journalRows.allSatisfy({ $0.status == .succeeded && $0.attempts == 1 }) else {
-                        throw Subprocess.Failure(description: "run \(record.id): the journal holds \(journalRows.count) rows, not \(steps) succeeded steps")
+                        throw Subprocess.Failure(
+                            description: "run \(record.id): the journal holds \(journalRows.count) rows, not \(steps) succeeded steps")
                     }
                     let label = run == 0 ? "warm-up" : "run \(run)/\(runs)"
-                    log("journal: \(backend.title) p=\(parallelism) \(label): no journal \(Table.format(base, .seconds)), workflow \(Table.format(total, .seconds)), overhead \(Table.format((total - base) / Double(steps), .seconds))/step")
+                    log(
+                        "journal: \(backend.title) p=\(parallelism) \(label): no journal \(Table.format(base, .seconds)), workflow \(Table.format(total, .seconds)), overhead \(Table.format((total - base) / Double(steps), .seconds))/step"
+                    )
                     guard run > 0 else { continue }
                     baseline.append(base)
                     workflow.append(total)
@@ -74,20 +80,30 @@ enum JournalBenchmark {
                 }
                 let serial = parallelism == 1
                 rows.append(Row(name, "\(backend.title) p=\(parallelism): PlanExecutor, no journal (baseline)", samples: baseline))
-                rows.append(Row(name, "\(backend.title) p=\(parallelism): WorkflowEngine.start, journaled", samples: workflow,
-                                note: serial ? "includes the run's fixed costs (see 'start → first step'), spread over the 1,000 steps" : nil))
+                rows.append(
+                    Row(
+                        name, "\(backend.title) p=\(parallelism): WorkflowEngine.start, journaled", samples: workflow,
+                        note: serial ? "includes the run's fixed costs (see 'start → first step'), spread over the 1,000 steps" : nil))
                 if serial {
-                    rows.append(Row(name, "\(backend.title) p=1: start → first step executes", samples: firstStep,
-                                    note: "runs lookup, createRun with plan + 1,001 manifests, 1,001 leases, journal read, updateRun"))
+                    rows.append(
+                        Row(
+                            name, "\(backend.title) p=1: start → first step executes", samples: firstStep,
+                            note: "runs lookup, createRun with plan + 1,001 manifests, 1,001 leases, journal read, updateRun"))
                 }
-                rows.append(Row(name, "\(backend.title) p=\(parallelism): journal overhead per step", samples: overhead,
-                                target: serial ? target.text : nil, bound: serial ? target.bound : nil,
-                                note: "(workflow − baseline) / \(steps), per run pair" + (serial ? "" : "; the target is for serial steps (p=1)")))
+                rows.append(
+                    Row(
+                        name, "\(backend.title) p=\(parallelism): journal overhead per step", samples: overhead,
+                        target: serial ? target.text : nil, bound: serial ? target.bound : nil,
+                        note: "(workflow − baseline) / \(steps), per run pair" + (serial ? "" : "; the target is for serial steps (p=1)")))
             }
             try blocking { await database.close(store) }
         }
-        rows.append(Row(name, "peak RSS (getrusage ru_maxrss)", samples: [peakRSSMiB()], unit: .mebibytes,
-                        note: "whole child: \(steps) no-op steps (\(steps) Networks + 1 DockerHost, YAML in memory), \(runs) timed round\(runs == 1 ? "" : "s") + 1 warm-up per store and parallelism"))
+        rows.append(
+            Row(
+                name, "peak RSS (getrusage ru_maxrss)", samples: [peakRSSMiB()], unit: .mebibytes,
+                note:
+                    "whole child: \(steps) no-op steps (\(steps) Networks + 1 DockerHost, YAML in memory), \(runs) timed round\(runs == 1 ? "" : "s") + 1 warm-up per store and parallelism"
+            ))
         return rows
     }
 }

@@ -77,7 +77,8 @@ struct ManifestGenerator {
             files.append(SourceFile(path: "\(folder)/networks/\(Self.networkName(index)).yaml", bytes: Array(networkYAML(index).utf8)))
         }
         for index in 0..<(networks * containersPerNetwork) {
-            files.append(SourceFile(path: "\(folder)/containers/\(Self.containerName(index)).yaml", bytes: Array(containerYAML(index).utf8)))
+            files.append(
+                SourceFile(path: "\(folder)/containers/\(Self.containerName(index)).yaml", bytes: Array(containerYAML(index).utf8)))
         }
         return files.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
     }

@@ -44,14 +44,22 @@ enum PlanBenchmark {
 
         let peak = peakRSSMiB()
         return [
-            Row(name, "(a) ManifestSet.load: decode+validate \(files.count) files", samples: loadTimes,
-                note: "\(generator.resourceCount) resources (\(generator.networks) Networks, \(generator.networks * generator.containersPerNetwork) Containers) + 1 DockerHost, \(bytes / 1024) KiB of YAML"),
-            Row(name, "(b) Planner.plan, 10% drift", samples: planTimes,
+            Row(
+                name, "(a) ManifestSet.load: decode+validate \(files.count) files", samples: loadTimes,
+                note:
+                    "\(generator.resourceCount) resources (\(generator.networks) Networks, \(generator.networks * generator.containersPerNetwork) Containers) + 1 DockerHost, \(bytes / 1024) KiB of YAML"
+            ),
+            Row(
+                name, "(b) Planner.plan, 10% drift", samples: planTimes,
                 note: "plan \(summary); drift: \(expected)"),
             Row(name, "(a)+(b) load + plan", samples: totals, target: "< 1 s", bound: 1.0),
             Row(name, "Planner.plan, in sync (empty plan)", samples: noopTimes),
-            Row(name, "peak RSS (getrusage ru_maxrss)", samples: [peak], unit: .mebibytes, target: "< 200 MB", bound: 200_000_000 / 1_048_576,
-                note: "whole child process: \(String(format: "%.1f", inputRSS)) MiB resident after making the input and the observed state, before the timed runs"),
+            Row(
+                name, "peak RSS (getrusage ru_maxrss)", samples: [peak], unit: .mebibytes, target: "< 200 MB",
+                bound: 200_000_000 / 1_048_576,
+                note:
+                    "whole child process: \(String(format: "%.1f", inputRSS)) MiB resident after making the input and the observed state, before the timed runs"
+            ),
         ]
     }
 
@@ -90,24 +98,28 @@ enum PlanBenchmark {
         }
         let orphanNetworks = 10, orphanContainers = 40, strangers = 25
         for network in 0..<orphanNetworks {
-            observed.append(ObservedResource(
-                id: ResourceID(kind: NetworkSpec.kind, name: "old-net-\(network)"),
-                fields: FieldMap(["driver": .string("bridge"), "subnet": .string("10.251.\(network).0/24")]),
-                ownership: .managed, externalID: "old-net-\(network)"))
+            observed.append(
+                ObservedResource(
+                    id: ResourceID(kind: NetworkSpec.kind, name: "old-net-\(network)"),
+                    fields: FieldMap(["driver": .string("bridge"), "subnet": .string("10.251.\(network).0/24")]),
+                    ownership: .managed, externalID: "old-net-\(network)"))
         }
         for container in 0..<orphanContainers {
-            observed.append(ObservedResource(
-                id: ResourceID(kind: ContainerSpec.kind, name: "old-app-\(container)"),
-                fields: FieldMap(["image": .string("converge-lab/busybox:1")]),
-                ownership: .managed, externalID: "old-app-\(container)",
-                dependencies: [ResourceID(kind: NetworkSpec.kind, name: "old-net-\(container % orphanNetworks)")]))
+            observed.append(
+                ObservedResource(
+                    id: ResourceID(kind: ContainerSpec.kind, name: "old-app-\(container)"),
+                    fields: FieldMap(["image": .string("converge-lab/busybox:1")]),
+                    ownership: .managed, externalID: "old-app-\(container)",
+                    dependencies: [ResourceID(kind: NetworkSpec.kind, name: "old-net-\(container % orphanNetworks)")]))
         }
         for stranger in 0..<strangers {
-            observed.append(ObservedResource(
-                id: ResourceID(kind: ContainerSpec.kind, name: "someone-else-\(stranger)"),
-                fields: FieldMap(), ownership: .unmanaged, externalID: "x-\(stranger)"))
+            observed.append(
+                ObservedResource(
+                    id: ResourceID(kind: ContainerSpec.kind, name: "someone-else-\(stranger)"),
+                    fields: FieldMap(), ownership: .unmanaged, externalID: "x-\(stranger)"))
         }
-        let text = "\(restart) restartPolicy + \(state) state (updates), \(env) env (replaces), \(subnets) subnets (replace + their containers), \(orphanNetworks + orphanContainers) managed orphans to prune, \(strangers) unmanaged ignored"
+        let text =
+            "\(restart) restartPolicy + \(state) state (updates), \(env) env (replaces), \(subnets) subnets (replace + their containers), \(orphanNetworks + orphanContainers) managed orphans to prune, \(strangers) unmanaged ignored"
         return (observed, text)
     }
 }

@@ -8,6 +8,7 @@ struct Row: Codable, Sendable {
         case mebibytes = "MiB"
         case ratio = "x"
         case count = "#"
+        case percent = "%"
     }
 
     var benchmark: String
@@ -24,8 +25,10 @@ struct Row: Codable, Sendable {
 
     var withinTarget: Bool? { targetBound.map { median <= $0 } }
 
-    init(_ benchmark: String, _ measure: String, samples: [Double], unit: Unit = .seconds,
-         target: String? = nil, bound: Double? = nil, note: String? = nil) {
+    init(
+        _ benchmark: String, _ measure: String, samples: [Double], unit: Unit = .seconds,
+        target: String? = nil, bound: Double? = nil, note: String? = nil
+    ) {
         self.benchmark = benchmark
         self.measure = measure
         self.runs = samples.count
@@ -108,6 +111,7 @@ enum Table {
         case .mebibytes: return String(format: "%.1f MiB", value)
         case .ratio: return String(format: "%.2f", value)
         case .count: return String(format: "%.0f", value)
+        case .percent: return String(format: "%.2f %%", value)
         }
     }
 

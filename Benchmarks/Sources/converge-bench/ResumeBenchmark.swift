@@ -40,20 +40,26 @@ enum ResumeBenchmark {
                 var environment = database.environment
                 environment["CONVERGE_BENCH_INSTANCE"] = instance
                 if let postgresURL { environment["CONVERGE_TEST_POSTGRES_URL"] = postgresURL }
-                let crashed = try Subprocess.run([Subprocess.selfPath, prepareCommand, "--child"], environment: environment, inheritStderr: true)
+                let crashed = try Subprocess.run(
+                    [Subprocess.selfPath, prepareCommand, "--child"], environment: environment, inheritStderr: true)
                 guard crashed.signal == SIGKILL else {
-                    throw Subprocess.Failure(description: "the crashing run should die of SIGKILL after step \(killAfter): \(crashed.summary)")
+                    throw Subprocess.Failure(
+                        description: "the crashing run should die of SIGKILL after step \(killAfter): \(crashed.summary)")
                 }
 
                 let measured = try blocking { () async throws -> (first: Double, whole: Double, id: Int64) in
                     let store = try await database.openMigrated()
                     let found = try await store.runs(RunFilter(instance: instance))
                     guard found.count == 1, let crashedRun = found.first, crashedRun.status == .running else {
-                        throw Subprocess.Failure(description: "expected one running run of \(instance), found \(found.map { "\($0.id) \($0.status.rawValue)" })")
+                        throw Subprocess.Failure(
+                            description: "expected one running run of \(instance), found \(found.map { "\($0.id) \($0.status.rawValue)" })")
                     }
                     let journal = try await store.steps(run: crashedRun.id)
                     guard journal.count == NoopWorkload.stepCount - 1, journal.allSatisfy({ $0.status == .succeeded }) else {
-                        throw Subprocess.Failure(description: "run \(crashedRun.id): expected \(NoopWorkload.stepCount - 1) succeeded steps, the journal has \(journal.count)")
+                        throw Subprocess.Failure(
+                            description:
+                                "run \(crashedRun.id): expected \(NoopWorkload.stepCount - 1) succeeded steps, the journal has \(journal.count)"
+                        )
                     }
                     let provider = NoopProvider()
                     let engine = WorkflowEngine(
@@ -63,26 +69,39 @@ enum ResumeBenchmark {
                     let record = try await engine.resume(crashedRun.id)
                     let ended = Clock.now()
                     guard record.status == .succeeded, provider.probe.executions == 1, let first = provider.probe.firstExecution else {
-                        throw Subprocess.Failure(description: "resumed run \(record.id) ended \(record.status.rawValue) after \(provider.probe.executions) steps (expected 1): \(record.error ?? "")")
+                        throw Subprocess.Failure(
+                            description:
+                                "resumed run \(record.id) ended \(record.status.rawValue) after \(provider.probe.executions) steps (expected 1): \(record.error ?? "")"
+                        )
                     }
                     await database.close(store)
                     return (first - started, ended - started, crashedRun.id)
                 }
                 let label = run == 0 ? "warm-up" : "run \(run)/\(runs)"
-                log("resume: \(backend.title) \(label): run \(measured.id) crashed after \(Table.format(crashed.seconds, .seconds)); resume → first new step \(Table.format(measured.first, .seconds)), whole resume \(Table.format(measured.whole, .seconds))")
+                log(
+                    "resume: \(backend.title) \(label): run \(measured.id) crashed after \(Table.format(crashed.seconds, .seconds)); resume → first new step \(Table.format(measured.first, .seconds)), whole resume \(Table.format(measured.whole, .seconds))"
+                )
                 guard run > 0 else { continue }
                 toFirst.append(measured.first)
                 whole.append(measured.whole)
                 prepare.append(crashed.seconds)
             }
-            rows.append(Row(name, "\(backend.title): resume → first new step", samples: toFirst, target: "< 0.5 s", bound: 0.5,
-                            note: "1,000-step run, 999 steps finished, killed (SIGKILL) in another process; fresh store, migrated before the clock starts"))
+            rows.append(
+                Row(
+                    name, "\(backend.title): resume → first new step", samples: toFirst, target: "< 0.5 s", bound: 0.5,
+                    note:
+                        "1,000-step run, 999 steps finished, killed (SIGKILL) in another process; fresh store, migrated before the clock starts"
+                ))
             rows.append(Row(name, "\(backend.title): whole resume call (1 step + finish)", samples: whole))
-            rows.append(Row(name, "\(backend.title): the crashing run (not timed above)", samples: prepare,
-                            note: "separate process: load + plan + 999 journaled steps at p=1, then SIGKILL"))
+            rows.append(
+                Row(
+                    name, "\(backend.title): the crashing run (not timed above)", samples: prepare,
+                    note: "separate process: load + plan + 999 journaled steps at p=1, then SIGKILL"))
         }
-        rows.append(Row(name, "peak RSS (getrusage ru_maxrss)", samples: [peakRSSMiB()], unit: .mebibytes,
-                        note: "the resuming child only (the crashing runs are other processes)"))
+        rows.append(
+            Row(
+                name, "peak RSS (getrusage ru_maxrss)", samples: [peakRSSMiB()], unit: .mebibytes,
+                note: "the resuming child only (the crashing runs are other processes)"))
         return rows
     }
 

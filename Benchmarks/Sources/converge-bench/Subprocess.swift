@@ -2,7 +2,7 @@ import ConvergeTestSupport
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The benchmarks' name for the shared process runner.

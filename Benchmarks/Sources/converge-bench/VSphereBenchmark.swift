@@ -31,18 +31,27 @@ enum VSphereBenchmark {
         for (label, url) in [("paged 100, HTTP via proxy", paged), ("one page, HTTPS direct", direct)] {
             let swift = try measureClient(url: url, runs: runs)
             let observe = try measureProvider(url: url, runs: runs)
-            let py = try measurePyVmomi(python: pythonPath, script: packagePath + "/Benchmarks/pyvmomi/observe_vms.py", url: url, runs: runs)
+            let py = try measurePyVmomi(
+                python: pythonPath, script: packagePath + "/Benchmarks/pyvmomi/observe_vms.py", url: url, runs: runs)
             guard swift.vms == vmCount, py.vms == vmCount else {
                 throw Subprocess.Failure(description: "expected \(vmCount) VMs, Converge read \(swift.vms) and pyVmomi \(py.vms)")
             }
             rows += [
-                Row(name, "\(label): Converge client, 1,000 VMs x \(VSphereProvider.observedVMProperties.count) properties", samples: swift.seconds),
+                Row(
+                    name, "\(label): Converge client, 1,000 VMs x \(VSphereProvider.observedVMProperties.count) properties",
+                    samples: swift.seconds),
                 Row(name, "\(label): pyVmomi \(py.version), same read", samples: py.seconds),
-                Row(name, "\(label): ratio Converge / pyVmomi (medians)", samples: [Stats.median(swift.seconds) / Stats.median(py.seconds)], unit: .ratio, target: "<= 1.0", bound: 1.0),
-                Row(name, "\(label): round trips, Converge client (pyVmomi: \(py.roundTrips))", samples: [Double(swift.roundTrips)], unit: .count,
+                Row(
+                    name, "\(label): ratio Converge / pyVmomi (medians)", samples: [Stats.median(swift.seconds) / Stats.median(py.seconds)],
+                    unit: .ratio, target: "<= 1.0", bound: 1.0),
+                Row(
+                    name, "\(label): round trips, Converge client (pyVmomi: \(py.roundTrips))", samples: [Double(swift.roundTrips)],
+                    unit: .count,
                     target: "<= 10 + constant", note: "pages of 100 plus CreateContainerView and DestroyView"),
                 Row(name, "\(label): provider observe (whole datacenter inventory)", samples: observe.seconds),
-                Row(name, "\(label): round trips, provider observe", samples: [Double(observe.roundTrips)], unit: .count, target: "<= 10 + constant"),
+                Row(
+                    name, "\(label): round trips, provider observe", samples: [Double(observe.roundTrips)], unit: .count,
+                    target: "<= 10 + constant"),
             ]
         }
         return rows
@@ -56,7 +65,9 @@ enum VSphereBenchmark {
     }
 
     static func endpoint(_ url: String) throws -> VimEndpoint {
-        guard let endpoint = VimEndpoint(url: url, insecureSkipVerify: true) else { throw Subprocess.Failure(description: "unusable URL \(url)") }
+        guard let endpoint = VimEndpoint(url: url, insecureSkipVerify: true) else {
+            throw Subprocess.Failure(description: "unusable URL \(url)")
+        }
         return endpoint
     }
 
@@ -119,9 +130,13 @@ enum VSphereBenchmark {
         }
     }
 
-    static func measurePyVmomi(python: String, script: String, url: String, runs: Int) throws -> (seconds: [Double], roundTrips: Int, vms: Int, version: String) {
-        var arguments = [python, script, url, "user", "pass", "--repeat", String(runs), "--warmup", "1",
-                         "--properties", VSphereProvider.observedVMProperties.joined(separator: ",")]
+    static func measurePyVmomi(python: String, script: String, url: String, runs: Int) throws -> (
+        seconds: [Double], roundTrips: Int, vms: Int, version: String
+    ) {
+        var arguments = [
+            python, script, url, "user", "pass", "--repeat", String(runs), "--warmup", "1",
+            "--properties", VSphereProvider.observedVMProperties.joined(separator: ","),
+        ]
         if url.hasPrefix("https://") { arguments.append("--insecure") }
         let result = try Subprocess.run(arguments, inheritStderr: true)
         struct Report: Decodable {
@@ -131,7 +146,8 @@ enum VSphereBenchmark {
             var version: String
         }
         guard result.succeeded, let line = result.stdout.split(separator: "\n").last,
-              let report = try? JSONDecoder().decode(Report.self, from: Data(line.utf8)) else {
+            let report = try? JSONDecoder().decode(Report.self, from: Data(line.utf8))
+        else {
             throw Subprocess.Failure(description: "the pyVmomi script failed: \(result.stdout)")
         }
         return (report.allSeconds, report.roundTrips, report.vms, report.version)

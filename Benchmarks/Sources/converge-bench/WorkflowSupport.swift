@@ -8,7 +8,7 @@ import Dispatch
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 // Shared by `journal` and `resume`: a 1,000-step plan of no-op steps, a provider that does
@@ -45,7 +45,8 @@ enum NoopWorkload {
         let planned = try await Reconciler(providers: [host: provider], instance: instance).plan(set, source: source)
         let steps = planned.plan.steps
         guard steps.count == files.count - 1, steps.allSatisfy({ $0.action == .create && $0.dependsOn.isEmpty }) else {
-            throw Subprocess.Failure(description: "expected \(files.count - 1) independent create steps, the plan has \(steps.count): \(planned.plan.summary)")
+            throw Subprocess.Failure(
+                description: "expected \(files.count - 1) independent create steps, the plan has \(steps.count): \(planned.plan.summary)")
         }
         return planned
     }
@@ -79,7 +80,9 @@ struct NoopProvider: Provider {
 
     func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] { [] }
 
-    func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws {
+    func execute(
+        _ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String
+    ) async throws {
         probe.executed()
     }
 

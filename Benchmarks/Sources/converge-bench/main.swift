@@ -2,7 +2,7 @@ import ConvergeTestSupport
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 let usage = """
@@ -61,7 +61,10 @@ struct Options {
 
     /// The arguments a child gets: the same options, one benchmark, `--child`.
     func childArguments(for benchmark: String) -> [String] {
-        var arguments = [benchmark, "--child", "--runs", String(runs), "--rounds", String(rounds), "--seed-runs", String(seedRuns), "--package-path", packagePath]
+        var arguments = [
+            benchmark, "--child", "--runs", String(runs), "--rounds", String(rounds), "--seed-runs", String(seedRuns), "--package-path",
+            packagePath,
+        ]
         if let converge { arguments += ["--converge", converge] }
         if let parallelism { arguments += ["--parallelism", String(parallelism)] }
         if stores.count == 1 { arguments += ["--store", stores[0].rawValue] }
@@ -125,17 +128,25 @@ func runChild(_ options: Options) -> Int32 {
         switch benchmark {
         case "plan": rows = try PlanBenchmark.run(runs: options.runs)
         case "git-load": rows = try GitBenchmark.run(runs: options.runs)
-        case "journal": rows = try JournalBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
-        case "resume": rows = try ResumeBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
+        case "journal":
+            rows = try JournalBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
+        case "resume":
+            rows = try ResumeBenchmark.run(runs: options.runs, stores: options.stores, postgresURL: benchPostgresURL(options.postgresURL))
         case ResumeBenchmark.prepareCommand: try ResumeBenchmark.prepare(postgresURL: benchPostgresURL(options.postgresURL))
         case VSphereBenchmark.name: rows = try VSphereBenchmark.run(runs: options.runs, packagePath: options.packagePath)
-        case KubernetesBenchmark.name: rows = try KubernetesBenchmark.run(runs: options.runs, rounds: options.rounds, packagePath: options.packagePath)
+        case KubernetesBenchmark.name:
+            rows = try KubernetesBenchmark.run(runs: options.runs, rounds: options.rounds, packagePath: options.packagePath)
         case KubernetesBenchmark.scaleName: rows = try KubernetesBenchmark.runScale(packagePath: options.packagePath)
         case ControllerBenchmark.name:
             rows = try ControllerBenchmark.run(
-                rounds: options.rounds, converge: options.converge, packagePath: options.packagePath, postgresURL: benchPostgresURL(options.postgresURL))
-        case "firewall": rows = try FirewallBenchmark.run(runs: options.runs, seedRuns: options.seedRuns, converge: options.converge, packagePath: options.packagePath)
-        default: rows = try DockerBenchmark.run(rounds: options.rounds, converge: options.converge, parallelism: options.parallelism, packagePath: options.packagePath)
+                rounds: options.rounds, converge: options.converge, packagePath: options.packagePath,
+                postgresURL: benchPostgresURL(options.postgresURL))
+        case "firewall":
+            rows = try FirewallBenchmark.run(
+                runs: options.runs, seedRuns: options.seedRuns, converge: options.converge, packagePath: options.packagePath)
+        default:
+            rows = try DockerBenchmark.run(
+                rounds: options.rounds, converge: options.converge, parallelism: options.parallelism, packagePath: options.packagePath)
         }
         let data = try ChildReport.encoder().encode(ChildReport(rows: rows))
         FileHandle.standardOutput.write(data)
@@ -157,8 +168,9 @@ func runParent(_ options: Options) -> Int32 {
         do {
             // The PostgreSQL URL goes through the environment, not argv: it may hold a password.
             let environment = options.postgresURL.map { ["CONVERGE_TEST_POSTGRES_URL": $0] } ?? [:]
-            let result = try Subprocess.run([Subprocess.selfPath] + options.childArguments(for: benchmark),
-                                            environment: environment, inheritStderr: true)
+            let result = try Subprocess.run(
+                [Subprocess.selfPath] + options.childArguments(for: benchmark),
+                environment: environment, inheritStderr: true)
             guard result.succeeded, let report = try? ChildReport.decoder().decode(ChildReport.self, from: Data(result.stdout.utf8)) else {
                 log("\(benchmark): the child failed (exit \(result.status)); its figures are missing")
                 failed.append(benchmark)

@@ -46,7 +46,9 @@ public final class SourceController: Sendable {
     private let statusChanged: (@Sendable (SourceStatus) async -> Void)?
     private let reported = Mutex<SourceStatus?>(nil)
     private let queue = AsyncStream<Trigger>.makeStream()
-    private let state: Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?)>
+    /// The status, the last plan, and the manifest set decoded from the commit `setCommit`
+    /// (a commit's files never change, so drift checks on it skip decoding them again).
+    private let state: Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?, setCommit: String?)>
 
     init(
         _ configuration: SourceConfiguration, runtime: Runtime, store: any WorkflowStore, gate: StepGate, metrics: ControllerMetrics,
@@ -68,7 +70,7 @@ public final class SourceController: Sendable {
         self.gitCache = gitCache
         self.faults = faults
         self.statusChanged = statusChanged
-        state = Mutex((SourceStatus(configuration), nil, nil))
+        state = Mutex((SourceStatus(configuration), nil, nil, nil))
     }
 
     public var status: SourceStatus { state.withLock { $0.status } }
@@ -164,7 +166,11 @@ public final class SourceController: Sendable {
 
         let set: ManifestSet
         do {
-            set = try runtime.load(snapshot.files)
+            if let decoded = state.withLock({ $0.setCommit == commit ? $0.set : nil }) {
+                set = decoded
+            } else {
+                set = try runtime.load(snapshot.files)
+            }
         } catch {
             logger.error("the manifests at \(commit.prefix(12)) are invalid; nothing was changed:\n\(error)")
             update { $0.stall(reason: "InvalidManifests", message: "\(error)") }
@@ -176,7 +182,10 @@ public final class SourceController: Sendable {
             $0.managedResources = set.resources.count
             $0.set("Reconciling", true, reason: isNewCommit ? "NewRevision" : "CheckingDrift", message: "reconciling \(commit.prefix(12))")
         }
-        state.withLock { $0.set = set }
+        state.withLock {
+            $0.set = set
+            $0.setCommit = commit
+        }
         let drift = configuration.drift
         var tick = ReconcileTick(
             engine: engine(),
