@@ -131,8 +131,9 @@ let package = Package(
         .target(
             name: "ConvergeController",
             dependencies: [
-                "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeKubernetes",
+                "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeKubernetes", "ConvergeHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),

@@ -33,6 +33,9 @@ public final class Controller: Sendable {
         /// How often the snapshot retention pass runs on the leader.
         public var retentionEvery: Duration
         public var gitCache: String
+        /// Where other replicas reach this one's API (`http://10.1.2.3:8080`), written into
+        /// its leader identity; followers forward webhooks to the leader's. Nil: no forwarding.
+        public var advertisedURL: String?
         /// The engine's fault hook, for crash tests; none in normal use.
         public var faults: FaultHook?
 
@@ -99,7 +102,8 @@ public final class Controller: Sendable {
         let leadership = AsyncStream<Bool>.makeStream()
         self.leadership = leadership
         let elector = LeaderElector(
-            lock: lock, timing: configuration.leaderElection, logger: logger, changed: { leadership.continuation.yield($0) })
+            lock: lock, identity: LeaderElector.identity(advertising: configuration.advertisedURL), timing: configuration.leaderElection,
+            logger: logger, changed: { leadership.continuation.yield($0) })
         let shutdown = ShutdownFlag()
         let gate = StepGate {
             if shutdown.isSet { return "the controller is shutting down" }

@@ -51,6 +51,12 @@ struct ControllerCommand: AsyncParsableCommand {
     @Option(help: "Address of the HTTP server (API, webhooks, /healthz, /readyz, /metrics): HOST:PORT or :PORT.")
     var listen: String = ":8080"
 
+    @Option(
+        help:
+            "Where the other replicas reach this one's server (http://POD_IP:8080); followers pass webhooks on to the leader's. Default: http://$POD_IP:PORT when POD_IP is set."
+    )
+    var advertiseURL: String?
+
     @Option(help: "API bearer tokens: a file of token,user lines (Kubernetes' static token format).")
     var apiTokensFile: String?
 
@@ -122,14 +128,16 @@ struct ControllerCommand: AsyncParsableCommand {
                 if sources == nil, catalog == nil {
                     throw ValidationError("give --repo, or a cluster holding ConvergeSource objects (--kubeconfig, or run in a pod)")
                 }
+                var configuration = Controller.Configuration(
+                    sources: sources ?? [], host: host, port: port, tokens: tokens, webhookSecret: secret,
+                    leaderElection: LeaderElector.Timing(
+                        duration: .milliseconds(Int64(leaseDuration * 1000)), renew: .milliseconds(Int64(renewEvery * 1000)),
+                        retry: .milliseconds(Int64(retryEvery * 1000)),
+                        safetyMargin: .milliseconds(Int64(min(2, (leaseDuration - renewEvery) / 2) * 1000))),
+                    workflow: workflow.options, parallelism: parallelism, gitCache: gitCache, faults: FaultInjection.hook)
+                configuration.advertisedURL = advertiseURL ?? ProcessInfo.processInfo.environment["POD_IP"].map { "http://\($0):\(port)" }
                 let controller = try Controller(
-                    configuration: Controller.Configuration(
-                        sources: sources ?? [], host: host, port: port, tokens: tokens, webhookSecret: secret,
-                        leaderElection: LeaderElector.Timing(
-                            duration: .milliseconds(Int64(leaseDuration * 1000)), renew: .milliseconds(Int64(renewEvery * 1000)),
-                            retry: .milliseconds(Int64(retryEvery * 1000)),
-                            safetyMargin: .milliseconds(Int64(min(2, (leaseDuration - renewEvery) / 2) * 1000))),
-                        workflow: workflow.options, parallelism: parallelism, gitCache: gitCache, faults: FaultInjection.hook),
+                    configuration: configuration,
                     runtime: runtime, store: store, lock: lock, catalog: catalog, logger: logger)
                 do {
                     try await controller.run { port in logger.info("listening on \(host):\(port)") }

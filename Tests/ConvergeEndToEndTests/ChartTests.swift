@@ -14,7 +14,9 @@ struct ChartTests {
         guard let kubeconfig = environment["CONVERGE_TEST_KUBECONFIG"], let server = environment["CONVERGE_TEST_KUBE_URL"],
             let ca = environment["CONVERGE_TEST_KUBE_CA"]
         else {
-            Issue.record("CONVERGE_TEST_KUBECONFIG, _URL and _CA are not set: run `eval \"$(scripts/kube-apiserver.sh --start)\"` first (scripts/test.sh does)")
+            Issue.record(
+                "CONVERGE_TEST_KUBECONFIG, _URL and _CA are not set: run `eval \"$(scripts/kube-apiserver.sh --start)\"` first (scripts/test.sh does)"
+            )
             throw MissingComponent(name: "kube-apiserver")
         }
         let python = try await run("/bin/bash", [Self.root.appendingPathComponent("scripts/helm-sdk.sh").path])
@@ -24,7 +26,8 @@ struct ChartTests {
         }
         let helm = { (arguments: [String]) in
             try await run(
-                python.stdout.trimmingCharacters(in: .whitespacesAndNewlines), [Self.root.appendingPathComponent("scripts/helm-chart.py").path] + arguments)
+                python.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                [Self.root.appendingPathComponent("scripts/helm-chart.py").path] + arguments)
         }
         let kubectl = { (arguments: [String]) in try await run("/usr/bin/kubectl", ["--kubeconfig", kubeconfig] + arguments) }
         let chart = Self.root.appendingPathComponent("charts/converge").path
@@ -39,7 +42,8 @@ struct ChartTests {
             let release = lab.lab.prefix
             let installed = try await helm(["install", chart, release, namespace, kubeconfig, #"{"replicaCount": 2}"#])
             #expect(installed.exitCode == 0, "\(installed.stderr)")
-            let manifest = (try JSONSerialization.jsonObject(with: Data(installed.stdout.utf8)) as? [String: Any])?["manifest"] as? String ?? ""
+            let manifest =
+                (try JSONSerialization.jsonObject(with: Data(installed.stdout.utf8)) as? [String: Any])?["manifest"] as? String ?? ""
             for kind in ["Deployment", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "Service"] {
                 #expect(manifest.contains("kind: \(kind)\n"), "the release renders a \(kind)")
             }
@@ -52,13 +56,13 @@ struct ChartTests {
             #expect(token.exitCode == 0, "\(token.stderr)")
             let accountConfig = lab.lab.directory.appendingPathComponent("serviceaccount.kubeconfig")
             try """
-                apiVersion: v1
-                kind: Config
-                clusters: [{name: test, cluster: {server: "\(server)", certificate-authority: "\(ca)"}}]
-                users: [{name: \(account), user: {token: "\(token.stdout.trimmingCharacters(in: .whitespacesAndNewlines))"}}]
-                contexts: [{name: test, context: {cluster: test, user: \(account), namespace: \(namespace)}}]
-                current-context: test
-                """.write(to: accountConfig, atomically: true, encoding: .utf8)
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: test, cluster: {server: "\(server)", certificate-authority: "\(ca)"}}]
+            users: [{name: \(account), user: {token: "\(token.stdout.trimmingCharacters(in: .whitespacesAndNewlines))"}}]
+            contexts: [{name: test, context: {cluster: test, user: \(account), namespace: \(namespace)}}]
+            current-context: test
+            """.write(to: accountConfig, atomically: true, encoding: .utf8)
             let canI = { (arguments: [String]) in
                 try await run("/usr/bin/kubectl", ["--kubeconfig", accountConfig.path, "auth", "can-i"] + arguments).stdout
                     .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -71,38 +75,42 @@ struct ChartTests {
 
             let commit = try await lab.push([
                 "cluster.yaml": """
-                    apiVersion: converge.dev/v1alpha1
-                    kind: KubernetesCluster
-                    metadata: {name: test}
-                    spec: {kubeconfig: "\(accountConfig.path)", namespace: \(namespace)}
-                    """,
+                apiVersion: converge.dev/v1alpha1
+                kind: KubernetesCluster
+                metadata: {name: test}
+                spec: {kubeconfig: "\(accountConfig.path)", namespace: \(namespace)}
+                """,
                 "settings.yaml": """
-                    apiVersion: v1
-                    kind: ConfigMap
-                    metadata: {name: settings, namespace: \(namespace)}
-                    data: {mode: chart-test}
-                    """,
+                apiVersion: v1
+                kind: ConfigMap
+                metadata: {name: settings, namespace: \(namespace)}
+                data: {mode: chart-test}
+                """,
             ])
             let source = lab.lab.directory.appendingPathComponent("source.yaml")
             try """
-                apiVersion: converge.dev/v1alpha1
-                kind: ConvergeSource
-                metadata: {name: \(lab.lab.instance), namespace: \(namespace)}
-                spec: {repo: "\(lab.repositoryURL)", interval: 10m}
-                """.write(to: source, atomically: true, encoding: .utf8)
+            apiVersion: converge.dev/v1alpha1
+            kind: ConvergeSource
+            metadata: {name: \(lab.lab.instance), namespace: \(namespace)}
+            spec: {repo: "\(lab.repositoryURL)", interval: 10m}
+            """.write(to: source, atomically: true, encoding: .utf8)
             #expect(try await kubectl(["apply", "-f", source.path]).exitCode == 0)
             _ = try await lab.startController(
-                ["--kubeconfig", accountConfig.path, "--namespace", namespace, "--lease-name", account], name: "chart", withoutRepository: true)
+                ["--kubeconfig", accountConfig.path, "--namespace", namespace, "--lease-name", account], name: "chart",
+                withoutRepository: true)
             try await eventually("the ConfigMap is applied", timeout: .seconds(60)) {
                 try await kubectl(["-n", namespace, "get", "configmap", "settings", "-o", "jsonpath={.data.mode}"]).stdout == "chart-test"
             }
             try await eventually("the ConvergeSource is Ready", timeout: .seconds(30)) {
                 try await kubectl([
-                    "-n", namespace, "get", "convergesource", lab.lab.instance, "-o", #"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+                    "-n", namespace, "get", "convergesource", lab.lab.instance, "-o",
+                    #"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
                 ]).stdout == "True"
             }
             #expect(
-                try await kubectl(["-n", namespace, "get", "convergesource", lab.lab.instance, "-o", "jsonpath={.status.lastAppliedRevision}"]).stdout
+                try await kubectl([
+                    "-n", namespace, "get", "convergesource", lab.lab.instance, "-o", "jsonpath={.status.lastAppliedRevision}",
+                ]).stdout
                     == commit)
             #expect(try await kubectl(["-n", namespace, "get", "lease", account, "-o", "jsonpath={.spec.holderIdentity}"]).stdout != "")
 

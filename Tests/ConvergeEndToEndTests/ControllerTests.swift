@@ -185,6 +185,27 @@ struct ControllerTests {
         }
     }
 
+    @Test("a webhook that reaches a follower is passed on to the leader, which applies the commit at once")
+    func webhookToFollower() async throws {
+        try await ControllerLab.with { lab in
+            let store = try StoreKind.postgres.arguments(for: lab.lab)
+            try await lab.push(lab.webManifests(color: "blue"))
+            let arguments = ["--interval", "10m", "--lease-name", lab.lab.prefix]
+            let leader = try await lab.startController(arguments, store: store, name: "leader", advertise: true)
+            try await eventually("the first controller leads", timeout: .seconds(20)) { try await leader.metric("converge_leader") == 1 }
+            try await eventually("the first commit is applied", timeout: .seconds(60)) { try await color(lab.lab) == "blue" }
+            let follower = try await lab.startController(arguments, store: store, name: "follower", advertise: true)
+            try await eventually("the follower knows the leader", timeout: .seconds(10)) { try await follower.get("/readyz").status == 200 }
+
+            let second = try await lab.push(lab.webManifests(color: "green"))
+            let answer = try await follower.webhook("github", payload: githubPush(lab, commit: second))
+            #expect(answer.status == 202, "\(answer.body)")
+            try await eventually("the leader applied the commit", timeout: .seconds(15)) { try await color(lab.lab) == "green" }
+            #expect(follower.logText.contains("passed on to the leader"))
+            #expect(leader.logText.contains("webhook github: refs/heads/main moved"))
+        }
+    }
+
     @Test("SIGTERM during a run: the step in flight finishes, the lease is released, exit 0; the next leader continues")
     func gracefulShutdown() async throws {
         try await ControllerLab.with { lab in

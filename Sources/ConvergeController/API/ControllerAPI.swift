@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeHTTP
 import ConvergeRuntime
 import ConvergeStore
 import ConvergeWorkflow
@@ -7,6 +8,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 
 /// The controller's one HTTP server: probes (`/healthz`, `/readyz`), `/metrics`, the JSON API
 /// under `/api/v1` (bearer tokens) and the webhook receivers (signatures).
@@ -175,11 +177,43 @@ struct ControllerAPI: Sendable {
             return Self.problem(.badRequest, "\(error)")
         }
         guard let push else { return Self.json(["ignored": "not a push event"]) }
+        if !controller.elector.isLeader, request.headers[Self.forwardedHeader] == nil, let leader = controller.elector.leaderURL,
+            let answer = await forward(request, body: body, forge: forge, to: leader)
+        {
+            return answer
+        }
         let moved = controller.sources.filter { push.moves(repository: $0.configuration.repository, ref: $0.configuration.ref) }
         guard !moved.isEmpty else { return Self.json(["ignored": "no source watches \(push.ref) of that repository"]) }
         for source in moved { source.enqueue(.webhook(push)) }
         controller.logger.info("webhook \(forge.rawValue): \(push.ref) moved; reconciling \(moved.map(\.configuration.name))")
         return Self.json(["triggered": moved.map(\.configuration.name)], status: .accepted)
+    }
+
+    /// Marks a webhook a follower passed on, so it is never passed on again.
+    static let forwardedHeader = HTTPField.Name("X-Converge-Forwarded")!
+
+    /// Sends a verified delivery, as it came (body and signature headers), to the leader,
+    /// which alone acts on it; its answer is returned. Nil when the leader cannot be reached:
+    /// the caller then queues it here, and the leader's next poll finds the commit anyway.
+    private func forward(_ request: Request, body: [UInt8], forge: WebhookForge, to leader: String) async -> Response? {
+        var headers = HTTPHeaders()
+        for field in request.headers where ![.contentLength, .transferEncoding, .connection].contains(field.name) {
+            headers.add(name: field.name.rawName, value: field.value)
+        }
+        headers.add(name: Self.forwardedHeader.rawName, value: "1")
+        do {
+            let transport = try HTTPTransport(url: leader, name: "the leader at \(leader)")
+            defer { Task { await transport.shutdown() } }
+            let answer = try await transport.execute(
+                .POST, "/api/v1/webhooks/\(forge.rawValue)", headers: headers, body: ByteBuffer(bytes: body), timeout: .seconds(10))
+            controller.logger.info("webhook \(forge.rawValue): passed on to the leader at \(leader) (\(answer.status.code))")
+            return Response(
+                status: HTTPResponse.Status(code: Int(answer.status.code)), headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: answer.body))
+        } catch {
+            controller.logger.warning("webhook \(forge.rawValue): cannot pass it on to the leader at \(leader): \(error)")
+            return nil
+        }
     }
 
     // MARK: Helpers

@@ -48,7 +48,7 @@ public final class LeaderElector: Service, Sendable {
     private let changed: @Sendable (Bool) -> Void
 
     public init(
-        lock: any LeaderLock, identity: String = LeaderElector.defaultIdentity, timing: Timing = Timing(), logger: Logger,
+        lock: any LeaderLock, identity: String = LeaderElector.identity(), timing: Timing = Timing(), logger: Logger,
         changed: @escaping @Sendable (Bool) -> Void = { _ in }
     ) {
         self.lock = lock
@@ -58,9 +58,17 @@ public final class LeaderElector: Service, Sendable {
         self.changed = changed
     }
 
-    /// `host:pid:random`: unique even when a pod restarts with the same host name and pid.
-    public static var defaultIdentity: String {
-        "\(WorkflowEngine.processOwner):\(UInt32.random(in: 0...UInt32.max))"
+    /// `host:pid:random`: unique even when a pod restarts with the same host name and pid;
+    /// `host:pid:random@URL` when the replica says where its API is, so followers can send
+    /// the leader what only the leader acts on (webhooks).
+    public static func identity(advertising url: String? = nil) -> String {
+        "\(WorkflowEngine.processOwner):\(UInt32.random(in: 0...UInt32.max))" + (url.map { "@\($0)" } ?? "")
+    }
+
+    /// The API address the current holder advertised in its identity, if it did.
+    public var leaderURL: String? {
+        guard let holder = lastKnownHolder, let at = holder.range(of: "@http") else { return nil }
+        return String(holder[holder.index(after: at.lowerBound)...])
     }
 
     /// Whether this replica leads right now (its lease is surely still its own).

@@ -46,6 +46,9 @@ public final class SourceController: Sendable {
     private let statusChanged: (@Sendable (SourceStatus) async -> Void)?
     private let reported = Mutex<SourceStatus?>(nil)
     private let queue = AsyncStream<Trigger>.makeStream()
+    /// An interval tick is queued and not yet taken: the ticker adds no second one, so a long
+    /// run (a first apply of a thousand containers) is not followed by a string of ticks.
+    private let intervalQueued = Atomic<Bool>(false)
     /// The status, the last plan, and the manifest set decoded from the commit `setCommit`
     /// (a commit's files never change, so drift checks on it skip decoding them again).
     private let state: Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?, setCommit: String?)>
@@ -96,7 +99,7 @@ public final class SourceController: Sendable {
                 while !Task.isCancelled {
                     let factor = 1 + Double.random(in: -jitter...jitter)
                     try? await Task.sleep(for: configuration.interval * factor)
-                    enqueue(.interval)
+                    if !intervalQueued.exchange(true, ordering: .acquiringAndReleasing) { enqueue(.interval) }
                 }
             }
             group.addTask { [self] in
@@ -124,7 +127,10 @@ public final class SourceController: Sendable {
         switch trigger {
         case .approve(let request): await approve(request)
         case .retention: await collectSnapshots()
-        case .interval, .webhook, .requested: await reconcile(trigger)
+        case .interval:
+            intervalQueued.store(false, ordering: .releasing)
+            await reconcile(trigger)
+        case .webhook, .requested: await reconcile(trigger)
         }
         await reportStatus()
     }

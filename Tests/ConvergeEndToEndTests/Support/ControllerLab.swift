@@ -106,7 +106,7 @@ struct ControllerLab {
     /// until it serves `/healthz`.
     func startController(
         _ arguments: [String] = [], store: [String]? = nil, environment: [String: String] = [:], name: String = "controller",
-        withoutRepository: Bool = false
+        withoutRepository: Bool = false, advertise: Bool = false
     ) async throws -> ControllerProcess {
         let port = try freeLoopbackPort()
         let log = lab.directory.appendingPathComponent("\(name).log")
@@ -119,7 +119,8 @@ struct ControllerLab {
                 "--listen", "127.0.0.1:\(port)", "--api-tokens-file", lab.directory.appendingPathComponent("tokens.csv").path,
                 "--webhook-secret-file", lab.directory.appendingPathComponent("webhook-secret").path,
                 "--git-cache", lab.directory.appendingPathComponent("\(name)-git-cache").path,
-            ] + (store ?? ["--state", lab.directory.appendingPathComponent("state.db").path]) + arguments
+            ] + (store ?? ["--state", lab.directory.appendingPathComponent("state.db").path])
+            + (advertise ? ["--advertise-url", "http://127.0.0.1:\(port)"] : []) + arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.currentDirectoryURL = lab.directory
         FileManager.default.createFile(atPath: log.path, contents: nil)
