@@ -208,8 +208,13 @@ debian_mirror() {
 # The recipe is this function's text, the suite, the package list and the image changes (not the
 # mirror: every mirror serves the same suite).
 build_router_rootfs() {
-    local root="$1" mirror="$2" cache="$3"
-    debootstrap --variant=minbase --include="$ROUTER_INCLUDE" --cache-dir="$cache" \
+    debootstrap_root "$1" "$2" "$3" "$ROUTER_INCLUDE"
+}
+
+# A Debian minbase root of $ROUTER_SUITE with INCLUDE, caches and logs removed.
+debootstrap_root() {  # ROOT MIRROR CACHE INCLUDE
+    local root="$1" mirror="$2" cache="$3" include="$4"
+    debootstrap --variant=minbase --include="$include" --cache-dir="$cache" \
         "$ROUTER_SUITE" "$root" "$mirror" >"$root.log" 2>&1 || {
         tail -n 30 "$root.log" >&2
         die "debootstrap of $ROUTER_SUITE from $mirror failed (log above, full log: $root.log)"
@@ -221,7 +226,7 @@ build_router_rootfs() {
 
 router_image() {
     local recipe hash mirror root cache start out
-    recipe="$(declare -f build_router_rootfs
+    recipe="$(declare -f debootstrap_root build_router_rootfs
               printf '%s\n' "$ROUTER_SUITE" "$ROUTER_INCLUDE" "${ROUTER_CHANGES[@]}")"
     hash="$(printf '%s' "$recipe" | sha256_of_stdin)"
 
@@ -252,15 +257,8 @@ router_image() {
 # controller image. The root's recipe is this function's text, the suite and the package list;
 # the image's is that and the binary's hash.
 build_controller_rootfs() {
-    local root="$1" mirror="$2" cache="$3"
-    debootstrap --variant=minbase --include="$CONTROLLER_INCLUDE" --cache-dir="$cache" \
-        "$ROUTER_SUITE" "$root" "$mirror" >"$root.log" 2>&1 || {
-        tail -n 30 "$root.log" >&2
-        die "debootstrap of $ROUTER_SUITE from $mirror failed (log above, full log: $root.log)"
-    }
-    rm -f "$root.log"
-    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/tmp/* \
-        "$root"/var/log/*.log "$root"/var/log/apt/*
+    local root="$1"
+    debootstrap_root "$root" "$2" "$3" "$CONTROLLER_INCLUDE"
     printf 'converge:x:65532:65532:converge:/var/lib/converge:/usr/sbin/nologin\n' >>"$root/etc/passwd"
     printf 'converge:x:65532:\n' >>"$root/etc/group"
     mkdir -p "$root/var/lib/converge" "$root/var/cache/converge"
@@ -271,7 +269,7 @@ controller_image() {
     local binary="$1" tag="$2" image recipe root_hash hash root tarball mirror start lib
     image="converge/controller:$tag"
     [[ -x "$binary" ]] || die "$binary is not an executable (build it: swift build -c release --product converge)"
-    recipe="$(declare -f build_controller_rootfs; printf '%s\n' "$ROUTER_SUITE" "$CONTROLLER_INCLUDE")"
+    recipe="$(declare -f debootstrap_root build_controller_rootfs; printf '%s\n' "$ROUTER_SUITE" "$CONTROLLER_INCLUDE")"
     root_hash="$(printf '%s' "$recipe" | sha256_of_stdin)"
     hash="$(printf '%s\n' "$root_hash" "${CONTROLLER_CHANGES[@]}" "$(sha256sum <"$binary")" | sha256_of_stdin)"
     if ! needs_build "$image" "$hash"; then
