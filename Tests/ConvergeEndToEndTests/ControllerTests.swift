@@ -244,11 +244,7 @@ struct ControllerTests {
 struct ControllerLeaseTests {
     @Test("replicas elect through a Lease: one holds it; a SIGTERM releases it and the other takes it at once")
     func kubernetesLease() async throws {
-        guard let kubeconfig = ProcessInfo.processInfo.environment["CONVERGE_TEST_KUBECONFIG"], !kubeconfig.isEmpty else {
-            Issue.record(
-                "CONVERGE_TEST_KUBECONFIG is not set: run `eval \"$(scripts/kube-apiserver.sh --start)\"` first (scripts/test.sh does)")
-            throw MissingComponent(name: "kube-apiserver")
-        }
+        let kubeconfig = try testKubeconfig()
         try await ControllerLab.with { lab in
             try await lab.push(lab.webManifests(color: "blue"))
             let lease = "\(lab.lab.prefix)-leader"
@@ -283,11 +279,7 @@ struct ControllerLeaseTests {
 struct ConvergeSourceTests {
     @Test("a ConvergeSource is reconciled and its status follows kstatus; an invalid one is Stalled")
     func convergeSource() async throws {
-        guard let kubeconfig = ProcessInfo.processInfo.environment["CONVERGE_TEST_KUBECONFIG"], !kubeconfig.isEmpty else {
-            Issue.record(
-                "CONVERGE_TEST_KUBECONFIG is not set: run `eval \"$(scripts/kube-apiserver.sh --start)\"` first (scripts/test.sh does)")
-            throw MissingComponent(name: "kube-apiserver")
-        }
+        let kubeconfig = try testKubeconfig()
         let kubectl = { (arguments: [String]) in try await run("/usr/bin/kubectl", ["--kubeconfig", kubeconfig] + arguments) }
         let crd = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("crds/convergesources.converge.dev.yaml").path

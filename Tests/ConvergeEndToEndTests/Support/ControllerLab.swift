@@ -244,6 +244,17 @@ final class ControllerProcess: @unchecked Sendable {
     }
 }
 
+/// The test kube-apiserver's kubeconfig (scripts/kube-apiserver.sh --start exports it); a
+/// recorded failure, never a skip, when it is missing.
+func testKubeconfig() throws -> String {
+    guard let kubeconfig = ProcessInfo.processInfo.environment["CONVERGE_TEST_KUBECONFIG"], !kubeconfig.isEmpty else {
+        Issue.record(
+            "CONVERGE_TEST_KUBECONFIG is not set: run `eval \"$(scripts/kube-apiserver.sh --start)\"` first (scripts/test.sh does)")
+        throw MissingComponent(name: "kube-apiserver")
+    }
+    return kubeconfig
+}
+
 /// Polls `condition` every 200 ms until it holds, or fails the test after `timeout`.
 func eventually(_ what: String, timeout: Duration, _ condition: () async throws -> Bool) async throws {
     let deadline = ContinuousClock.now + timeout
