@@ -60,6 +60,7 @@ public final class ControllerMetrics: Sendable {
         if let previous, previous !== gauge { registry.unregisterGauge(previous) }
     }
 
+    /// Set from the store each time `/metrics` is read, so every replica reports the same count.
     func pendingApprovals(_ count: Int) {
         registry.makeGauge(descriptor: Self.pendingApprovals).set(to: Double(count))
     }

@@ -184,7 +184,7 @@ struct ControllerAPI: Sendable {
         }
         let moved = controller.sources.filter { push.moves(repository: $0.configuration.repository, ref: $0.configuration.ref) }
         guard !moved.isEmpty else { return Self.json(["ignored": "no source watches \(push.ref) of that repository"]) }
-        for source in moved { source.enqueue(.webhook(push)) }
+        for source in moved { source.enqueue(.webhook) }
         controller.logger.info("webhook \(forge.rawValue): \(push.ref) moved; reconciling \(moved.map(\.configuration.name))")
         return Self.json(["triggered": moved.map(\.configuration.name)], status: .accepted)
     }

@@ -17,7 +17,7 @@ public final class SourceController: Sendable {
     /// Why the source is looked at.
     enum Trigger: Sendable {
         case interval
-        case webhook(WebhookPush)
+        case webhook
         /// A person asked (`POST …/sources/{name}/reconcile`), or this replica became leader.
         case requested(String)
         case approve(ApprovalRequest)
@@ -213,7 +213,6 @@ public final class SourceController: Sendable {
             result = "error"
         }
         metrics.reconciled(source: configuration.name, result: result, duration: ContinuousClock.now - started)
-        await countPendingApprovals()
     }
 
     /// Updates the status from a tick's outcome; returns the metric's result label.
@@ -299,13 +298,11 @@ public final class SourceController: Sendable {
         } catch {
             logger.error("approval of run \(request.run) by \(request.approver) failed: \(error)")
         }
-        await countPendingApprovals()
     }
 
     func reject(run: Int64, approver: String, comment: String) async throws -> RunRecord {
         let rejected = try await engine().reject(run, approver: approver, comment: comment)
         update { if $0.pendingApproval?.runID == run { $0.pendingApproval = nil } }
-        await countPendingApprovals()
         return rejected
     }
 
@@ -336,11 +333,5 @@ public final class SourceController: Sendable {
 
     private func update(_ change: (inout SourceStatus) -> Void) {
         state.withLock { change(&$0.status) }
-    }
-
-    private func countPendingApprovals() async {
-        if let waiting = try? await store.runs(RunFilter(statuses: [.awaitingApproval], limit: 10_000)) {
-            metrics.pendingApprovals(waiting.count)
-        }
     }
 }
