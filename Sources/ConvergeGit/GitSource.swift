@@ -112,7 +112,8 @@ public enum GitSource {
                 display: display,
                 cacheDirectory: request.cacheDirectory,
                 token: token,
-                tokenVariable: request.tokenEnvironmentVariable
+                tokenVariable: request.tokenEnvironmentVariable,
+                ref: request.ref
             )
             isCache = true
         } else {

@@ -2,9 +2,9 @@ import Clibgit2
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Bare clones of remote repositories, one folder per URL, refreshed by a fetch on every use.
@@ -22,6 +22,14 @@ import Darwin
 /// once.
 enum RemoteCache {
     static let fetchRefspecs = ["+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]
+
+    /// The refspecs that fetch `ref` besides the branches and tags: a ref outside them (a
+    /// pull request's `refs/pull/42/head`, GitLab's `refs/merge-requests/7/head`) is
+    /// fetched to the same name.
+    static func refspecs(fetching ref: String?) -> [String] {
+        guard let ref, ref.hasPrefix("refs/"), !ref.hasPrefix("refs/heads/"), !ref.hasPrefix("refs/tags/") else { return fetchRefspecs }
+        return fetchRefspecs + ["+\(ref):\(ref)"]
+    }
     static let defaultBranchReference = "refs/remotes/origin/HEAD"
 
     /// Clones (first use) or fetches (later uses) `url` and returns the opened cache.
@@ -30,7 +38,8 @@ enum RemoteCache {
         display: String,
         cacheDirectory: String,
         token: String?,
-        tokenVariable: String
+        tokenVariable: String,
+        ref: String? = nil
     ) throws(GitSourceError) -> Repository {
         let cacheRoot = URL(fileURLWithPath: cacheDirectory).standardizedFileURL.path
         do {
@@ -46,7 +55,7 @@ enum RemoteCache {
         defer { lock.release() }
 
         let repository = try openOrCreate(folder, display: display)
-        try fetch(url, into: repository, display: display, token: token, tokenVariable: tokenVariable)
+        try fetch(url, into: repository, display: display, token: token, tokenVariable: tokenVariable, refspecs: refspecs(fetching: ref))
         return repository
     }
 
@@ -55,8 +64,9 @@ enum RemoteCache {
         let redacted = URLRedaction.redact(url)
         var last = redacted.split(whereSeparator: { $0 == "/" || $0 == ":" }).last.map(String.init) ?? "repository"
         if last.hasSuffix(".git") { last.removeLast(4) }
-        let slug = String(last.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" }
-            .prefix(40))
+        let slug = String(
+            last.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" }
+                .prefix(40))
         let hash = Libgit2.sha1Hex(redacted).prefix(16)
         return (slug.isEmpty || slug.allSatisfy { $0 == "." } ? "repository" : slug) + "-" + hash
     }
@@ -88,14 +98,15 @@ enum RemoteCache {
         return Repository(handle!)
     }
 
-    /// Fetches every branch and tag, prunes what the remote deleted, and points
+    /// Fetches every branch and tag (and `refspecs`' extra ref), prunes what the remote deleted, and points
     /// `refs/remotes/origin/HEAD` at the remote's default branch.
     private static func fetch(
         _ url: String,
         into repository: Repository,
         display: String,
         token: String?,
-        tokenVariable: String
+        tokenVariable: String,
+        refspecs: [String]
     ) throws(GitSourceError) {
         var remote: OpaquePointer?
         try Libgit2.check(
@@ -121,7 +132,7 @@ enum RemoteCache {
         options.callbacks.payload = Unmanaged.passUnretained(credentials).toOpaque()
 
         let code = withExtendedLifetime(credentials) {
-            withStringArray(fetchRefspecs) { refspecs in
+            withStringArray(refspecs) { refspecs in
                 git_remote_fetch(remote, refspecs, &options, "converge: fetch")
             }
         }
@@ -158,7 +169,7 @@ enum RemoteCache {
         defer { git_reference_free(reference) }
         if let remoteHead {
             if let target = remoteHead.pointee.symref_target.map({ String(cString: $0) }),
-               target.hasPrefix("refs/heads/")
+                target.hasPrefix("refs/heads/")
             {
                 let local = "refs/remotes/origin/" + target.dropFirst("refs/heads/".count)
                 var existing: OpaquePointer?
@@ -210,7 +221,8 @@ enum RemoteCache {
         let state = Unmanaged<CredentialState>.fromOpaque(payload).takeUnretainedValue()
         state.attempts += 1
         guard let token = state.token else {
-            let message = state.tokenIgnored
+            let message =
+                state.tokenIgnored
                 ? "the server asks for credentials, and Converge sends the token in \(state.variable) only over https://"
                 : "the server asks for credentials and \(state.variable) is not set: set it to an access token that can read the repository"
             git_error_set_str(Int32(GIT_ERROR_CALLBACK.rawValue), message)

@@ -86,7 +86,7 @@ public struct RunReport: Codable, Sendable {
             lines.append("Decisions:")
             for approval in approvals {
                 lines.append(
-                    "  \(approval.decision.rawValue) by \(approval.approver) at \(Self.timestamp(approval.at)) for \(approval.planDigest)\(approval.comment.isEmpty ? "" : ": \(approval.comment)")"
+                    "  \(approval.decision.rawValue) by \(approval.approver) at \(Self.timestamp(approval.at)) for \(approval.planDigest)\(approval.via.map { " (\($0))" } ?? "")\(approval.comment.isEmpty ? "" : ": \(approval.comment)")"
                 )
             }
         }

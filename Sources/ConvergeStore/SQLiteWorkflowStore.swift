@@ -213,10 +213,10 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
             do {
                 _ = try db.writeTransaction {
                     try db.run(
-                        "INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at) VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at, via) VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [
                             .int(approval.runID), .text(approval.planDigest), .text(approval.decision.rawValue),
-                            .text(approval.approver), .text(approval.comment), .date(approval.at),
+                            .text(approval.approver), .text(approval.comment), .date(approval.at), .text(approval.via),
                         ])
                 }
             } catch let error as SQLiteError where error.isForeignKeyViolation {

@@ -165,7 +165,7 @@ public enum WorkflowSchema {
                     at INTEGER NOT NULL,
                     PRIMARY KEY (run_id, position)
                 )
-                """,
+                """
             ],
             postgres: [
                 """
@@ -180,7 +180,7 @@ public enum WorkflowSchema {
                     at BIGINT NOT NULL,
                     PRIMARY KEY (run_id, position)
                 )
-                """,
+                """
             ]
         ),
         // The leader lease of controller replicas sharing a store.
@@ -196,7 +196,7 @@ public enum WorkflowSchema {
                     expires_at INTEGER NOT NULL,
                     transitions INTEGER NOT NULL
                 )
-                """,
+                """
             ],
             postgres: [
                 """
@@ -208,8 +208,14 @@ public enum WorkflowSchema {
                     expires_at BIGINT NOT NULL,
                     transitions BIGINT NOT NULL
                 )
-                """,
+                """
             ]
+        ),
+        // Where an approval was given, when not through Converge itself (a pull-request review).
+        Migration(
+            version: 4,
+            sqlite: ["ALTER TABLE approvals ADD COLUMN via TEXT"],
+            postgres: ["ALTER TABLE approvals ADD COLUMN via TEXT"]
         ),
     ]
 
@@ -223,7 +229,7 @@ public enum WorkflowSchema {
         "run_id, step_index, resource, action, status, attempts, started_at, finished_at, output, error, converge_version"
 
     /// The columns of `approvals` both backends select and decode.
-    package static let approvalColumns = "run_id, plan_digest, decision, approver, comment, at"
+    package static let approvalColumns = "run_id, plan_digest, decision, approver, comment, at, via"
 
     /// The columns of `probe_results` both backends select and decode.
     package static let probeResultColumns = "probe, summary, reachable, expected, detail, at"

@@ -141,9 +141,11 @@ public struct NewRun: Sendable {
     /// resumed by another process decodes exactly the desired state it started with.
     public var manifestsJSON: String
 
-    public init(instance: String, repository: String, commit: String?, planDigest: String, planJSON: String,
-                status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String = "{}",
-                manifestsJSON: String = "[]") {
+    public init(
+        instance: String, repository: String, commit: String?, planDigest: String, planJSON: String,
+        status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String = "{}",
+        manifestsJSON: String = "[]"
+    ) {
         self.instance = instance
         self.repository = repository
         self.commit = commit
@@ -174,9 +176,11 @@ public struct RunRecord: Sendable, Codable, Equatable {
     public var updatedAt: Date
     public var finishedAt: Date?
 
-    public init(id: Int64, instance: String, repository: String, commit: String?, planDigest: String, planJSON: String,
-                status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String, manifestsJSON: String,
-                error: String?, createdAt: Date, updatedAt: Date, finishedAt: Date?) {
+    public init(
+        id: Int64, instance: String, repository: String, commit: String?, planDigest: String, planJSON: String,
+        status: RunStatus, executor: String, convergeVersion: String, optionsJSON: String, manifestsJSON: String,
+        error: String?, createdAt: Date, updatedAt: Date, finishedAt: Date?
+    ) {
         self.id = id
         self.instance = instance
         self.repository = repository
@@ -235,8 +239,10 @@ public struct StepRecord: Sendable, Codable, Equatable {
     /// The Converge version that ran it (runs can outlive an upgrade).
     public var convergeVersion: String
 
-    public init(runID: Int64, index: Int, resource: String, action: String, status: StepStatus, attempts: Int,
-                startedAt: Date?, finishedAt: Date?, output: String?, error: String?, convergeVersion: String) {
+    public init(
+        runID: Int64, index: Int, resource: String, action: String, status: StepStatus, attempts: Int,
+        startedAt: Date?, finishedAt: Date?, output: String?, error: String?, convergeVersion: String
+    ) {
         self.runID = runID
         self.index = index
         self.resource = resource
@@ -263,14 +269,20 @@ public struct ApprovalRecord: Sendable, Codable, Equatable {
     public var approver: String
     public var comment: String
     public var at: Date
+    /// The forge object the decision was given on (`GitHub review 8812 on acme/infra#42`),
+    /// nil when it was given to Converge directly (CLI, API).
+    public var via: String?
 
-    public init(runID: Int64, planDigest: String, decision: ApprovalDecision, approver: String, comment: String, at: Date) {
+    public init(
+        runID: Int64, planDigest: String, decision: ApprovalDecision, approver: String, comment: String, at: Date, via: String? = nil
+    ) {
         self.runID = runID
         self.planDigest = planDigest
         self.decision = decision
         self.approver = approver
         self.comment = comment
         self.at = at
+        self.via = via
     }
 }
 

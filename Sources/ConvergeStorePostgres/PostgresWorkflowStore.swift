@@ -338,9 +338,9 @@ public final class PostgresWorkflowStore: WorkflowStore {
             do {
                 try await connection.query(
                     """
-                    INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at)
+                    INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at, via)
                     VALUES (\(approval.runID), \(approval.planDigest), \(approval.decision.rawValue), \(approval.approver),
-                            \(approval.comment), \(approval.at.storeMilliseconds))
+                            \(approval.comment), \(approval.at.storeMilliseconds), \(approval.via))
                     """, logger: self.logger)
             } catch where Self.isForeignKeyViolation(error) {
                 throw StoreError.runNotFound(approval.runID)

@@ -37,10 +37,12 @@ public struct WorkflowEngine: Sendable {
     /// Checked before each step and each compensation; none lets every step start.
     public var gate: StepGate?
 
-    public init(store: any WorkflowStore, registry: KindRegistry, instance: String, version: String, parallelism: Int = 8,
-                owner: String = WorkflowEngine.processOwner, events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in },
-                verify: @escaping @Sendable (ManifestSet) async -> [ProbeRecord] = { _ in [] },
-                makeProviders: @escaping ProviderFactory) {
+    public init(
+        store: any WorkflowStore, registry: KindRegistry, instance: String, version: String, parallelism: Int = 8,
+        owner: String = WorkflowEngine.processOwner, events: @escaping @Sendable (WorkflowEvent) -> Void = { _ in },
+        verify: @escaping @Sendable (ManifestSet) async -> [ProbeRecord] = { _ in [] },
+        makeProviders: @escaping ProviderFactory
+    ) {
         self.store = store
         self.registry = registry
         self.instance = instance
@@ -76,12 +78,13 @@ public struct WorkflowEngine: Sendable {
             if waiting.planDigest == plan.digest { return waiting }
             try await store.updateRun(waiting.id, status: .superseded, error: "a newer plan (\(plan.digest)) replaced it", finished: true)
         }
-        let run = try await store.createRun(NewRun(
-            instance: instance, repository: plan.source.repository, commit: plan.source.commit,
-            planDigest: plan.digest, planJSON: try Self.encode(plan),
-            status: plan.approvals.isEmpty ? .pending : .awaitingApproval,
-            executor: owner, convergeVersion: version, optionsJSON: try Self.encode(options),
-            manifestsJSON: try ManifestArchive.encode(manifests)))
+        let run = try await store.createRun(
+            NewRun(
+                instance: instance, repository: plan.source.repository, commit: plan.source.commit,
+                planDigest: plan.digest, planJSON: try Self.encode(plan),
+                status: plan.approvals.isEmpty ? .pending : .awaitingApproval,
+                executor: owner, convergeVersion: version, optionsJSON: try Self.encode(options),
+                manifestsJSON: try ManifestArchive.encode(manifests)))
         if run.status == .awaitingApproval { return run }
         return try await drive(run, planned: planned, options: options)
     }
@@ -109,7 +112,8 @@ public struct WorkflowEngine: Sendable {
         var resumed: [RunRecord] = []
         while let run = try await store.claimResumableRun(instance: instance, owner: owner, ttl: .seconds(30)) {
             events(.resuming(run.id))
-            resumed.append(try await drive(run, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON)))
+            resumed.append(
+                try await drive(run, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON)))
         }
         return resumed
     }
@@ -127,14 +131,26 @@ public struct WorkflowEngine: Sendable {
     /// reviewed: `digest` (when the approver gives it) must be the run's, and the live state
     /// must still produce that same plan.
     public func approve(_ id: Int64, approver: String, comment: String, digest: String?) async throws -> RunRecord {
-        let run = try await checkApproval(id, approver: approver, digest: digest)
+        try await approve(id, by: [Approval(approver: approver, comment: comment)], digest: digest)
+    }
+
+    /// Records `approvals` (one per policy, from a pull request) and runs the plan, on the
+    /// same conditions as a single approval.
+    public func approve(_ id: Int64, by approvals: [Approval], digest: String?) async throws -> RunRecord {
+        let run = try await checkApproval(id, by: approvals, digest: digest)
         let plan = try Self.decode(Plan.self, run.planJSON)
-        try await store.recordApproval(
-            ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .approved, approver: approver, comment: comment, at: clock.now))
+        for approval in approvals {
+            try await store.recordApproval(
+                ApprovalRecord(
+                    runID: id, planDigest: run.planDigest, decision: .approved, approver: approval.approver, comment: approval.comment,
+                    at: clock.now, via: approval.via))
+        }
         let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON), registry: registry)
         let fresh = try await reconciler(for: set, instance: run.instance).plan(set, source: plan.source)
         guard fresh.plan.digest == run.planDigest else {
-            try await store.updateRun(id, status: .superseded, error: "the live state changed after the plan was made; its plan is now \(fresh.plan.digest)", finished: true)
+            try await store.updateRun(
+                id, status: .superseded, error: "the live state changed after the plan was made; its plan is now \(fresh.plan.digest)",
+                finished: true)
             throw WorkflowError.planChanged(run: id, approved: run.planDigest, current: fresh.plan.digest)
         }
         return try await drive(run, planned: fresh, options: try Self.decode(WorkflowOptions.self, run.optionsJSON))
@@ -143,13 +159,20 @@ public struct WorkflowEngine: Sendable {
     /// The waiting run `id`, when `approver` may approve it with `digest`: what `approve`
     /// checks before it records anything (front ends answer with it before queueing).
     public func checkApproval(_ id: Int64, approver: String, digest: String?) async throws -> RunRecord {
+        try await checkApproval(id, by: [Approval(approver: approver, comment: "")], digest: digest)
+    }
+
+    /// The waiting run `id`, when each of `approvals` is by one of its policies' approvers.
+    public func checkApproval(_ id: Int64, by approvals: [Approval], digest: String?) async throws -> RunRecord {
         let run = try await waitingRun(id)
         if let digest, digest != run.planDigest {
             throw WorkflowError.staleApproval(run: id, approved: digest, current: run.planDigest)
         }
-        let allowed = Set(try Self.decode(Plan.self, run.planJSON).approvals.flatMap(\.approvers))
-        if !allowed.isEmpty, !allowed.contains(approver) {
-            throw WorkflowError.notAnApprover(approver, allowed: allowed.sorted())
+        let requirements = try Self.decode(Plan.self, run.planJSON).approvals
+        // A policy that names no approvers lets anyone approve.
+        let allowed = requirements.contains(where: \.approvers.isEmpty) ? [] : Set(requirements.flatMap(\.approvers))
+        for approval in approvals where !allowed.isEmpty && !allowed.contains(approval.approvesAs) {
+            throw WorkflowError.notAnApprover(approval.approver, allowed: allowed.sorted())
         }
         return run
     }
@@ -158,7 +181,8 @@ public struct WorkflowEngine: Sendable {
         let run = try await waitingRun(id)
         try await store.recordApproval(
             ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .rejected, approver: approver, comment: comment, at: clock.now))
-        try await store.updateRun(id, status: .rejected, error: "rejected by \(approver)" + (comment.isEmpty ? "" : ": \(comment)"), finished: true)
+        try await store.updateRun(
+            id, status: .rejected, error: "rejected by \(approver)" + (comment.isEmpty ? "" : ": \(comment)"), finished: true)
         return try await existingRun(id)
     }
 
@@ -219,7 +243,8 @@ public struct WorkflowEngine: Sendable {
                     // the run by now, and starting more steps here would run them twice.
                     try Task.checkCancellation()
                     try self.passGate(run.id)
-                    try await self.runStep(step, of: run, planned: planned, reconciler: reconciler, journaled: journal[step.index], retry: options.retry)
+                    try await self.runStep(
+                        step, of: run, planned: planned, reconciler: reconciler, journaled: journal[step.index], retry: options.retry)
                 }
                 try Task.checkCancellation()
                 try await store.updateRun(run.id, status: .succeeded, error: nil, finished: true)
@@ -251,13 +276,17 @@ public struct WorkflowEngine: Sendable {
 
     /// One step: journal it (with its snapshot) before it acts, run it with retries, journal
     /// the outcome.
-    private func runStep(_ step: PlanStep, of run: RunRecord, planned: Reconciler.PlannedChange, reconciler: Reconciler, journaled: StepRecord?, retry: RetryPolicy) async throws {
+    private func runStep(
+        _ step: PlanStep, of run: RunRecord, planned: Reconciler.PlannedChange, reconciler: Reconciler, journaled: StepRecord?,
+        retry: RetryPolicy
+    ) async throws {
         let provider = try reconciler.provider(for: step.resource, in: planned)
         // A step cut off mid-flight keeps the snapshot taken before it first acted: taking
         // it again now could record its own half-done change as the state to go back to.
         var snapshot = journaled?.output
         if journaled == nil {
-            snapshot = try await provider.snapshot(step, observed: planned.observed[step.resource], in: planned.desired, instance: run.instance)
+            snapshot = try await provider.snapshot(
+                step, observed: planned.observed[step.resource], in: planned.desired, instance: run.instance)
         }
         var record = StepRecord(
             runID: run.id, index: step.index, resource: step.resource.description, action: step.action.rawValue,
@@ -336,7 +365,8 @@ public struct WorkflowEngine: Sendable {
             let step = planned.plan.steps[record.index]
             events(.compensating(step))
             do {
-                try await reconciler.provider(for: step.resource, in: planned).compensate(step, snapshot: record.output, instance: run.instance)
+                try await reconciler.provider(for: step.resource, in: planned).compensate(
+                    step, snapshot: record.output, instance: run.instance)
                 record.status = .compensated
                 events(.compensated(step))
             } catch {
@@ -354,7 +384,9 @@ public struct WorkflowEngine: Sendable {
         if failures.isEmpty {
             try await store.updateRun(run.id, status: .rolledBack, error: cause, finished: true)
         } else {
-            try await store.updateRun(run.id, status: .rollbackFailed, error: ([cause] + failures.map { "rollback: \($0)" }).joined(separator: "\n"), finished: true)
+            try await store.updateRun(
+                run.id, status: .rollbackFailed, error: ([cause] + failures.map { "rollback: \($0)" }).joined(separator: "\n"),
+                finished: true)
         }
     }
 
@@ -387,4 +419,22 @@ public enum WorkflowEvent: Sendable {
     case waitingForLease(LeaseRecord)
     case resuming(Int64)
     case probed([ProbeRecord])
+}
+
+/// One person's approval of a waiting run, as a front end hands it to the engine.
+public struct Approval: Sendable, Equatable {
+    public var approver: String
+    /// The entry of the policy's `approvers` they approve as: their own name, or a team the
+    /// front end (a forge) found them in.
+    public var approvesAs: String
+    public var comment: String
+    /// Where it was given, when not to Converge directly (`GitHub review 8812 on acme/infra#42`).
+    public var via: String?
+
+    public init(approver: String, approvesAs: String? = nil, comment: String, via: String? = nil) {
+        self.approver = approver
+        self.approvesAs = approvesAs ?? approver
+        self.comment = comment
+        self.via = via
+    }
 }

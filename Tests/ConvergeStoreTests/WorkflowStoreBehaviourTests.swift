@@ -195,7 +195,7 @@ struct WorkflowStoreBehaviourTests {
                 runID: run.id, planDigest: "sha256:old", decision: .rejected, approver: "bob", comment: "", at: at)
             let approved = ApprovalRecord(
                 runID: run.id, planDigest: "sha256:abc", decision: .approved, approver: "alice", comment: "ok for prod ✓",
-                at: at.addingTimeInterval(2))
+                at: at.addingTimeInterval(2), via: "GitHub review 8812 on acme/infra#42")
             try await store.recordApproval(rejected)
             try await store.recordApproval(approved)
             #expect(try await store.approvals(run: run.id) == [rejected, approved])

@@ -9,7 +9,8 @@
 ///     names: [s1-server]
 ///     labels: {tier: edge}      # on the manifest (for a delete: on the live object)
 ///   actions: [create, update, delete]   # the default; a replacement counts as all three
-///   approvers: [alice, bob]     # who may approve; anyone when left out
+///   approvers: [alice, "@acme/netops"]   # people, or forge teams (`@org/team`); anyone when left out
+///   allowSelfApproval: false    # whether a pull request's author may approve its own plan
 /// ```
 public struct ApprovalPolicySpec: ResourceSpec {
     public static let kind = "ApprovalPolicy"
@@ -21,6 +22,7 @@ public struct ApprovalPolicySpec: ResourceSpec {
     public var labels: [String: String]
     public var actions: Set<ChangeAction>
     public var approvers: [String]
+    public var allowSelfApproval: Bool
     var kindsLocation: SourceLocation?
 
     public init(spec: MappingReader, metadata: Metadata) {
@@ -46,7 +48,8 @@ public struct ApprovalPolicySpec: ResourceSpec {
                 }
             }
         }
-        approvers = spec.optional("approvers")?.stringList ?? []
+        approvers = (spec.optional("approvers")?.stringList ?? []).map { $0.hasPrefix("@") && !$0.contains("/") ? String($0.dropFirst()) : $0 }
+        allowSelfApproval = spec.optional("allowSelfApproval")?.bool ?? false
     }
 
     public func references(in set: ManifestSet) -> [Reference] { [] }

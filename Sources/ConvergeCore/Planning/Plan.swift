@@ -83,13 +83,26 @@ public struct ApprovalRequirement: Sendable, Codable, Equatable {
     public var policy: String
     /// The changes it protects.
     public var resources: [ResourceID]
-    /// Who may approve; empty means anyone.
+    /// Who may approve (people, or forge teams written `@org/team`); empty means anyone.
     public var approvers: [String]
+    /// Whether a pull request's author may approve the plan of their own change. In the JSON
+    /// only when true, so plans encode as they did before the setting existed.
+    public var allowSelfApproval: Bool {
+        get { encodedAllowSelfApproval ?? false }
+        set { encodedAllowSelfApproval = newValue ? true : nil }
+    }
+    private var encodedAllowSelfApproval: Bool?
 
-    public init(policy: String, resources: [ResourceID], approvers: [String]) {
+    private enum CodingKeys: String, CodingKey {
+        case policy, resources, approvers
+        case encodedAllowSelfApproval = "allowSelfApproval"
+    }
+
+    public init(policy: String, resources: [ResourceID], approvers: [String], allowSelfApproval: Bool = false) {
         self.policy = policy
         self.resources = resources
         self.approvers = approvers
+        self.allowSelfApproval = allowSelfApproval
     }
 }
 

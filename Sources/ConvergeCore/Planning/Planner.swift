@@ -95,7 +95,7 @@ public struct Planner: Sendable {
                 return spec.matches(change, labels: labels)
             }
             guard !matched.isEmpty else { return nil }
-            return ApprovalRequirement(policy: policy.id.name, resources: matched.map(\.resource), approvers: spec.approvers)
+            return ApprovalRequirement(policy: policy.id.name, resources: matched.map(\.resource), approvers: spec.approvers, allowSelfApproval: spec.allowSelfApproval)
         }
     }
 
