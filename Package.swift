@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "ConvergeKubernetes", targets: ["ConvergeKubernetes"]),
         .library(name: "ConvergeRuntime", targets: ["ConvergeRuntime"]),
         .library(name: "ConvergeHTTP", targets: ["ConvergeHTTP"]),
+        .library(name: "ConvergeForge", targets: ["ConvergeForge"]),
         .library(name: "ConvergeController", targets: ["ConvergeController"]),
         .library(name: "ConvergeTestSupport", targets: ["ConvergeTestSupport"]),
     ],
@@ -125,6 +126,16 @@ let package = Package(
             name: "ConvergeRuntime",
             dependencies: ["ConvergeCore", "ConvergeGit", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow"]
         ),
+        // Pull requests on GitHub, Gitea/Forgejo and GitLab: the plan posted as a comment, the
+        // `converge/plan` status, and the reviews and comments that approve a plan's digest.
+        .target(
+            name: "ConvergeForge",
+            dependencies: [
+                "ConvergeCore", "ConvergeHTTP", "ConvergeRuntime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         // `converge controller`: the reconcile loop as long-running services: source polling and
         // webhooks, drift, leader election (store lease or Kubernetes Lease), the HTTP API,
         // metrics. Knows no provider; the CLI hands it the plug-ins.
@@ -132,6 +143,7 @@ let package = Package(
             name: "ConvergeController",
             dependencies: [
                 "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeKubernetes", "ConvergeHTTP",
+                "ConvergeForge",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -145,18 +157,20 @@ let package = Package(
             name: "converge",
             dependencies: [
                 "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeDocker", "ConvergeVSphere",
-                "ConvergeKubernetes", "ConvergeController", "ConvergeHTTP",
+                "ConvergeKubernetes", "ConvergeController", "ConvergeHTTP", "ConvergeForge",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // For tests and benchmarks: manifest fixtures, scripted provider and store, manual
-        // clock, throwaway databases, process runner, background servers.
+        // clock, throwaway databases, process runner, background servers, the forge test server.
         .target(
             name: "ConvergeTestSupport",
             dependencies: [
-                "ConvergeCore", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow", "Csqlite3",
+                "ConvergeCore", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkflow", "ConvergeHTTP", "Csqlite3",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .testTarget(name: "ConvergeCoreTests", dependencies: ["ConvergeCore"]),
@@ -169,6 +183,7 @@ let package = Package(
             name: "ConvergeKubernetesTests",
             dependencies: ["ConvergeKubernetes", "ConvergeRuntime", "ConvergeDocker", "ConvergeStore", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
+        .testTarget(name: "ConvergeForgeTests", dependencies: ["ConvergeForge", "ConvergeCore", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres", "ConvergeTestSupport"]),
         .testTarget(
             name: "ConvergeWorkflowTests",

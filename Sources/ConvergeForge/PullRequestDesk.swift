@@ -1,0 +1,150 @@
+import ConvergeCore
+import ConvergeRuntime
+import Foundation
+import Synchronization
+
+/// Posts a source's plans on a forge's pull requests, keeps the `converge/plan` status, and
+/// reads the approvals given there: what the controller and `converge pr plan` share. Keeps
+/// no state of its own: the plan comment's marker says what was posted and when.
+public final class PullRequestDesk: Sendable {
+    public let forge: any Forge
+    /// The source (instance) whose plans this desk posts.
+    public let source: String
+    private let bot = Mutex<String?>(nil)
+
+    public init(forge: any Forge, source: String) {
+        self.forge = forge
+        self.source = source
+    }
+
+    /// Converge's own user on the forge, asked once: only its comments are plan comments.
+    public func botUser() async throws -> String {
+        if let known = bot.withLock({ $0 }) { return known }
+        let user = try await forge.currentUser()
+        bot.withLock { $0 = user }
+        return user
+    }
+
+    /// The plan comment of this source on `pullRequest`, if one was posted.
+    public func postedPlan(on pullRequest: PullRequest) async throws -> PostedPlan? {
+        Self.postedPlan(in: try await forge.comments(on: pullRequest.number), bot: try await botUser(), source: source)
+    }
+
+    /// The parts of `source`'s plan comment among `comments`, in the order they were made.
+    static func postedPlan(in comments: [ForgeComment], bot: String, source: String) -> PostedPlan? {
+        let mine = comments.filter { $0.author == bot }.compactMap { comment in
+            PlanComment.posting(in: comment.body).map { (comment: comment, posting: $0) }
+        }.filter { $0.posting.source == source }.sorted { $0.comment.id < $1.comment.id }
+        guard let first = mine.first else { return nil }
+        return PostedPlan(posting: first.posting, comments: mine.map(\.comment), postedAt: first.comment.updatedAt)
+    }
+
+    /// Posts `outcome` (the plan of `commit`) on `pullRequest`, updating the comment in place
+    /// and adding or removing parts as its length needs, and sets the status. A part whose text
+    /// is unchanged is left alone, so the same plan of the same commit, posted again, keeps its
+    /// time and the reviews given since still count.
+    @discardableResult
+    public func post(_ outcome: PullRequestPlan, commit: String, on pullRequest: PullRequest) async throws -> PostedPlan {
+        let previous = try await postedPlan(on: pullRequest)
+        var posting = PlanPosting(
+            source: source, commit: commit, digest: outcome.plan?.digest, approvals: outcome.plan?.approvals ?? [], supersedes: nil,
+            part: 1, parts: 1)
+        if let before = previous?.posting, let digest = before.digest {
+            posting.supersedes = digest == posting.digest ? before.supersedes : digest
+        }
+        let body = PlanComment.body(outcome, posting: posting, pullRequest: pullRequest, kind: forge.kind)
+        let parts = PlanComment.parts(body, posting: posting, limit: forge.kind.commentLimit)
+        let existing = previous?.comments ?? []
+        var comments: [ForgeComment] = []
+        for (index, text) in parts.enumerated() {
+            if index < existing.count {
+                let current = existing[index]
+                comments.append(
+                    current.body == text ? current : try await forge.updateComment(current.id, on: pullRequest.number, body: text))
+            } else {
+                comments.append(try await forge.createComment(on: pullRequest.number, body: text))
+            }
+        }
+        for surplus in existing.dropFirst(parts.count) {
+            try await forge.deleteComment(surplus.id, on: pullRequest.number)
+        }
+        posting.parts = parts.count
+        try await forge.setStatus(Self.status(for: outcome), on: pullRequest.headCommit)
+        return PostedPlan(posting: posting, comments: comments, postedAt: comments[0].updatedAt)
+    }
+
+    /// The approvals on `pullRequest` that count for `posted`. Answers each `/converge approve`
+    /// that does not count, once, saying why; sets the status to success once every policy
+    /// has its approval, pending until then.
+    public func review(_ posted: PostedPlan, on pullRequest: PullRequest) async throws -> ApprovalReview {
+        guard let digest = posted.posting.digest, !posted.posting.approvals.isEmpty else { return ApprovalReview() }
+        let bot = try await botUser()
+        let comments = try await forge.comments(on: pullRequest.number)
+        let forge = self.forge
+        let verdict = try await ApprovalReview.evaluate(
+            posted: posted, pullRequest: pullRequest, reviews: try await forge.reviews(of: pullRequest),
+            comments: comments.filter { $0.author != bot }, kind: forge.kind, repository: forge.repository,
+            isMember: { try await forge.isMember($0, of: $1) })
+        let answered = Set(comments.filter { $0.author == bot }.compactMap { Self.answeredComment(in: $0.body) })
+        for refusal in verdict.refusals where !answered.contains(refusal.comment) {
+            _ = try await forge.createComment(
+                on: pullRequest.number,
+                body: "\(Self.replyMarker)\(refusal.comment) -->\n@\(refusal.user): this approval does not count: \(refusal.reason).")
+        }
+        let short = ApprovalCommand.shortDigest(digest)
+        let status =
+            verdict.isApproved
+            ? CommitStatus(
+                state: .success, description: "\(short) approved by \(Set(verdict.grants.map(\.approver)).sorted().joined(separator: ", "))"
+            )
+            : CommitStatus(
+                state: .pending,
+                description: "approval needed for \(short) (ApprovalPolicy \(verdict.missing.map(\.policy).joined(separator: ", ")))")
+        try await forge.setStatus(status, on: pullRequest.headCommit)
+        return verdict
+    }
+
+    static let replyMarker = "<!-- converge:reply "
+
+    private static func answeredComment(in body: String) -> Int? {
+        guard body.hasPrefix(replyMarker) else { return nil }
+        return Int(body.dropFirst(replyMarker.count).prefix { $0.isNumber })
+    }
+
+    /// `converge/plan` for a plan just posted: success when nothing waits for a person.
+    static func status(for outcome: PullRequestPlan) -> CommitStatus {
+        switch outcome {
+        case .invalid: return CommitStatus(state: .failure, description: "the manifests are invalid; see the plan comment")
+        case .failed(let error):
+            return CommitStatus(state: .failure, description: "planning failed: \(error.split(separator: "\n").first ?? "")")
+        case .planned(let plan):
+            if plan.isEmpty { return CommitStatus(state: .success, description: "no changes: the live systems match this commit") }
+            if plan.approvals.isEmpty {
+                return CommitStatus(state: .success, description: "\(plan.changes.count) change(s), none needs an approval")
+            }
+            return CommitStatus(
+                state: .pending,
+                description:
+                    "approval needed for \(ApprovalCommand.shortDigest(plan.digest)) (ApprovalPolicy \(plan.approvals.map(\.policy).joined(separator: ", ")))"
+            )
+        }
+    }
+}
+
+extension PullRequestPlan {
+    /// Decodes `files` (read at `revision`) and plans them against the live systems with
+    /// `runtime`, recording nothing.
+    public static func make(files: [SourceFile], revision: SourceRevision, runtime: Runtime) async -> PullRequestPlan {
+        let set: ManifestSet
+        do {
+            set = try runtime.load(files)
+        } catch {
+            return .invalid("\(error)")
+        }
+        do {
+            return .planned(try await runtime.plan(set, source: revision).plan)
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+}
