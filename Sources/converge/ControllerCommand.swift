@@ -47,6 +47,7 @@ struct ControllerCommand: AsyncParsableCommand {
 
     @OptionGroup var storage: StoreOptions
     @OptionGroup var workflow: WorkflowOptionsGroup
+    @OptionGroup var forge: ForgeOptions
 
     @Option(help: "Address of the HTTP server (API, webhooks, /healthz, /readyz, /metrics): HOST:PORT or :PORT.")
     var listen: String = ":8080"
@@ -110,12 +111,13 @@ struct ControllerCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let logger = Logger(label: "converge.controller")
         let (host, port) = try address()
+        let forge = try forge.configuration()
         let sources = repo.map {
-            [
-                SourceConfiguration(
-                    name: instance, repository: $0, ref: ref, path: path, interval: interval.duration, drift: drift,
-                    tokenEnvironmentVariable: tokenEnv)
-            ]
+            var source = SourceConfiguration(
+                name: instance, repository: $0, ref: ref, path: path, interval: interval.duration, drift: drift,
+                tokenEnvironmentVariable: tokenEnv)
+            source.forge = forge
+            return [source]
         }
         let tokens = try apiTokensFile.map(APITokens.load(file:)) ?? APITokens([:])
         let secret = try webhookSecret()

@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeForge
 import ConvergeHTTP
 import ConvergeRuntime
 import ConvergeStore
@@ -176,17 +177,33 @@ struct ControllerAPI: Sendable {
         } catch {
             return Self.problem(.badRequest, "\(error)")
         }
-        guard let push else { return Self.json(["ignored": "not a push event"]) }
+        let pullRequest = push == nil ? forge.pullRequestEvent(body: body, header: header) : nil
+        guard push != nil || pullRequest != nil else { return Self.json(["ignored": "neither a push nor a pull-request event"]) }
         if !controller.elector.isLeader, request.headers[Self.forwardedHeader] == nil, let leader = controller.elector.leaderURL,
             let answer = await forward(request, body: body, forge: forge, to: leader)
         {
             return answer
         }
+        guard let push else { return queue(pullRequest!, from: forge) }
         let moved = controller.sources.filter { push.moves(repository: $0.configuration.repository, ref: $0.configuration.ref) }
         guard !moved.isEmpty else { return Self.json(["ignored": "no source watches \(push.ref) of that repository"]) }
         for source in moved { source.enqueue(.webhook) }
         controller.logger.info("webhook \(forge.rawValue): \(push.ref) moved; reconciling \(moved.map(\.configuration.name))")
         return Self.json(["triggered": moved.map(\.configuration.name)], status: .accepted)
+    }
+
+    /// Queues a pull-request event on the sources that take that repository's pull requests.
+    private func queue(_ event: PullRequestEvent, from forge: WebhookForge) -> Response {
+        let sources = controller.sources.filter { source in
+            guard let configured = source.configuration.forge else { return false }
+            return configured.kind.rawValue == forge.rawValue && configured.repository.lowercased() == event.repository.lowercased()
+        }
+        guard !sources.isEmpty else { return Self.json(["ignored": "no source takes the pull requests of \(event.repository)"]) }
+        for source in sources { source.enqueue(.pullRequest(event)) }
+        controller.logger.info(
+            "webhook \(forge.rawValue): pull request \(event.number) of \(event.repository); \(sources.map(\.configuration.name))")
+        return Self.json(
+            ["pullRequest": "\(event.number)", "queued": sources.map(\.configuration.name).joined(separator: ",")], status: .accepted)
     }
 
     /// Marks a webhook a follower passed on, so it is never passed on again.

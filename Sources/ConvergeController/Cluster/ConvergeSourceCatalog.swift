@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeForge
 import ConvergeKubernetes
 import Foundation
 import Logging
@@ -114,7 +115,8 @@ public final class ConvergeSourceCatalog: Sendable {
     }
 
     /// A source from an object's spec: `repo` (required), `ref`, `path`, `interval`, `drift`,
-    /// `suspend`, `credentials.secretRef.name` (a Secret of the namespace with a `token` key).
+    /// `suspend`, `credentials.secretRef.name` (a Secret of the namespace with a `token` key),
+    /// `forge` (where its pull requests are planned).
     private func configuration(name: String, spec: JSONValue) async throws -> SourceConfiguration {
         guard let repository = spec["repo"]?.string, !repository.isEmpty else {
             throw ControllerError("spec.repo is missing", hint: "name the Git repository to watch")
@@ -134,15 +136,43 @@ public final class ConvergeSourceCatalog: Sendable {
         }
         if case .bool(let suspend)? = spec["suspend"] { source.suspend = suspend }
         if let secret = spec[path: "credentials.secretRef.name"]?.string {
-            guard let object = try await api.get("/api/v1/namespaces/\(namespace)/secrets/\(secret)") else {
-                throw ControllerError(
-                    "the Secret '\(secret)' of spec.credentials.secretRef does not exist", hint: "create it with a token key")
-            }
-            guard let encoded = object[path: "data.token"]?.string, let data = Data(base64Encoded: encoded) else {
-                throw ControllerError("the Secret '\(secret)' has no token key", hint: "store the Git HTTPS token under the key token")
-            }
-            source.token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            source.token = try await secretValue(secret, key: "token", field: "spec.credentials.secretRef")
+        }
+        if let forge = spec["forge"], forge != .null {
+            source.forge = try await forgeConfiguration(forge)
         }
         return source
+    }
+
+    /// `spec.forge`: `type` (github, gitea, gitlab), `apiURL`, `repository`, and
+    /// `tokenSecretRef` (`name`, `key`: token by default).
+    private func forgeConfiguration(_ spec: JSONValue) async throws -> ForgeConfiguration {
+        guard let type = spec["type"]?.string, let kind = ForgeKind(rawValue: type) else {
+            throw ControllerError("spec.forge.type is missing or unknown", hint: "use github, gitea or gitlab")
+        }
+        guard let repository = spec["repository"]?.string else {
+            throw ControllerError("spec.forge.repository is missing", hint: "name the repository on the forge, owner/name")
+        }
+        guard let secret = spec[path: "tokenSecretRef.name"]?.string else {
+            throw ControllerError("spec.forge.tokenSecretRef is missing", hint: "name a Secret holding the forge token")
+        }
+        let key = spec[path: "tokenSecretRef.key"]?.string ?? "token"
+        let token = try ForgeToken(try await secretValue(secret, key: key, field: "spec.forge.tokenSecretRef"))
+        do {
+            return try ForgeConfiguration(kind: kind, apiURL: spec["apiURL"]?.string, repository: repository, token: token)
+        } catch let error as ForgeError {
+            throw ControllerError("spec.forge: \(error.message)", hint: "fix the ConvergeSource's spec.forge")
+        }
+    }
+
+    /// The value under `key` of the namespace's Secret `name`, which `field` names.
+    private func secretValue(_ name: String, key: String, field: String) async throws -> String {
+        guard let object = try await api.get("/api/v1/namespaces/\(namespace)/secrets/\(name)") else {
+            throw ControllerError("the Secret '\(name)' of \(field) does not exist", hint: "create it with a \(key) key")
+        }
+        guard let encoded = object[path: "data.\(key)"]?.string, let data = Data(base64Encoded: encoded) else {
+            throw ControllerError("the Secret '\(name)' of \(field) has no \(key) key", hint: "store the token under the key \(key)")
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -1,3 +1,4 @@
+import ConvergeForge
 import ConvergeGit
 import Foundation
 
@@ -26,6 +27,8 @@ public struct SourceConfiguration: Sendable, Equatable {
     /// The token itself, when it comes from a Kubernetes Secret (a `ConvergeSource`'s
     /// `credentials.secretRef`); never logged.
     public var token: String?
+    /// The forge whose pull requests into `ref` get this source's plans and approvals.
+    public var forge: ForgeConfiguration?
 
     public init(
         name: String, repository: String, ref: String = "main", path: String? = nil, interval: Duration = .seconds(60),

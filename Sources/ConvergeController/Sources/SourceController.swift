@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeForge
 import ConvergeRuntime
 import ConvergeStore
 import ConvergeWorkflow
@@ -22,6 +23,9 @@ public final class SourceController: Sendable {
         case requested(String)
         case approve(ApprovalRequest)
         case retention
+        /// A pull request of the source's forge was opened, pushed to, reviewed, commented
+        /// on or merged.
+        case pullRequest(PullRequestEvent)
     }
 
     struct ApprovalRequest: Sendable {
@@ -32,14 +36,16 @@ public final class SourceController: Sendable {
     }
 
     public let configuration: SourceConfiguration
-    private let runtime: Runtime
-    private let store: any WorkflowStore
-    private let gate: StepGate
+    let runtime: Runtime
+    let store: any WorkflowStore
+    let gate: StepGate
     private let metrics: ControllerMetrics
-    private let logger: Logger
+    let logger: Logger
     private let options: WorkflowOptions
     private let parallelism: Int
-    private let gitCache: String
+    let gitCache: String
+    /// Where the source's pull requests are planned and approved; nil without a forge.
+    let desk: PullRequestDesk?
     private let faults: FaultHook?
     /// Told the status after a reconcile or an approval changed it (a `ConvergeSource`'s
     /// status is written from it).
@@ -73,6 +79,12 @@ public final class SourceController: Sendable {
         self.gitCache = gitCache
         self.faults = faults
         self.statusChanged = statusChanged
+        do {
+            desk = try configuration.forge.map { PullRequestDesk(forge: try Forges.make($0), source: configuration.name) }
+        } catch {
+            logger.error("pull requests are not planned: \(error)")
+            desk = nil
+        }
         state = Mutex((SourceStatus(configuration), nil, nil, nil))
     }
 
@@ -113,6 +125,7 @@ public final class SourceController: Sendable {
                 await handle(trigger)
             }
             group.cancelAll()
+            await desk?.forge.shutdown()
         }
     }
 
@@ -127,6 +140,7 @@ public final class SourceController: Sendable {
         switch trigger {
         case .approve(let request): await approve(request)
         case .retention: await collectSnapshots()
+        case .pullRequest(let event): await pullRequestChanged(event)
         case .interval:
             intervalQueued.store(false, ordering: .releasing)
             await reconcile(trigger)
@@ -203,6 +217,7 @@ public final class SourceController: Sendable {
         do {
             let outcome = try await tick.run(set, files: snapshot.files, revision: snapshot.revision)
             result = record(outcome, commit: commit, isNewCommit: isNewCommit)
+            if case .ran(_, let run) = outcome, run.status == .awaitingApproval { await settleMerge(waiting: run) }
         } catch let error as WorkflowError where error.code == .halted {
             logger.notice("\(error)")
             update { $0.set("Reconciling", false, reason: "Paused", message: "\(error)") }
@@ -287,16 +302,20 @@ public final class SourceController: Sendable {
         do {
             let run = try await engine().approve(request.run, approver: request.approver, comment: request.comment, digest: request.digest)
             logger.info("run \(run.id), approved by \(request.approver): \(run.status.rawValue)")
-            if run.status == .succeeded, let commit = run.commit {
-                update {
-                    $0.lastAppliedRevision = commit
-                    $0.pendingApproval = nil
-                    $0.driftedResources = 0
-                    $0.settle(ready: true, reason: "Applied", message: "run \(run.id) applied \(commit.prefix(12)) after approval")
-                }
-            }
+            recordApproved(run)
         } catch {
             logger.error("approval of run \(request.run) by \(request.approver) failed: \(error)")
+        }
+    }
+
+    /// The status after an approved run ended.
+    func recordApproved(_ run: RunRecord) {
+        guard run.status == .succeeded, let commit = run.commit else { return }
+        update {
+            $0.lastAppliedRevision = commit
+            $0.pendingApproval = nil
+            $0.driftedResources = 0
+            $0.settle(ready: true, reason: "Applied", message: "run \(run.id) applied \(commit.prefix(12)) after approval")
         }
     }
 
@@ -327,11 +346,11 @@ public final class SourceController: Sendable {
 
     // MARK: Helpers
 
-    private func engine() -> WorkflowEngine {
+    func engine() -> WorkflowEngine {
         runtime.engine(store: store, parallelism: parallelism, events: { [metrics] in metrics.step($0) }, gate: gate, faults: faults)
     }
 
-    private func update(_ change: (inout SourceStatus) -> Void) {
+    func update(_ change: (inout SourceStatus) -> Void) {
         state.withLock { change(&$0.status) }
     }
 }

@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeForge
 import Crypto
 import Foundation
 
@@ -71,6 +72,19 @@ public enum WebhookForge: String, Sendable, CaseIterable {
             }
         }
         return WebhookPush(ref: ref, revision: revision, repositories: urls)
+    }
+}
+
+extension WebhookForge {
+    /// Reads a pull-request event (opened, new commit, review, comment, merge) out of an
+    /// authentic delivery; nil for other events and for the generic receiver.
+    func pullRequestEvent(body: [UInt8], header: (String) -> String?) -> PullRequestEvent? {
+        switch self {
+        case .github: return PullRequestEvent.parse(kind: .github, event: header("X-GitHub-Event"), body: body)
+        case .gitea: return PullRequestEvent.parse(kind: .gitea, event: header("X-Gitea-Event") ?? header("X-Gogs-Event"), body: body)
+        case .gitlab: return PullRequestEvent.parse(kind: .gitlab, event: header("X-Gitlab-Event"), body: body)
+        case .generic: return nil
+        }
     }
 }
 
