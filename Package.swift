@@ -194,7 +194,7 @@ let package = Package(
         .testTarget(
             name: "ConvergeEndToEndTests",
             dependencies: [
-                "ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "ConvergeTestSupport", "converge",
+                "ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "ConvergeForge", "ConvergeTestSupport", "converge",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

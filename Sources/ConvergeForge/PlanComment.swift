@@ -42,7 +42,7 @@ public enum PlanComment {
     /// the plan as `converge reconcile --output markdown` prints it.
     public static func body(_ outcome: PullRequestPlan, posting: PlanPosting, pullRequest: PullRequest, kind: ForgeKind) -> String {
         var lines = ["### Converge plan for `\(posting.source)` at `\(posting.commit.prefix(12))`", ""]
-        if pullRequest.state == .merged, posting.commit != pullRequest.headCommit {
+        if pullRequest.state == .merged {
             lines += [
                 "This pull request was merged as `\(posting.commit.prefix(12))`, and the plan of the merged commit is not the one "
                     + "reviewed (another merge or drift changed it). It is not applied until it is approved.",

@@ -48,7 +48,9 @@ public struct ApprovalPolicySpec: ResourceSpec {
                 }
             }
         }
-        approvers = (spec.optional("approvers")?.stringList ?? []).map { $0.hasPrefix("@") && !$0.contains("/") ? String($0.dropFirst()) : $0 }
+        approvers = (spec.optional("approvers")?.stringList ?? []).map {
+            $0.hasPrefix("@") && !$0.contains("/") ? String($0.dropFirst()) : $0
+        }
         allowSelfApproval = spec.optional("allowSelfApproval")?.bool ?? false
     }
 
@@ -58,16 +60,18 @@ public struct ApprovalPolicySpec: ResourceSpec {
     public func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector) {
         let registry = set.registry
         for kind in kinds where registry.type(forKind: kind) == nil {
-            collector.report("spec.match.kinds: unknown kind '\(kind)'", at: kindsLocation ?? resource.location,
-                             hint: closestName(to: kind, among: registry.kindNames).map { "did you mean '\($0)'?" })
+            collector.report(
+                "spec.match.kinds: unknown kind '\(kind)'", at: kindsLocation ?? resource.location,
+                hint: closestName(to: kind, among: registry.kindNames).map { "did you mean '\($0)'?" })
         }
     }
 
     /// True when `change` (to a resource with `labels`) needs this policy's approval.
     public func matches(_ change: ResourceChange, labels: [String: String]) -> Bool {
         guard kinds.isEmpty || kinds.contains(change.resource.kind),
-              names.isEmpty || names.contains(change.resource.name),
-              self.labels.allSatisfy({ labels[$0.key] == $0.value }) else { return false }
+            names.isEmpty || names.contains(change.resource.name),
+            self.labels.allSatisfy({ labels[$0.key] == $0.value })
+        else { return false }
         switch change.action {
         case .replace: return !actions.isEmpty
         default: return actions.contains(change.action)

@@ -44,7 +44,9 @@ struct ForgeHTTP: Sendable {
         var payload: ByteBuffer?
         if let body {
             headers.add(name: "Content-Type", value: "application/json")
-            payload = ByteBuffer(bytes: try JSONEncoder().encode(body))
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            payload = ByteBuffer(bytes: try encoder.encode(body))
         }
         let response: HTTPTransportResponse
         do {
@@ -112,6 +114,7 @@ struct ForgeHTTP: Sendable {
     /// Dates as the forges write them: ISO 8601, with or without fractional seconds.
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
         decoder.dateDecodingStrategy = .custom { decoder in
             let text = try decoder.singleValueContainer().decode(String.self)
             guard let date = ForgeDate.parse(text) else {

@@ -25,15 +25,15 @@ struct GitHubStyleForge: Forge {
         var head: Branch
         var base: Branch
         var merged: Bool?
-        var merged_at: String?
-        var merge_commit_sha: String?
-        var html_url: String?
+        var mergedAt: String?
+        var mergeCommitSha: String?
+        var htmlUrl: String?
 
         var pullRequest: PullRequest {
-            let isMerged = merged ?? (merged_at != nil)
+            let isMerged = merged ?? (mergedAt != nil)
             return PullRequest(
                 number: number, state: isMerged ? .merged : (state == "open" ? .open : .closed), author: user.login,
-                headCommit: head.sha, baseRef: base.ref, mergeCommit: isMerged ? merge_commit_sha : nil, url: html_url)
+                headCommit: head.sha, baseRef: base.ref, mergeCommit: isMerged ? mergeCommitSha : nil, url: htmlUrl)
         }
     }
 
@@ -41,12 +41,12 @@ struct GitHubStyleForge: Forge {
         var id: Int
         var body: String?
         var user: User
-        var created_at: Date
-        var updated_at: Date
-        var html_url: String?
+        var createdAt: Date
+        var updatedAt: Date
+        var htmlUrl: String?
 
         var comment: ForgeComment {
-            ForgeComment(id: id, author: user.login, body: body ?? "", createdAt: created_at, updatedAt: updated_at, url: html_url)
+            ForgeComment(id: id, author: user.login, body: body ?? "", createdAt: createdAt, updatedAt: updatedAt, url: htmlUrl)
         }
     }
 
@@ -54,8 +54,8 @@ struct GitHubStyleForge: Forge {
         var id: Int
         var user: User?
         var state: String
-        var commit_id: String?
-        var submitted_at: Date?
+        var commitId: String?
+        var submittedAt: Date?
         var dismissed: Bool?
     }
 
@@ -126,7 +126,7 @@ struct GitHubStyleForge: Forge {
             }
             return ForgeReview(
                 name: "\(kind.displayName) review \(review.id) on \(kind.reference(pullRequest.number, repository: repository))",
-                reviewer: reviewer, verdict: verdict, commit: review.commit_id, submittedAt: review.submitted_at)
+                reviewer: reviewer, verdict: verdict, commit: review.commitId, submittedAt: review.submittedAt)
         }
     }
 
@@ -134,14 +134,14 @@ struct GitHubStyleForge: Forge {
         var state: String
         var description: String
         var context: String
-        var target_url: String?
+        var targetUrl: String?
     }
 
     func setStatus(_ status: CommitStatus, on commit: String) async throws {
         try await http.send(
             .POST, "\(repo)/statuses/\(commit)",
             body: Status(
-                state: status.state.rawValue, description: status.description, context: status.context, target_url: status.targetURL))
+                state: status.state.rawValue, description: status.description, context: status.context, targetUrl: status.targetURL))
     }
 
     private struct Membership: Decodable {

@@ -18,16 +18,16 @@ struct GitLabForge: Forge {
         var state: String
         var author: User
         var sha: String
-        var target_branch: String
-        var merge_commit_sha: String?
-        var squash_commit_sha: String?
-        var web_url: String?
+        var targetBranch: String
+        var mergeCommitSha: String?
+        var squashCommitSha: String?
+        var webUrl: String?
 
         var pullRequest: PullRequest {
             let state: PullRequest.State = self.state == "merged" ? .merged : (self.state == "opened" ? .open : .closed)
             return PullRequest(
-                number: iid, state: state, author: author.username, headCommit: sha, baseRef: target_branch,
-                mergeCommit: state == .merged ? (merge_commit_sha ?? squash_commit_sha) : nil, url: web_url)
+                number: iid, state: state, author: author.username, headCommit: sha, baseRef: targetBranch,
+                mergeCommit: state == .merged ? (mergeCommitSha ?? squashCommitSha) : nil, url: webUrl)
         }
     }
 
@@ -35,12 +35,12 @@ struct GitLabForge: Forge {
         var id: Int
         var body: String
         var author: User
-        var created_at: Date
-        var updated_at: Date
+        var createdAt: Date
+        var updatedAt: Date
         var system: Bool?
 
         var comment: ForgeComment {
-            ForgeComment(id: id, author: author.username, body: body, createdAt: created_at, updatedAt: updated_at)
+            ForgeComment(id: id, author: author.username, body: body, createdAt: createdAt, updatedAt: updatedAt)
         }
     }
 
@@ -49,9 +49,9 @@ struct GitLabForge: Forge {
             var user: User
             /// GitLab 17.x and later; older servers do not say when, and such approvals
             /// cannot be placed after the plan they would approve.
-            var approved_at: Date?
+            var approvedAt: Date?
         }
-        var approved_by: [Approver]
+        var approvedBy: [Approver]
     }
 
     func currentUser() async throws -> String {
@@ -98,10 +98,10 @@ struct GitLabForge: Forge {
 
     func reviews(of pullRequest: PullRequest) async throws -> [ForgeReview] {
         let approvals = try await http.get("\(project)/merge_requests/\(pullRequest.number)/approvals", as: Approvals.self)
-        return (approvals?.approved_by ?? []).map { approver in
+        return (approvals?.approvedBy ?? []).map { approver in
             ForgeReview(
                 name: "GitLab approval of \(repository)!\(pullRequest.number)", reviewer: approver.user.username, verdict: .approved,
-                commit: nil, submittedAt: approver.approved_at)
+                commit: nil, submittedAt: approver.approvedAt)
         }
     }
 
@@ -109,7 +109,7 @@ struct GitLabForge: Forge {
         var state: String
         var name: String
         var description: String
-        var target_url: String?
+        var targetUrl: String?
     }
 
     func setStatus(_ status: CommitStatus, on commit: String) async throws {
@@ -122,7 +122,7 @@ struct GitLabForge: Forge {
         do {
             try await http.send(
                 .POST, "\(project)/statuses/\(commit)",
-                body: Status(state: state, name: status.context, description: status.description, target_url: status.targetURL))
+                body: Status(state: state, name: status.context, description: status.description, targetUrl: status.targetURL))
         } catch let error as ForgeError where error.code == .rejected && error.message.contains("Cannot transition status") {
             // GitLab keeps a status's state machine: posting the state it already has (pending
             // again, with a new description) is refused, and the status already says it.

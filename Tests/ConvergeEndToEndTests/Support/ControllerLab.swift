@@ -68,6 +68,10 @@ struct ControllerLab {
 
     /// A DockerHost and one container `<prefix>-web` whose environment holds `color`.
     func webManifests(color: String, extra: String = "") -> [String: String] {
+        Self.webManifests(prefix: lab.prefix, color: color, extra: extra)
+    }
+
+    static func webManifests(prefix: String, color: String, extra: String = "") -> [String: String] {
         [
             "host.yaml": """
             apiVersion: converge.dev/v1alpha1
@@ -78,7 +82,7 @@ struct ControllerLab {
             "web.yaml": """
             apiVersion: converge.dev/v1alpha1
             kind: Container
-            metadata: {name: \(lab.prefix)-web}
+            metadata: {name: \(prefix)-web}
             spec:
               image: converge-lab/busybox:1
               command: [sleep, "2147483647"]
