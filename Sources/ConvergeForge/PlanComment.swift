@@ -8,6 +8,8 @@ public enum PullRequestPlan: Sendable, Equatable {
     case invalid(String)
     /// Planning failed: a provider could not observe, an object exists that Converge does not own.
     case failed(String)
+    /// Not planned against the live systems, and why (the pull request changes a target).
+    case withheld(String)
 
     public var plan: Plan? {
         if case .planned(let plan) = self { return plan }
@@ -61,6 +63,8 @@ public enum PlanComment {
             lines += ["**The manifests at this commit are invalid; nothing can be planned or applied.**", "", "```", diagnostics, "```"]
         case .failed(let error):
             lines += ["**Planning failed; nothing can be applied until this is fixed.**", "", "```", error, "```"]
+        case .withheld(let reason):
+            lines += ["**Not planned against the live systems:** \(reason)."]
         case .planned(let plan):
             let summary = plan.summary
             lines.append(

@@ -117,6 +117,8 @@ public final class PullRequestDesk: Sendable {
         case .invalid: return CommitStatus(state: .failure, description: "the manifests are invalid; see the plan comment")
         case .failed(let error):
             return CommitStatus(state: .failure, description: "planning failed: \(error.split(separator: "\n").first ?? "")")
+        case .withheld:
+            return CommitStatus(state: .failure, description: "not planned: it adds or changes a target; see the plan comment")
         case .planned(let plan):
             if plan.isEmpty { return CommitStatus(state: .success, description: "no changes: the live systems match this commit") }
             if plan.approvals.isEmpty {
@@ -134,17 +136,52 @@ public final class PullRequestDesk: Sendable {
 extension PullRequestPlan {
     /// Decodes `files` (read at `revision`) and plans them against the live systems with
     /// `runtime`, recording nothing.
-    public static func make(files: [SourceFile], revision: SourceRevision, runtime: Runtime) async -> PullRequestPlan {
+    ///
+    /// With `base` (the files of the branch the pull request merges into), a target manifest
+    /// (DockerHost, VCenter, KubernetesCluster: where Converge uses its credentials) that the
+    /// pull request adds or changes is not planned: planning it would let whoever opened the
+    /// pull request point Converge's credentials at a host of their choosing. It is planned
+    /// once merged, where a protected change still waits for its approval.
+    public static func make(files: [SourceFile], revision: SourceRevision, runtime: Runtime, base: [SourceFile]? = nil) async
+        -> PullRequestPlan
+    {
         let set: ManifestSet
         do {
             set = try runtime.load(files)
         } catch {
             return .invalid("\(error)")
         }
+        if let base {
+            let trusted = (try? runtime.load(base)).map {
+                Dictionary($0.resources.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+            }
+            let changed = set.resources.filter { resource in
+                guard runtime.registry.plugin(forTarget: resource.id.kind) != nil else { return false }
+                guard let before = trusted?[resource.id] else { return true }
+                return document(of: resource, in: files) != document(of: before, in: base)
+            }
+            if !changed.isEmpty {
+                return .withheld(
+                    "it adds or changes \(changed.map { "`\($0.id)`" }.joined(separator: ", ")), where Converge uses its credentials; "
+                        + "a changed target is planned only once merged (and a protected change then still waits for its approval)")
+            }
+        }
         do {
             return .planned(try await runtime.plan(set, source: revision).plan)
         } catch {
             return .failed("\(error)")
         }
+    }
+
+    /// The text of the YAML document that declares `resource`, comments and spacing included:
+    /// any edit to it counts as a change.
+    static func document(of resource: Resource, in files: [SourceFile]) -> String? {
+        guard let file = files.first(where: { $0.path == resource.location.file }) else { return nil }
+        let lines = String(decoding: file.bytes, as: UTF8.self).components(separatedBy: "\n")
+        let index = min(max(resource.location.line - 1, 0), lines.count)
+        let isSeparator = { (line: String) in line.hasPrefix("---") }
+        let start = lines[..<index].lastIndex(where: isSeparator).map { $0 + 1 } ?? 0
+        let end = lines[index...].firstIndex(where: isSeparator) ?? lines.count
+        return lines[start..<end].joined(separator: "\n").trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

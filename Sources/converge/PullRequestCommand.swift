@@ -76,6 +76,7 @@ struct PullRequestCommand: AsyncParsableCommand {
                 case .planned(let plan): Terminal.write(PlanRenderer.text(plan, color: false))
                 case .invalid(let diagnostics): Terminal.log(diagnostics)
                 case .failed(let error): Terminal.log("error: \(error)")
+                case .withheld(let reason): Terminal.log("not planned: \(reason)")
                 }
                 let posted = try await desk.post(outcome, commit: pullRequest.headCommit, on: pullRequest)
                 Terminal.log("posted the plan on \(pullRequest.url ?? "pull request \(pr)") (\(posted.comments.count) comment(s))")

@@ -185,6 +185,23 @@ import Testing
         }
     }
 
+    @Test("a pull request that changes a target is not planned: Converge's credentials stay with the targets already merged")
+    func changedTargetIsNotPlanned() async throws {
+        try await PullRequestLab.with(main: { $0.webManifests(color: "blue") }) { pr in
+            var files = pr.lab.webManifests(color: "green")
+            files["host.yaml"] = files["host.yaml"]!.replacingOccurrences(
+                of: "unix:///var/run/docker.sock", with: "unix://\(pr.lab.lab.directory.path)/elsewhere.sock")
+            let head = try await pr.open(files)
+            let comment = try await pr.planComment(showing: "Not planned against the live systems")
+            #expect(comment.contains("`DockerHost/local`"))
+            try await pr.waitForStatus(head, "failure")
+
+            let unchanged = try await pr.push(pr.lab.webManifests(color: "green"))
+            try await pr.planComment(showing: unchanged.prefix(12).description)
+            try await pr.waitForStatus(unchanged, "success")
+        }
+    }
+
     @Test("converge pr plan, from a CI job: posts the plan and the status, and exits 0 once an approval counts")
     func pullRequestPlanCommand() async throws {
         try await Lab.with { lab in

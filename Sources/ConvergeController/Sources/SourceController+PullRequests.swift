@@ -46,7 +46,9 @@ extension SourceController {
                     "\(request.ref ?? "") is at \(snapshot.revision.commit ?? "nothing"), not at the pull request's head \(pullRequest.headCommit)",
                     hint: "the forge had not published the new head yet; the next event plans it")
             }
-            let outcome = await PullRequestPlan.make(files: snapshot.files, revision: snapshot.revision, runtime: runtime)
+            let base = try await ManifestSource.git(configuration.gitRequest(cacheDirectory: gitCache)).load()
+            let outcome = await PullRequestPlan.make(
+                files: snapshot.files, revision: snapshot.revision, runtime: runtime, base: base.files)
             posted = try await desk.post(outcome, commit: pullRequest.headCommit, on: pullRequest)
             logger.info(
                 "pull request \(pullRequest.number): planned \(pullRequest.headCommit.prefix(12)): \(outcome.plan?.digest ?? "no plan")")
