@@ -15,10 +15,10 @@ struct PullRequestCommand: AsyncParsableCommand {
             commandName: "plan",
             abstract: "Plan a pull request's head against the live systems and post the plan on it.",
             discussion: """
-                For teams that run no controller: run it on every pull-request event (opened, new commit,
-                review, comment). It posts one comment (updated in place), sets the converge/plan status,
-                answers /converge approve comments that do not count, and sets the status to success once
-                every protected change has its approval. Exit codes: 0 nothing waits (no changes, nothing
+                For teams that run no controller: run it on every pull-request event (opened, new commit, \
+                review, comment). It posts one comment (updated in place), sets the converge/plan status, \
+                answers /converge approve comments that do not count, and sets the status to success once \
+                every protected change has its approval. Exit codes: 0 nothing waits (no changes, nothing \
                 protected, or approved), 3 waiting for approval, 1 invalid manifests, a failed plan or an error.
                 """)
 
