@@ -25,9 +25,15 @@ public final class PullRequestDesk: Sendable {
         return user
     }
 
-    /// The plan comment of this source on `pullRequest`, if one was posted.
-    public func postedPlan(on pullRequest: PullRequest) async throws -> PostedPlan? {
-        Self.postedPlan(in: try await forge.comments(on: pullRequest.number), bot: try await botUser(), source: source)
+    /// The pull request's comments, read once for all that is done on one event.
+    public func thread(of pullRequest: PullRequest) async throws -> PullRequestThread {
+        PullRequestThread(
+            pullRequest: pullRequest, comments: try await forge.comments(on: pullRequest.number), bot: try await botUser())
+    }
+
+    /// The plan comment of this source in `thread`, if one was posted.
+    public func postedPlan(in thread: PullRequestThread) -> PostedPlan? {
+        Self.postedPlan(in: thread.comments, bot: thread.bot, source: source)
     }
 
     /// The parts of `source`'s plan comment among `comments`, in the order they were made.
@@ -39,13 +45,14 @@ public final class PullRequestDesk: Sendable {
         return PostedPlan(posting: first.posting, comments: mine.map(\.comment), postedAt: first.comment.updatedAt)
     }
 
-    /// Posts `outcome` (the plan of `commit`) on `pullRequest`, updating the comment in place
+    /// Posts `outcome` (the plan of `commit`) on the thread's pull request, updating the comment in place
     /// and adding or removing parts as its length needs, and sets the status. A part whose text
     /// is unchanged is left alone, so the same plan of the same commit, posted again, keeps its
     /// time and the reviews given since still count.
     @discardableResult
-    public func post(_ outcome: PullRequestPlan, commit: String, on pullRequest: PullRequest) async throws -> PostedPlan {
-        let previous = try await postedPlan(on: pullRequest)
+    public func post(_ outcome: PullRequestPlan, commit: String, in thread: PullRequestThread) async throws -> PostedPlan {
+        let pullRequest = thread.pullRequest
+        let previous = postedPlan(in: thread)
         var posting = PlanPosting(
             source: source, commit: commit, digest: outcome.plan?.digest, approvals: outcome.plan?.approvals ?? [], supersedes: nil,
             part: 1, parts: 1)
@@ -73,19 +80,18 @@ public final class PullRequestDesk: Sendable {
         return PostedPlan(posting: posting, comments: comments, postedAt: comments[0].updatedAt)
     }
 
-    /// The approvals on `pullRequest` that count for `posted`. Answers each `/converge approve`
+    /// The approvals in `thread` that count for `posted`. Answers each `/converge approve`
     /// that does not count, once, saying why; sets the status to success once every policy
     /// has its approval, pending until then.
-    public func review(_ posted: PostedPlan, on pullRequest: PullRequest) async throws -> ApprovalReview {
+    public func review(_ posted: PostedPlan, in thread: PullRequestThread) async throws -> ApprovalReview {
         guard let digest = posted.posting.digest, !posted.posting.approvals.isEmpty else { return ApprovalReview() }
-        let bot = try await botUser()
-        let comments = try await forge.comments(on: pullRequest.number)
+        let pullRequest = thread.pullRequest
         let forge = self.forge
         let verdict = try await ApprovalReview.evaluate(
             posted: posted, pullRequest: pullRequest, reviews: try await forge.reviews(of: pullRequest),
-            comments: comments.filter { $0.author != bot }, kind: forge.kind, repository: forge.repository,
+            comments: thread.comments.filter { $0.author != thread.bot }, kind: forge.kind, repository: forge.repository,
             isMember: { try await forge.isMember($0, of: $1) })
-        let answered = Set(comments.filter { $0.author == bot }.compactMap { Self.answeredComment(in: $0.body) })
+        let answered = Set(thread.comments.filter { $0.author == thread.bot }.compactMap { Self.answeredComment(in: $0.body) })
         for refusal in verdict.refusals where !answered.contains(refusal.comment) {
             _ = try await forge.createComment(
                 on: pullRequest.number,
@@ -131,6 +137,15 @@ public final class PullRequestDesk: Sendable {
             )
         }
     }
+}
+
+/// A pull request and its comments, read once per event: Converge's (the plan comment, its
+/// replies) told apart from people's by the forge user that wrote them.
+public struct PullRequestThread: Sendable {
+    public var pullRequest: PullRequest
+    public var comments: [ForgeComment]
+    /// Converge's own forge user.
+    public var bot: String
 }
 
 extension PullRequestPlan {

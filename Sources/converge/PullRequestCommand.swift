@@ -56,8 +56,17 @@ struct PullRequestCommand: AsyncParsableCommand {
             let configuration = try ForgeConfiguration(
                 kind: forge, apiURL: apiURL, repository: repo, token: try ForgeOptions.token(file: tokenFile, environment: tokenEnv))
             let forge = try Forges.make(configuration)
-            defer { Task { await forge.shutdown() } }
-            let desk = PullRequestDesk(forge: forge, source: instance)
+            do {
+                try await plan(with: PullRequestDesk(forge: forge, source: instance))
+                await forge.shutdown()
+            } catch {
+                await forge.shutdown()
+                throw error
+            }
+        }
+
+        private func plan(with desk: PullRequestDesk) async throws {
+            let forge = desk.forge
             try await Terminal.run(instance: instance) { runtime in
                 let pullRequest = try await forge.pullRequest(pr)
                 let isRemote = git.contains("://")
@@ -78,11 +87,12 @@ struct PullRequestCommand: AsyncParsableCommand {
                 case .failed(let error): Terminal.log("error: \(error)")
                 case .withheld(let reason): Terminal.log("not planned: \(reason)")
                 }
-                let posted = try await desk.post(outcome, commit: pullRequest.headCommit, on: pullRequest)
+                let thread = try await desk.thread(of: pullRequest)
+                let posted = try await desk.post(outcome, commit: pullRequest.headCommit, in: thread)
                 Terminal.log("posted the plan on \(pullRequest.url ?? "pull request \(pr)") (\(posted.comments.count) comment(s))")
                 guard let plan = outcome.plan else { throw ExitCode.failure }
                 guard !plan.approvals.isEmpty else { return }
-                let review = try await desk.review(posted, on: pullRequest)
+                let review = try await desk.review(posted, in: thread)
                 for grant in review.grants { Terminal.log("ApprovalPolicy/\(grant.policy): approved by \(grant.approver) (\(grant.via))") }
                 for requirement in review.missing {
                     Terminal.log("ApprovalPolicy/\(requirement.policy): waiting for an approval of \(plan.digest)")

@@ -40,16 +40,19 @@ import Testing
             #expect(pullRequest.author == "dave")
             #expect(pullRequest.state == .open)
 
-            let first = try await desk.post(.planned(try testPlan(approvals: [requirement])), commit: head, on: pullRequest)
+            let first = try await desk.post(
+                .planned(try testPlan(approvals: [requirement])), commit: head, in: try await desk.thread(of: pullRequest))
             #expect(first.comments.count == 1)
             #expect(try await server.statuses(head).last?.state == "pending")
-            let again = try await desk.post(.planned(try testPlan(approvals: [requirement])), commit: head, on: pullRequest)
+            let again = try await desk.post(
+                .planned(try testPlan(approvals: [requirement])), commit: head, in: try await desk.thread(of: pullRequest))
             #expect(again.postedAt == first.postedAt, "the same plan posted again leaves the comment alone")
 
             try await nextSecond()
             let newDigest = "sha256:" + String(repeating: "fedcba9876543210", count: 4)
             let second = try await desk.post(
-                .planned(try testPlan(digest: newDigest, approvals: [requirement])), commit: head, on: pullRequest)
+                .planned(try testPlan(digest: newDigest, approvals: [requirement])), commit: head,
+                in: try await desk.thread(of: pullRequest))
             #expect(second.comments.map(\.id) == first.comments.map(\.id), "updated in place")
             let comments = try await server.comments(1)
             #expect(comments.count == 1)
@@ -57,7 +60,8 @@ import Testing
 
             try await nextSecond()
             try await server.review(1, by: "alice")
-            let review = try await desk.review(try #require(try await desk.postedPlan(on: pullRequest)), on: pullRequest)
+            let review = try await desk.review(
+                try #require(desk.postedPlan(in: try await desk.thread(of: pullRequest))), in: try await desk.thread(of: pullRequest))
             #expect(review.isApproved)
             #expect(review.grants.first?.approver == "alice")
             let status = try #require(try await server.statuses(head).last)
@@ -72,11 +76,12 @@ import Testing
             try await server.team("acme", "netops", members: ["erin"])
             try await server.openPullRequest(author: "dave", head: head)
             let pullRequest = try await desk.forge.pullRequest(1)
-            let posted = try await desk.post(.planned(try testPlan(approvals: [requirement])), commit: head, on: pullRequest)
+            let posted = try await desk.post(
+                .planned(try testPlan(approvals: [requirement])), commit: head, in: try await desk.thread(of: pullRequest))
             try await nextSecond()
             try await server.comment(1, by: "mallory", "/converge approve \(ApprovalCommand.shortDigest(digest))")
-            _ = try await desk.review(posted, on: pullRequest)
-            _ = try await desk.review(posted, on: pullRequest)
+            _ = try await desk.review(posted, in: try await desk.thread(of: pullRequest))
+            _ = try await desk.review(posted, in: try await desk.thread(of: pullRequest))
             let replies = try await server.comments(1).filter { ForgeTestServer.body($0).contains("does not count") }
             #expect(replies.count == 1, "answered once")
             #expect(replies.first.map(ForgeTestServer.body)?.contains("mallory is not among the approvers") == true)
@@ -84,7 +89,7 @@ import Testing
             #expect(try await desk.forge.isMember("mallory", of: "acme/netops") == false)
 
             try await server.comment(1, by: "erin", "/converge approve \(ApprovalCommand.shortDigest(digest))")
-            let review = try await desk.review(posted, on: pullRequest)
+            let review = try await desk.review(posted, in: try await desk.thread(of: pullRequest))
             #expect(review.grants.first?.approvesAs == "@acme/netops")
 
             let merge = String(repeating: "c", count: 40)
@@ -103,7 +108,7 @@ import Testing
             var fields: [String: String] = [:]
             for index in 0..<400 { fields["env.VAR_\(index)"] = String(repeating: "v", count: 240) }
             let big = try testPlan(fields: fields, approvals: [requirement])
-            let posted = try await desk.post(.planned(big), commit: head, on: pullRequest)
+            let posted = try await desk.post(.planned(big), commit: head, in: try await desk.thread(of: pullRequest))
             let comments = try await server.comments(1).map(ForgeTestServer.body)
             #expect(comments.count == 2)
             #expect(comments.allSatisfy { $0.utf16.count <= 65_536 })
@@ -112,7 +117,7 @@ import Testing
             #expect(posted.comments.count == 2)
 
             let small = try testPlan(digest: "sha256:" + String(repeating: "1", count: 64), approvals: [requirement])
-            try await desk.post(.planned(small), commit: head, on: pullRequest)
+            try await desk.post(.planned(small), commit: head, in: try await desk.thread(of: pullRequest))
             #expect(try await server.comments(1).count == 1, "the part no longer needed is deleted")
         }
     }

@@ -36,7 +36,8 @@ extension SourceController {
     /// Plans the head of `pullRequest` unless that plan is already posted, then reviews the
     /// approvals given for it.
     private func plan(_ pullRequest: PullRequest, desk: PullRequestDesk, again: Bool) async throws {
-        var posted = try await desk.postedPlan(on: pullRequest)
+        let thread = try await desk.thread(of: pullRequest)
+        var posted = desk.postedPlan(in: thread)
         if again || posted?.posting.commit != pullRequest.headCommit {
             var request = configuration.gitRequest(cacheDirectory: gitCache)
             request.ref = desk.forge.kind.headRef(ofPullRequest: pullRequest.number)
@@ -49,12 +50,12 @@ extension SourceController {
             let base = try await ManifestSource.git(configuration.gitRequest(cacheDirectory: gitCache)).load()
             let outcome = await PullRequestPlan.make(
                 files: snapshot.files, revision: snapshot.revision, runtime: runtime, base: base.files)
-            posted = try await desk.post(outcome, commit: pullRequest.headCommit, on: pullRequest)
+            posted = try await desk.post(outcome, commit: pullRequest.headCommit, in: thread)
             logger.info(
                 "pull request \(pullRequest.number): planned \(pullRequest.headCommit.prefix(12)): \(outcome.plan?.digest ?? "no plan")")
         }
         guard let posted else { return }
-        let review = try await desk.review(posted, on: pullRequest)
+        let review = try await desk.review(posted, in: thread)
         if !posted.posting.approvals.isEmpty {
             logger.info(
                 "pull request \(pullRequest.number): \(review.isApproved ? "approved" : "waiting for \(review.missing.map(\.policy))")")
@@ -78,16 +79,17 @@ extension SourceController {
     /// plans differently from what was reviewed (another merge, drift), posts its plan on the
     /// pull request, where it waits for a new approval like any protected change.
     private func settle(_ waiting: RunRecord, mergedBy pullRequest: PullRequest, desk: PullRequestDesk) async throws {
-        var posted = try await desk.postedPlan(on: pullRequest)
+        let thread = try await desk.thread(of: pullRequest)
+        var posted = desk.postedPlan(in: thread)
         if posted?.posting.digest != waiting.planDigest {
             let plan = try JSONDecoder().decode(Plan.self, from: Data(waiting.planJSON.utf8))
-            posted = try await desk.post(.planned(plan), commit: waiting.commit ?? pullRequest.headCommit, on: pullRequest)
+            posted = try await desk.post(.planned(plan), commit: waiting.commit ?? pullRequest.headCommit, in: thread)
             logger.notice(
                 "pull request \(pullRequest.number) merged as \(waiting.commit?.prefix(12) ?? ""), whose plan \(waiting.planDigest) is not the one reviewed; posted it for approval"
             )
         }
         guard let posted else { return }
-        let review = try await desk.review(posted, on: pullRequest)
+        let review = try await desk.review(posted, in: thread)
         guard review.isApproved else { return }
         let approvals = review.grants.map {
             Approval(approver: $0.approver, approvesAs: $0.approvesAs, comment: "ApprovalPolicy/\($0.policy)", via: $0.via)
