@@ -126,6 +126,7 @@ public struct CommitStatus: Sendable, Equatable {
     /// At most 140 characters (GitHub's limit); longer text is cut.
     public var description: String
     public var context: String
+    /// Where the status links: the plan comment, when the forge gives its address.
     public var targetURL: String?
 
     public init(state: State, description: String, context: String = CommitStatus.context, targetURL: String? = nil) {

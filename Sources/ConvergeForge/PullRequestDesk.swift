@@ -76,7 +76,9 @@ public final class PullRequestDesk: Sendable {
             try await forge.deleteComment(surplus.id, on: pullRequest.number)
         }
         posting.parts = parts.count
-        try await forge.setStatus(Self.status(for: outcome), on: pullRequest.headCommit)
+        var status = Self.status(for: outcome)
+        status.targetURL = comments[0].url
+        try await forge.setStatus(status, on: pullRequest.headCommit)
         return PostedPlan(posting: posting, comments: comments, postedAt: comments[0].updatedAt)
     }
 
@@ -98,7 +100,7 @@ public final class PullRequestDesk: Sendable {
                 body: "\(Self.replyMarker)\(refusal.comment) -->\n@\(refusal.user): this approval does not count: \(refusal.reason).")
         }
         let short = ApprovalCommand.shortDigest(digest)
-        let status =
+        var status =
             verdict.isApproved
             ? CommitStatus(
                 state: .success, description: "\(short) approved by \(Set(verdict.grants.map(\.approver)).sorted().joined(separator: ", "))"
@@ -106,6 +108,7 @@ public final class PullRequestDesk: Sendable {
             : CommitStatus(
                 state: .pending,
                 description: "approval needed for \(short) (ApprovalPolicy \(verdict.missing.map(\.policy).joined(separator: ", ")))")
+        status.targetURL = posted.comments.first?.url
         try await forge.setStatus(status, on: pullRequest.headCommit)
         return verdict
     }

@@ -184,7 +184,8 @@ struct ControllerAPI: Sendable {
         {
             return answer
         }
-        guard let push else { return queue(pullRequest!, from: forge) }
+        if let pullRequest { return queue(pullRequest, from: forge) }
+        guard let push else { return Self.json(["ignored": "neither a push nor a pull-request event"]) }
         let moved = controller.sources.filter { push.moves(repository: $0.configuration.repository, ref: $0.configuration.ref) }
         guard !moved.isEmpty else { return Self.json(["ignored": "no source watches \(push.ref) of that repository"]) }
         for source in moved { source.enqueue(.webhook) }

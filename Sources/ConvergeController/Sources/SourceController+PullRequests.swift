@@ -47,9 +47,10 @@ extension SourceController {
                     "\(request.ref ?? "") is at \(snapshot.revision.commit ?? "nothing"), not at the pull request's head \(pullRequest.headCommit)",
                     hint: "the forge had not published the new head yet; the next event plans it")
             }
-            let base = try await ManifestSource.git(configuration.gitRequest(cacheDirectory: gitCache)).load()
-            let outcome = await PullRequestPlan.make(
-                files: snapshot.files, revision: snapshot.revision, runtime: runtime, base: base.files)
+            // The base is the commit the source last reconciled, not a second fetch.
+            var base = loadedFiles
+            if base == nil { base = try await ManifestSource.git(configuration.gitRequest(cacheDirectory: gitCache)).load().files }
+            let outcome = await PullRequestPlan.make(files: snapshot.files, revision: snapshot.revision, runtime: runtime, base: base)
             posted = try await desk.post(outcome, commit: pullRequest.headCommit, in: thread)
             logger.info(
                 "pull request \(pullRequest.number): planned \(pullRequest.headCommit.prefix(12)): \(outcome.plan?.digest ?? "no plan")")

@@ -56,8 +56,9 @@ public final class SourceController: Sendable {
     /// run (a first apply of a thousand containers) is not followed by a string of ticks.
     private let intervalQueued = Atomic<Bool>(false)
     /// The status, the last plan, and the manifest set decoded from the commit `setCommit`
+    /// (with its files: what pull requests are compared with)
     /// (a commit's files never change, so drift checks on it skip decoding them again).
-    private let state: Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?, setCommit: String?)>
+    private let state: Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?, setCommit: String?, files: [SourceFile])>
 
     init(
         _ configuration: SourceConfiguration, runtime: Runtime, store: any WorkflowStore, gate: StepGate, metrics: ControllerMetrics,
@@ -85,12 +86,14 @@ public final class SourceController: Sendable {
             logger.error("pull requests are not planned: \(error)")
             desk = nil
         }
-        state = Mutex((SourceStatus(configuration), nil, nil, nil))
+        state = Mutex((SourceStatus(configuration), nil, nil, nil, []))
     }
 
     public var status: SourceStatus { state.withLock { $0.status } }
     /// The last plan made for the source (empty when in sync), nil before the first.
     public var currentPlan: Plan? { state.withLock { $0.plan } }
+    /// The files of the commit last loaded for a reconcile; nil before the first.
+    var loadedFiles: [SourceFile]? { state.withLock { $0.setCommit == nil ? nil : $0.files } }
     /// Whether the source has been fetched once (readiness).
     var hasFetched: Bool { state.withLock { $0.status.lastFetchedRevision != nil } }
 
@@ -205,6 +208,7 @@ public final class SourceController: Sendable {
         state.withLock {
             $0.set = set
             $0.setCommit = commit
+            $0.files = snapshot.files
         }
         let drift = configuration.drift
         var tick = ReconcileTick(
