@@ -180,16 +180,17 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
                 _ = try db.writeTransaction {
                     try db.run(
                         """
-                        INSERT INTO steps (\(WorkflowSchema.stepColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO steps (\(WorkflowSchema.stepColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (run_id, step_index) DO UPDATE SET
                             resource = excluded.resource, action = excluded.action, status = excluded.status,
                             attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
-                            output = excluded.output, error = excluded.error, converge_version = excluded.converge_version
+                            output = excluded.output, error = excluded.error, converge_version = excluded.converge_version,
+                            report = excluded.report
                         """,
                         [
                             .int(step.runID), .int(Int64(step.index)), .text(step.resource), .text(step.action),
                             .text(step.status.rawValue), .int(Int64(step.attempts)), .date(step.startedAt), .date(step.finishedAt),
-                            .text(step.output), .text(step.error), .text(step.convergeVersion),
+                            .text(step.output), .text(step.error), .text(step.convergeVersion), .text(step.report),
                         ])
                 }
             } catch let error as SQLiteError where error.isForeignKeyViolation {
@@ -258,6 +259,36 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
             try db.query(
                 "SELECT \(WorkflowSchema.approvalColumns) FROM approvals WHERE run_id = ? ORDER BY id", [.int(run)],
                 as: ApprovalRecord.self)
+        }
+    }
+
+    // MARK: Provider records
+
+    public func putRecord(instance: String, key: String, value: String) async throws {
+        try await onQueue("record \(key) of instance \(instance)") { db in
+            _ = try db.writeTransaction {
+                try db.run(
+                    "INSERT INTO provider_records (instance, key, value, updated_at) VALUES (?, ?, ?, ?) "
+                        + "ON CONFLICT (instance, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    [.text(instance), .text(key), .text(value), .int(Self.nowMilliseconds())])
+            }
+        }
+    }
+
+    public func records(instance: String, prefix: String) async throws -> [ProviderRecord] {
+        try await onQueue("read the records \(prefix)* of instance \(instance)") { db in
+            // substr, not LIKE: keys may hold `%` and `_`.
+            try db.query(
+                "SELECT \(WorkflowSchema.providerRecordColumns) FROM provider_records WHERE instance = ? AND substr(key, 1, ?) = ? ORDER BY key",
+                [.text(instance), .int(Int64(prefix.utf8.count)), .text(prefix)], as: ProviderRecord.self)
+        }
+    }
+
+    public func removeRecord(instance: String, key: String) async throws {
+        try await onQueue("remove record \(key) of instance \(instance)") { db in
+            _ = try db.writeTransaction {
+                try db.run("DELETE FROM provider_records WHERE instance = ? AND key = ?", [.text(instance), .text(key)])
+            }
         }
     }
 

@@ -217,6 +217,36 @@ public enum WorkflowSchema {
             sqlite: ["ALTER TABLE approvals ADD COLUMN via TEXT"],
             postgres: ["ALTER TABLE approvals ADD COLUMN via TEXT"]
         ),
+        // What providers keep about objects the live systems cannot be asked about (the inputs
+        // a playbook last ran with, the VMs an instance snapshotted), and what a step reports
+        // it did (a playbook's result per host).
+        Migration(
+            version: 5,
+            sqlite: [
+                """
+                CREATE TABLE provider_records (
+                    instance TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (instance, key)
+                )
+                """,
+                "ALTER TABLE steps ADD COLUMN report TEXT",
+            ],
+            postgres: [
+                """
+                CREATE TABLE provider_records (
+                    instance TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (instance, key)
+                )
+                """,
+                "ALTER TABLE steps ADD COLUMN report TEXT",
+            ]
+        ),
     ]
 
     /// The columns of `runs` in the order both backends select and decode them.
@@ -226,10 +256,13 @@ public enum WorkflowSchema {
 
     /// The columns of `steps` in the order both backends select and decode them.
     public static let stepColumns =
-        "run_id, step_index, resource, action, status, attempts, started_at, finished_at, output, error, converge_version"
+        "run_id, step_index, resource, action, status, attempts, started_at, finished_at, output, error, converge_version, report"
 
     /// The columns of `approvals` both backends select and decode.
     package static let approvalColumns = "run_id, plan_digest, decision, approver, comment, at, via"
+
+    /// The columns of `provider_records` both backends select and decode.
+    package static let providerRecordColumns = "key, value, updated_at"
 
     /// The columns of `probe_results` both backends select and decode.
     package static let probeResultColumns = "probe, summary, reachable, expected, detail, at"

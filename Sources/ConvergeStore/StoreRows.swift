@@ -75,7 +75,7 @@ extension StepRecord: StoreRowDecodable {
             action: try row.string("action"), status: status, attempts: try row.int("attempts"),
             startedAt: try row.optionalDate("started_at"), finishedAt: try row.optionalDate("finished_at"),
             output: try row.optionalString("output"), error: try row.optionalString("error"),
-            convergeVersion: try row.string("converge_version"))
+            convergeVersion: try row.string("converge_version"), report: try row.optionalString("report"))
     }
 }
 
@@ -97,6 +97,13 @@ extension ProbeRecord: StoreRowDecodable {
         self.init(
             probe: try row.string("probe"), summary: try row.string("summary"), reachable: try row.bool("reachable"),
             expected: try row.bool("expected"), detail: try row.string("detail"), at: try row.date("at"))
+    }
+}
+
+extension ProviderRecord: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.providerRecordColumns`.
+    package init(row: some StoreRow) throws {
+        self.init(key: try row.string("key"), value: try row.string("value"), updatedAt: try row.date("updated_at"))
     }
 }
 

@@ -34,6 +34,13 @@ public protocol WorkflowStore: Sendable {
     func recordProbeResults(run: Int64, _ results: [ProbeRecord]) async throws
     func probeResults(run: Int64) async throws -> [ProbeRecord]
 
+    /// Sets the provider record `key` of `instance` (inserted or replaced).
+    func putRecord(instance: String, key: String, value: String) async throws
+    /// The provider records of `instance` whose key starts with `prefix`, by key.
+    func records(instance: String, prefix: String) async throws -> [ProviderRecord]
+    /// Removes the provider record `key` of `instance`, if there is one.
+    func removeRecord(instance: String, key: String) async throws
+
     /// Takes every lease in `keys` for `run` atomically, or none: a key is free when it has
     /// no lease, its lease expired, or it is already this run's. Otherwise reports a holder.
     func acquireLeases(_ keys: [String], run: Int64, owner: String, ttl: Duration) async throws -> LeaseOutcome
@@ -238,10 +245,13 @@ public struct StepRecord: Sendable, Codable, Equatable {
     public var error: String?
     /// The Converge version that ran it (runs can outlive an upgrade).
     public var convergeVersion: String
+    /// What the step reports it did, as JSON in its provider's shape (a playbook's result per
+    /// host); nil for steps whose outcome is all in their status.
+    public var report: String?
 
     public init(
         runID: Int64, index: Int, resource: String, action: String, status: StepStatus, attempts: Int,
-        startedAt: Date?, finishedAt: Date?, output: String?, error: String?, convergeVersion: String
+        startedAt: Date?, finishedAt: Date?, output: String?, error: String?, convergeVersion: String, report: String? = nil
     ) {
         self.runID = runID
         self.index = index
@@ -254,6 +264,7 @@ public struct StepRecord: Sendable, Codable, Equatable {
         self.output = output
         self.error = error
         self.convergeVersion = convergeVersion
+        self.report = report
     }
 }
 
@@ -306,6 +317,21 @@ public struct ProbeRecord: Sendable, Codable, Equatable {
     }
 
     public var passed: Bool { reachable == expected }
+}
+
+/// What a provider keeps about an object the live system cannot be asked about (the inputs a
+/// playbook last ran with), under a key of its own (`PlaybookRun/site`), per instance.
+public struct ProviderRecord: Sendable, Codable, Equatable {
+    public var key: String
+    /// JSON, in a shape the provider owns.
+    public var value: String
+    public var updatedAt: Date
+
+    public init(key: String, value: String, updatedAt: Date) {
+        self.key = key
+        self.value = value
+        self.updatedAt = updatedAt
+    }
 }
 
 /// One resource's lease: which run holds it, for which process, until when.

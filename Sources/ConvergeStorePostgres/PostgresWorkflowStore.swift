@@ -280,7 +280,8 @@ public final class PostgresWorkflowStore: WorkflowStore {
         ON CONFLICT (run_id, step_index) DO UPDATE SET
             resource = EXCLUDED.resource, action = EXCLUDED.action, status = EXCLUDED.status,
             attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
-            output = EXCLUDED.output, error = EXCLUDED.error, converge_version = EXCLUDED.converge_version
+            output = EXCLUDED.output, error = EXCLUDED.error, converge_version = EXCLUDED.converge_version,
+            report = EXCLUDED.report
         """
 
     /// Upserts the step's row in one round trip.
@@ -302,7 +303,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
                         SELECT \(step.runID)::BIGINT, \(Int64(step.index))::BIGINT, \(step.resource)::TEXT, \(step.action)::TEXT,
                                \(step.status.rawValue)::TEXT, \(Int64(step.attempts))::BIGINT, \(step.startedAt?.storeMilliseconds)::BIGINT,
                                \(step.finishedAt?.storeMilliseconds)::BIGINT, \(step.output)::TEXT, \(step.error)::TEXT,
-                               \(step.convergeVersion)::TEXT
+                               \(step.convergeVersion)::TEXT, \(step.report)::TEXT
                         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed
                         \(unescaped: Self.stepUpsert)
                         """, logger: self.logger)
@@ -312,7 +313,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
                         INSERT INTO steps (\(unescaped: WorkflowSchema.stepColumns))
                         VALUES (\(step.runID), \(Int64(step.index)), \(step.resource), \(step.action), \(step.status.rawValue),
                                 \(Int64(step.attempts)), \(step.startedAt?.storeMilliseconds), \(step.finishedAt?.storeMilliseconds),
-                                \(step.output), \(step.error), \(step.convergeVersion))
+                                \(step.output), \(step.error), \(step.convergeVersion), \(step.report))
                         \(unescaped: Self.stepUpsert)
                         """, logger: self.logger)
                 }
@@ -389,6 +390,37 @@ public final class PostgresWorkflowStore: WorkflowStore {
                 "SELECT \(unescaped: WorkflowSchema.approvalColumns) FROM approvals WHERE run_id = \(run) ORDER BY id",
                 logger: self.logger
             ).records(as: ApprovalRecord.self)
+        }
+    }
+
+    // MARK: Provider records
+
+    public func putRecord(instance: String, key: String, value: String) async throws {
+        try await withConnection("record \(key) of instance \(instance)") { connection in
+            _ = try await connection.query(
+                """
+                INSERT INTO provider_records (instance, key, value, updated_at) VALUES (\(instance), \(key), \(value), \(unescaped: Self.nowMS))
+                ON CONFLICT (instance, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+                """, logger: self.logger)
+        }
+    }
+
+    public func records(instance: String, prefix: String) async throws -> [ProviderRecord] {
+        try await withConnection("read the records \(prefix)* of instance \(instance)") { connection in
+            // left(), not LIKE: keys may hold `%` and `_`. Ordered byte-wise, as SQLite does.
+            try await connection.query(
+                """
+                SELECT \(unescaped: WorkflowSchema.providerRecordColumns) FROM provider_records
+                WHERE instance = \(instance) AND left(key, \(prefix.unicodeScalars.count)) = \(prefix) ORDER BY key COLLATE "C"
+                """, logger: self.logger
+            ).records(as: ProviderRecord.self)
+        }
+    }
+
+    public func removeRecord(instance: String, key: String) async throws {
+        try await withConnection("remove record \(key) of instance \(instance)") { connection in
+            _ = try await connection.query(
+                "DELETE FROM provider_records WHERE instance = \(instance) AND key = \(key)", logger: self.logger)
         }
     }
 

@@ -73,6 +73,13 @@ public final class ScriptedStore: WorkflowStore, @unchecked Sendable {
         try await base.campaign(for: name, holder: holder, ttl: ttl)
     }
     public func resign(_ name: String, holder: String) async throws { try await base.resign(name, holder: holder) }
+    public func putRecord(instance: String, key: String, value: String) async throws {
+        try await base.putRecord(instance: instance, key: key, value: value)
+    }
+    public func records(instance: String, prefix: String) async throws -> [ProviderRecord] {
+        try await base.records(instance: instance, prefix: prefix)
+    }
+    public func removeRecord(instance: String, key: String) async throws { try await base.removeRecord(instance: instance, key: key) }
     public func claimResumableRun(instance: String, owner: String, ttl: Duration) async throws -> RunRecord? {
         try await base.claimResumableRun(instance: instance, owner: owner, ttl: ttl)
     }

@@ -208,6 +208,28 @@ struct WorkflowStoreBehaviourTests {
         }
     }
 
+    @Test("provider records: put replaces, listed by prefix per instance, removed", arguments: Backend.allCases)
+    func providerRecords(backend: Backend) async throws {
+        try await TestDatabase.with(backend) { database in
+            let store = try await database.openMigrated()
+            try await store.putRecord(instance: "a", key: "PlaybookRun/site", value: #"{"digest":"1"}"#)
+            try await store.putRecord(instance: "a", key: "PlaybookRun/site", value: #"{"digest":"2"}"#)
+            try await store.putRecord(instance: "a", key: "PlaybookRun/db_100%", value: "{}")
+            try await store.putRecord(instance: "a", key: "PlaybookRunner", value: "{}")
+            try await store.putRecord(instance: "b", key: "PlaybookRun/site", value: "{}")
+            let records = try await store.records(instance: "a", prefix: "PlaybookRun/")
+            #expect(records.map(\.key) == ["PlaybookRun/db_100%", "PlaybookRun/site"])
+            #expect(records.last?.value == #"{"digest":"2"}"#)
+            // `%` and `_` in a prefix are characters, not patterns.
+            #expect(try await store.records(instance: "a", prefix: "PlaybookRun/db_1").map(\.key) == ["PlaybookRun/db_100%"])
+            #expect(try await store.records(instance: "a", prefix: "PlaybookRun/d%").isEmpty)
+            try await store.removeRecord(instance: "a", key: "PlaybookRun/site")
+            try await store.removeRecord(instance: "a", key: "PlaybookRun/absent")
+            #expect(try await store.records(instance: "a", prefix: "").map(\.key) == ["PlaybookRun/db_100%", "PlaybookRunner"])
+            #expect(try await store.records(instance: "b", prefix: "").map(\.key) == ["PlaybookRun/site"])
+        }
+    }
+
     // MARK: Leases
 
     @Test("leases: acquire, re-acquire by the same run, held for others, all or nothing", arguments: Backend.allCases)
