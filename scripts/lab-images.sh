@@ -6,6 +6,13 @@
 #                           Client: `sleep infinity`; HTTP server: `httpd -f -p 80 -h /www`.
 #   converge-lab/router:1   a Debian bookworm minbase root (debootstrap) with iproute2,
 #                           nftables, iptables, frr and iputils-ping. CMD sleep infinity.
+#   converge-lab/sshd:1     an Ansible target: a Debian bookworm minbase root (debootstrap) with
+#                           openssh-server, python3 and sudo. User converge (uid 1000, /bin/bash)
+#                           with passwordless sudo; password logins off; ssh host keys made once
+#                           at build, so every container of the image shares them. CMD
+#                           /usr/local/bin/lab-sshd: writes the public keys in $AUTHORIZED_KEYS
+#                           (one a line) to converge's and root's ~/.ssh/authorized_keys, then
+#                           runs `sshd -D -e` (port 22, log on stderr).
 #
 # Each image carries the label converge.dev/recipe=<sha256 of its recipe>; an image whose
 # label matches the current recipe is reused, so a second run costs only the checks.
@@ -18,12 +25,14 @@
 #
 # Environment:
 #   CONVERGE_SKIP_ROUTER_IMAGE=1    don't build (or check) the router image
+#   CONVERGE_SKIP_SSHD_IMAGE=1      don't build (or check) the sshd image
 #   CONVERGE_REBUILD_LAB_IMAGES=1   rebuild even when the recipe label matches
 #   CONVERGE_DEBIAN_MIRROR=URL      Debian mirror for debootstrap (default: the one apt uses)
 set -euo pipefail
 
 BUSYBOX_IMAGE="converge-lab/busybox:1"
 ROUTER_IMAGE="converge-lab/router:1"
+SSHD_IMAGE="converge-lab/sshd:1"
 RECIPE_LABEL="converge.dev/recipe"
 
 # Applets the tests rely on; the image links every applet busybox has, these must be among them.
@@ -33,6 +42,38 @@ BUSYBOX_CHANGES=('CMD ["/bin/sh"]')
 ROUTER_SUITE="bookworm"
 ROUTER_INCLUDE="iproute2,nftables,iptables,frr,iputils-ping"
 ROUTER_CHANGES=('CMD ["sleep","infinity"]')
+
+SSHD_INCLUDE="openssh-server,python3,sudo"
+SSHD_CHANGES=('CMD ["/usr/local/bin/lab-sshd"]')
+# /etc/ssh/sshd_config.d/converge-lab.conf (Debian's sshd_config includes the drop-ins first,
+# and the first value sshd reads wins). MaxStartups and MaxSessions: many parallel Ansible
+# connections and multiplexed sessions.
+SSHD_CONFIG='PasswordAuthentication no
+KbdInteractiveAuthentication no
+UseDNS no
+PermitRootLogin prohibit-password
+MaxStartups 100:30:200
+MaxSessions 50'
+# /usr/local/bin/lab-sshd, the image's CMD.
+SSHD_ENTRYPOINT='#!/bin/sh
+# converge-lab/sshd entry point: authorizes the public keys in $AUTHORIZED_KEYS (one a line)
+# for users converge and root, then runs sshd in the foreground, logging to stderr.
+set -eu
+if [ -z "${AUTHORIZED_KEYS:-}" ]; then
+    echo "lab-sshd: AUTHORIZED_KEYS is empty: no key can log in" >&2
+fi
+for home in /home/converge /root; do
+    mkdir -p "$home/.ssh"
+    printf "%s\n" "${AUTHORIZED_KEYS:-}" >"$home/.ssh/authorized_keys"
+    chmod 0700 "$home/.ssh"
+    chmod 0600 "$home/.ssh/authorized_keys"
+done
+chown -R converge:converge /home/converge/.ssh
+mkdir -p /run/sshd
+chmod 0755 /run/sshd
+# sshd records logins in utmp; without it every logout logs "logout() returned an error".
+[ -e /run/utmp ] || install -m 0664 -g utmp /dev/null /run/utmp
+exec /usr/sbin/sshd -D -e "$@"'
 
 CONTROLLER_INCLUDE="libgit2-1.5,libsqlite3-0,libxml2,ca-certificates"
 CONTROLLER_CHANGES=('ENTRYPOINT ["/opt/converge/converge"]' 'CMD ["controller"]' 'USER 65532:65532' 'WORKDIR /var/lib/converge')
@@ -254,6 +295,60 @@ router_image() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# sshd image. The recipe is this function's text, the suite, the package list, the sshd config,
+# the entry point script and the image changes.
+build_sshd_rootfs() {
+    local root="$1"
+    debootstrap_root "$root" "$2" "$3" "$SSHD_INCLUDE"
+    chroot "$root" useradd --uid 1000 --user-group --create-home --home-dir /home/converge \
+        --shell /bin/bash converge
+    chroot "$root" usermod --password '*' converge  # no password, but not locked
+    printf 'converge ALL=(ALL:ALL) NOPASSWD: ALL\n' >"$root/etc/sudoers.d/converge"
+    chmod 0440 "$root/etc/sudoers.d/converge"
+    chroot "$root" visudo -c -q -f /etc/sudoers.d/converge >/dev/null \
+        || die "visudo rejects /etc/sudoers.d/converge"
+    chroot "$root" ssh-keygen -A >/dev/null  # each type whose key is missing
+    mkdir -p "$root/run/sshd" "$root/etc/ssh/sshd_config.d"
+    chmod 0755 "$root/run/sshd"
+    : >"$root/run/utmp"
+    chroot "$root" chgrp utmp /run/utmp
+    chmod 0664 "$root/run/utmp"
+    printf '%s\n' "$SSHD_CONFIG" >"$root/etc/ssh/sshd_config.d/converge-lab.conf"
+    printf '%s\n' "$SSHD_ENTRYPOINT" >"$root/usr/local/bin/lab-sshd"
+    chmod 0755 "$root/usr/local/bin/lab-sshd"
+}
+
+sshd_image() {
+    local recipe hash mirror root cache start out
+    recipe="$(declare -f debootstrap_root build_sshd_rootfs
+              printf '%s\n' "$ROUTER_SUITE" "$SSHD_INCLUDE" "$SSHD_CONFIG" "$SSHD_ENTRYPOINT" \
+                  "${SSHD_CHANGES[@]}")"
+    hash="$(printf '%s' "$recipe" | sha256_of_stdin)"
+
+    if needs_build "$SSHD_IMAGE" "$hash"; then
+        command -v debootstrap >/dev/null || die "debootstrap is not installed: run scripts/setup.sh"
+        mirror="$(debian_mirror)"
+        start=$SECONDS
+        say "building $SSHD_IMAGE with debootstrap $ROUTER_SUITE from $mirror (recipe ${hash:0:12}; about a minute)"
+        root="$(mktemp -d /var/tmp/converge-sshd-root.XXXXXX)"
+        SCRATCH_DIRS+=("$root")
+        cache=/var/cache/converge/debootstrap
+        mkdir -p "$cache"
+        build_sshd_rootfs "$root" "$mirror" "$cache"
+        say "debootstrap done in $((SECONDS - start)) s; importing"
+        import_root "$root" "$SSHD_IMAGE" "$hash" "${SSHD_CHANGES[@]}"
+        remove_root "$root"
+        say "built $SSHD_IMAGE in $((SECONDS - start)) s"
+    else
+        say "$SSHD_IMAGE is up to date (recipe ${hash:0:12})"
+    fi
+
+    out="$(docker run --rm "$SSHD_IMAGE" sh -c 'python3 --version && /usr/sbin/sshd -t && test -x /usr/lib/openssh/sftp-server && su converge -c "sudo -n true" && echo "sudo: ok"' 2>&1)" \
+        || die "$SSHD_IMAGE does not run: $out"
+    say "$SSHD_IMAGE runs: ${out//$'\n'/; }"
+}
+
+# ---------------------------------------------------------------------------------------------
 # controller image. The root's recipe is this function's text, the suite and the package list;
 # the image's is that and the binary's hash.
 build_controller_rootfs() {
@@ -313,5 +408,10 @@ if [[ "${CONVERGE_SKIP_ROUTER_IMAGE:-0}" == 1 ]]; then
     say "skipping $ROUTER_IMAGE (CONVERGE_SKIP_ROUTER_IMAGE=1)"
 else
     router_image
+fi
+if [[ "${CONVERGE_SKIP_SSHD_IMAGE:-0}" == 1 ]]; then
+    say "skipping $SSHD_IMAGE (CONVERGE_SKIP_SSHD_IMAGE=1)"
+else
+    sshd_image
 fi
 say "done in $((SECONDS - total_start)) s"

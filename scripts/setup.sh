@@ -18,6 +18,7 @@ PACKAGES=(
     busybox-static debootstrap debian-archive-keyring
     postgresql
     python3 python3-venv openssl
+    ansible openssh-client
 )
 DOCKER_SOCK=/var/run/docker.sock
 DOCKERD_LOG=/var/log/converge-dockerd.log
