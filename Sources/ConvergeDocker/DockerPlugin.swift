@@ -9,7 +9,7 @@ extension ProviderPlugin {
         kinds: [DockerHostSpec.self, NetworkSpec.self, ContainerSpec.self, RouterSpec.self, ProbeSpec.self, FirewallPolicySpec.self],
         targetKind: DockerHostSpec.kind,
         checks: [ProbeSpec.kind: runProbe],
-        makeProvider: { host in
+        makeProvider: { host, _ in
             guard let spec = host.spec(as: DockerHostSpec.self) else {
                 throw PluginError(target: host.id, expectedKind: DockerHostSpec.kind)
             }

@@ -160,12 +160,12 @@ extension PullRequestPlan {
     /// pull request adds or changes is not planned: planning it would let whoever opened the
     /// pull request point Converge's credentials at a host of their choosing. It is planned
     /// once merged, where a protected change still waits for its approval.
-    public static func make(files: [SourceFile], revision: SourceRevision, runtime: Runtime, base: [SourceFile]? = nil) async
-        -> PullRequestPlan
-    {
+    public static func make(
+        files: [SourceFile], revision: SourceRevision, repository: RepositoryFiles? = nil, runtime: Runtime, base: [SourceFile]? = nil
+    ) async -> PullRequestPlan {
         let set: ManifestSet
         do {
-            set = try runtime.load(files)
+            set = try runtime.load(files, repository: repository)
         } catch {
             return .invalid("\(error)")
         }

@@ -136,6 +136,24 @@ public enum GitSource {
         return GitSnapshot(revision: revision, files: files)
     }
 
+    /// The files beside the manifests at `commit` of the repository `request` names, read from
+    /// the same local repository or cache as the manifests (no fetch: the commit is there).
+    public static func repositoryFiles(_ request: GitSourceRequest, commit: String) -> RepositoryFiles {
+        let display = URLRedaction.redact(request.repository)
+        let location: String
+        if let url = remoteURL(request.repository) {
+            location = URL(fileURLWithPath: request.cacheDirectory).standardizedFileURL.path + "/" + RemoteCache.folderName(for: url)
+        } else {
+            location = request.repository
+        }
+        return RepositoryFiles(origin: "commit \(commit.prefix(12)) of \(display)") { folder in
+            Libgit2.ensureInitialized()
+            let repository = try Repository.openLocal(location)
+            let resolved = try repository.resolveCommit(commit, isCache: false, display: display)
+            return try TreeReader.files(in: resolved, repository: repository, folder: folder, display: display)
+        }
+    }
+
     /// The URL to fetch when `repository` is remote, nil when it is a local path.
     static func remoteURL(_ repository: String) -> String? {
         if repository.contains("://") { return repository }

@@ -87,8 +87,38 @@ enum TreeReader {
     /// Mutable state of one walk, reached from the C callback through its payload pointer.
     private final class WalkState {
         let prefix: String
+        /// Collect only `*.yaml`/`*.yml` blobs (manifests), or every regular file.
+        let yamlOnly: Bool
         var entries: [Entry] = []
-        init(prefix: String) { self.prefix = prefix }
+        init(prefix: String, yamlOnly: Bool) {
+            self.prefix = prefix
+            self.yamlOnly = yamlOnly
+        }
+    }
+
+    /// Every regular, non-hidden file under `folder` of the commit's tree, with paths from the
+    /// root, sorted; nil when the commit has no such folder.
+    static func files(
+        in commit: Commit,
+        repository: Repository,
+        folder: String,
+        display: String
+    ) throws(GitSourceError) -> [SourceFile]? {
+        var tree: OpaquePointer?
+        try Libgit2.check(git_commit_tree(&tree, commit.pointer), .libgit2, "read the tree of commit \(commit.shortID) of \(display)")
+        defer { git_tree_free(tree) }
+        var entry: OpaquePointer?
+        let code = git_tree_entry_bypath(&entry, tree, folder)
+        if code == GIT_ENOTFOUND.rawValue { return nil }
+        try Libgit2.check(code, .libgit2, "look up '\(folder)' at commit \(commit.shortID) of \(display)")
+        defer { git_tree_entry_free(entry) }
+        guard git_tree_entry_type(entry) == GIT_OBJECT_TREE else { return nil }
+        var subtree: OpaquePointer?
+        try Libgit2.check(
+            git_tree_lookup(&subtree, repository.pointer, git_tree_entry_id(entry)), .libgit2,
+            "read folder '\(folder)' at commit \(commit.shortID) of \(display)")
+        defer { git_tree_free(subtree) }
+        return try readBlobs(walk(subtree!, prefix: folder + "/", yamlOnly: false, commit: commit, display: display), repository, display)
     }
 
     /// Every YAML blob under `tree`, with `prefix` (the folder of `tree` from the root,
@@ -96,10 +126,11 @@ enum TreeReader {
     private static func walk(
         _ tree: OpaquePointer,
         prefix: String,
+        yamlOnly: Bool = true,
         commit: Commit,
         display: String
     ) throws(GitSourceError) -> [Entry] {
-        let state = WalkState(prefix: prefix)
+        let state = WalkState(prefix: prefix, yamlOnly: yamlOnly)
         let code = withExtendedLifetime(state) {
             git_tree_walk(tree, GIT_TREEWALK_PRE, { root, entry, payload in
                 guard let entry, let payload, let name = git_tree_entry_name(entry) else { return 0 }
@@ -114,9 +145,9 @@ enum TreeReader {
                 guard mode == GIT_FILEMODE_BLOB.rawValue || mode == GIT_FILEMODE_BLOB_EXECUTABLE.rawValue else {
                     return 0
                 }
-                let nameBytes = UnsafeBufferPointer(start: name, count: strlen(name))
-                guard TreeReader.isYAML(UnsafeRawBufferPointer(nameBytes)) else { return 0 }
                 let state = Unmanaged<WalkState>.fromOpaque(payload).takeUnretainedValue()
+                let nameBytes = UnsafeBufferPointer(start: name, count: strlen(name))
+                guard !state.yamlOnly || TreeReader.isYAML(UnsafeRawBufferPointer(nameBytes)) else { return 0 }
                 let directory = root.map { String(cString: $0) } ?? ""
                 state.entries.append(
                     Entry(path: state.prefix + directory + String(cString: name), id: git_tree_entry_id(entry)!.pointee)

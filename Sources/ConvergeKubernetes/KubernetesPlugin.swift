@@ -7,7 +7,7 @@ extension ProviderPlugin {
         name: "kubernetes",
         kinds: [KubernetesClusterSpec.self, KubernetesObjectSpec.self],
         targetKind: KubernetesClusterSpec.kind,
-        makeProvider: { cluster in
+        makeProvider: { cluster, _ in
             guard let spec = cluster.spec(as: KubernetesClusterSpec.self) else {
                 throw PluginError(target: cluster.id, expectedKind: KubernetesClusterSpec.kind)
             }

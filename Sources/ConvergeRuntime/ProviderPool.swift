@@ -18,6 +18,8 @@ public final class ProviderPool: Sendable {
     private let made = Mutex<[ResourceID: [Made]]>([:])
     /// Each provider as it is made, for `run()` to keep alive.
     private let started = AsyncStream<any Provider>.makeStream()
+    /// The provider records of the store the process opened, once it has.
+    private let records = Mutex<(any ProviderRecords)?>(nil)
 
     public init(registry: ProviderRegistry) {
         self.registry = registry
@@ -38,13 +40,30 @@ public final class ProviderPool: Sendable {
         // Made outside the lock: a factory may read files (credentials, a kubeconfig). Two
         // callers racing keep the first; providers connect on first use, so the other held
         // nothing.
-        let provider = try plugin.makeProvider(target)
+        let provider = try plugin.makeProvider(target, context)
         return made.withLock { made in
             if let existing = Self.find(target, in: made) { return existing }
             made[target.id, default: []].append(Made(spec: target.spec, provider: provider))
             started.continuation.yield(provider)
             return provider
         }
+    }
+
+    /// Gives the providers (made and to be made) the records of a store.
+    public func useRecords(_ records: any ProviderRecords) {
+        self.records.withLock { $0 = records }
+    }
+
+    /// What the factories hand their providers: this pool's other providers and its records.
+    private var context: ProviderContext {
+        ProviderContext(
+            provider: { [weak self] target, set in
+                guard let self else { return nil }
+                guard let set else { return self.made.withLock { $0[target]?.last?.provider } }
+                guard let resource = set[target], let plugin = self.registry.plugin(forTarget: target.kind) else { return nil }
+                return try self.provider(for: resource, plugin: plugin)
+            },
+            records: { [weak self] in self?.records.withLock { $0 } })
     }
 
     /// The provider made for this version of the target's manifest. Target kinds are

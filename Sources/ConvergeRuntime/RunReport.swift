@@ -72,6 +72,10 @@ public struct RunReport: Codable, Sendable {
                 }
                 lines.append(line)
                 if let error = step.error { lines.append("       \(error)") }
+                // A provider's report (a playbook's recap per host) carries its own rendering.
+                if let report = step.report, let text = (try? JSONValue.parse(Array(report.utf8)))?["text"]?.string {
+                    lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { "       \($0)" }
+                }
             }
         }
         if let plan, !plan.approvals.isEmpty {

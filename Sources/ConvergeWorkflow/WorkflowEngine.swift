@@ -84,7 +84,7 @@ public struct WorkflowEngine: Sendable {
                 planDigest: plan.digest, planJSON: try Self.encode(plan),
                 status: plan.approvals.isEmpty ? .pending : .awaitingApproval,
                 executor: owner, convergeVersion: version, optionsJSON: try Self.encode(options),
-                manifestsJSON: try ManifestArchive.encode(manifests)))
+                manifestsJSON: try ManifestArchive.encode(manifests, repositoryFiles: planned.desired.repositoryFiles)))
         if run.status == .awaitingApproval { return run }
         return try await drive(run, planned: planned, options: options)
     }
@@ -121,8 +121,15 @@ public struct WorkflowEngine: Sendable {
     /// The run's own plan and manifests, with the live state observed now.
     private func replan(_ run: RunRecord) async throws -> Reconciler.PlannedChange {
         let plan = try Self.decode(Plan.self, run.planJSON)
-        let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON), registry: registry)
+        let set = try archivedSet(of: run)
         return try await reconciler(for: set, instance: run.instance).resume(plan, desired: set)
+    }
+
+    /// The desired state a run started from: its journaled manifests, and the files beside
+    /// them it used, whatever the source holds by now.
+    private func archivedSet(of run: RunRecord) throws -> ManifestSet {
+        let archive = try ManifestArchive.decode(run.manifestsJSON)
+        return try ManifestSet.load(archive.manifests, registry: registry, repository: .archived(archive.repositoryFiles))
     }
 
     // MARK: Approvals
@@ -145,7 +152,7 @@ public struct WorkflowEngine: Sendable {
                     runID: id, planDigest: run.planDigest, decision: .approved, approver: approval.approver, comment: approval.comment,
                     at: clock.now, via: approval.via))
         }
-        let set = try ManifestSet.load(try ManifestArchive.decode(run.manifestsJSON), registry: registry)
+        let set = try archivedSet(of: run)
         let fresh = try await reconciler(for: set, instance: run.instance).plan(set, source: plan.source)
         guard fresh.plan.digest == run.planDigest else {
             try await store.updateRun(
@@ -299,9 +306,13 @@ public struct WorkflowEngine: Sendable {
             record.status = .running
             try await store.recordStep(record)
             events(.stepStarted(step, attempt: record.attempts))
+            let reporter = StepReporter()
             do {
                 try await fault(.beforeStep, step)
-                try await reconciler.execute(step, in: planned)
+                try await StepReporter.$current.withValue(reporter) {
+                    try await reconciler.execute(step, in: planned)
+                }
+                record.report = reporter.reported
                 try await fault(.beforeJournal, step)
                 // Stopped while the step acted (a provider may not heed cancellation): another
                 // process may own the journal by now, so leave the step to be run again.
@@ -321,6 +332,7 @@ public struct WorkflowEngine: Sendable {
                 if Task.isCancelled { throw error }
                 let transient = (error as? any TransientClassifying)?.isTransient ?? false
                 record.error = String(describing: error)
+                record.report = reporter.reported
                 if transient, record.attempts < retry.maximumAttempts {
                     let delay = retry.delay(afterAttempt: record.attempts)
                     events(.stepRetrying(step, attempt: record.attempts, delaySeconds: delay, error: record.error ?? ""))

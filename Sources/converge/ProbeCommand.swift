@@ -15,7 +15,7 @@ struct ProbeCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await Terminal.run { runtime in
-            let set = try runtime.load(try await source.load().files)
+            let set = try runtime.load(try await source.load())
             let results = await ProbeSuite(registry: runtime.registry).run(set)
             Terminal.write(output == .json ? JSONOutput.encode(results) : ProbeSuite.text(results))
             if results.contains(where: { !$0.passed }) { throw ExitCode(1) }

@@ -80,7 +80,8 @@ struct PullRequestCommand: AsyncParsableCommand {
                         "\(git) gave \(snapshot.revision.commit ?? "no commit"), not the pull request's head \(pullRequest.headCommit); fetch the head first"
                     )
                 }
-                let outcome = await PullRequestPlan.make(files: snapshot.files, revision: snapshot.revision, runtime: runtime)
+                let outcome = await PullRequestPlan.make(
+                    files: snapshot.files, revision: snapshot.revision, repository: snapshot.repository, runtime: runtime)
                 switch outcome {
                 case .planned(let plan): Terminal.write(PlanRenderer.text(plan, color: false))
                 case .invalid(let diagnostics): Terminal.log(diagnostics)

@@ -41,9 +41,14 @@ struct ReconcileCommand: AsyncParsableCommand {
     func run() async throws {
         try await Terminal.run(instance: instance) { runtime in
             let snapshot = try await source.load()
-            let set = try runtime.load(snapshot.files)
+            let set = try runtime.load(snapshot)
             if dryRun {
-                let planned = try await runtime.plan(set, source: snapshot.revision)
+                // The store is read, never written: some providers keep what no live system
+                // says (the inputs a playbook last ran with) in it.
+                let planned = try await storage.with { store in
+                    runtime.useStore(store)
+                    return try await runtime.plan(set, source: snapshot.revision)
+                }
                 print(planned.plan)
                 if !planned.plan.isEmpty { throw ExitCode(2) }
                 return

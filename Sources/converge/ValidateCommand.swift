@@ -13,7 +13,7 @@ struct ValidateCommand: AsyncParsableCommand {
     func run() async throws {
         try await Terminal.run { runtime in
             let snapshot = try await source.load()
-            let count = try runtime.load(snapshot.files).resources.count
+            let count = try runtime.load(snapshot).resources.count
             let files = snapshot.files.count
             Terminal.write(
                 "\(snapshot.revision.repository): \(count) resource\(count == 1 ? "" : "s") in \(files) file\(files == 1 ? "" : "s"), all valid.\n"

@@ -50,7 +50,8 @@ extension SourceController {
             // The base is the commit the source last reconciled, not a second fetch.
             var base = loadedFiles
             if base == nil { base = try await ManifestSource.git(configuration.gitRequest(cacheDirectory: gitCache)).load().files }
-            let outcome = await PullRequestPlan.make(files: snapshot.files, revision: snapshot.revision, runtime: runtime, base: base)
+            let outcome = await PullRequestPlan.make(
+                files: snapshot.files, revision: snapshot.revision, repository: snapshot.repository, runtime: runtime, base: base)
             posted = try await desk.post(outcome, commit: pullRequest.headCommit, in: thread)
             logger.info(
                 "pull request \(pullRequest.number): planned \(pullRequest.headCommit.prefix(12)): \(outcome.plan?.digest ?? "no plan")")

@@ -192,7 +192,7 @@ public final class SourceController: Sendable {
             if let decoded = state.withLock({ $0.setCommit == commit ? $0.set : nil }) {
                 set = decoded
             } else {
-                set = try runtime.load(snapshot.files)
+                set = try runtime.load(snapshot)
             }
         } catch {
             logger.error("the manifests at \(commit.prefix(12)) are invalid; nothing was changed:\n\(error)")

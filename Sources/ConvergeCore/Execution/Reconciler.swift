@@ -68,6 +68,22 @@ public struct Reconciler: Sendable {
         return PlannedChange(plan: plan, desired: set, observed: observation.objects, providerOf: observation.providerOf)
     }
 
+    /// A plan that acts on one resource now, whatever its state (`converge playbooks run`): one
+    /// step carrying `fields` (what to do, e.g. a `limit`), with the approvals its policies ask.
+    /// Journaled like any plan, so the action resumes as it was asked.
+    public func planAction(on id: ResourceID, in set: ManifestSet, fields: [FieldChange], reason: String, source: SourceRevision) async throws
+        -> PlannedChange
+    {
+        let observation = try await observe(set)
+        let observed = observation.objects[id]
+        let action: PlanStep.Action = observed == nil ? .create : .update
+        let change = ResourceChange(resource: id, action: action == .create ? .create : .update, reason: reason, fields: fields)
+        let step = PlanStep(index: 0, resource: id, action: action, dependsOn: [], guard: set[id]?.spec.stepGuard(for: action, observed: observed))
+        let approvals = Planner.approvals(for: [change], set: set, observed: observation.objects)
+        let plan = Plan(source: source, instance: instance, changes: [change], steps: [step], approvals: approvals)
+        return PlannedChange(plan: plan, desired: set, observed: observation.objects, providerOf: observation.providerOf)
+    }
+
     /// A plan computed earlier (a run resumed after a crash), paired with a fresh observation
     /// so its remaining steps act on the objects as they are now.
     public func resume(_ plan: Plan, desired set: ManifestSet) async throws -> PlannedChange {

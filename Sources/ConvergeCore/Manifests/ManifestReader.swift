@@ -21,6 +21,13 @@ public final class DiagnosticCollector {
     public func report(_ diagnostic: Diagnostic) {
         diagnostics.append(diagnostic)
     }
+
+    /// Takes what `other` collected (one file's decoding).
+    func absorb(_ other: DiagnosticCollector) {
+        diagnostics += other.diagnostics
+        undecodable.formUnion(other.undecodable)
+        unreadableFiles += other.unreadableFiles
+    }
 }
 
 /// A YAML node with the file it came from and its field path (`spec.networks[0].ipv4`),
@@ -215,4 +222,42 @@ private func editDistance(_ a: [Character], _ b: [Character]) -> Int {
         previous = current
     }
     return previous[b.count]
+}
+
+extension ManifestNode {
+    /// The value as JSON, for fields that take any shape (a Kubernetes object's body, a
+    /// playbook's extra vars): plain scalars read as YAML 1.2 core types (`true`, `3`, `0.5`,
+    /// `null`), quoted ones as strings. `visit` sees every node on the way.
+    public func jsonValue(visit: (ManifestNode) -> Void = { _ in }) -> JSONValue {
+        visit(self)
+        switch node {
+        case .scalar(let scalar):
+            guard scalar.style == .plain else { return .string(scalar.string) }
+            let text = scalar.string
+            switch text {
+            case "", "~", "null", "Null", "NULL": return .null
+            case "true", "True", "TRUE": return .bool(true)
+            case "false", "False", "FALSE": return .bool(false)
+            default: break
+            }
+            if let number = Int(text) { return .int(number) }
+            if text.first.map({ $0.isNumber || $0 == "-" || $0 == "." || $0 == "+" }) == true, let number = Double(text) {
+                return .double(number)
+            }
+            return .string(text)
+        case .mapping:
+            guard let reader = mapping else { return .null }
+            var fields: [String: JSONValue] = [:]
+            for key in reader.keys {
+                guard let child = reader.optional(key) else { continue }
+                fields[key] = child.jsonValue(visit: visit)
+            }
+            return .object(fields)
+        case .sequence:
+            return .array((list ?? []).map { $0.jsonValue(visit: visit) })
+        case .alias:
+            report("YAML aliases are not supported here", hint: "write the value out")
+            return .null
+        }
+    }
 }

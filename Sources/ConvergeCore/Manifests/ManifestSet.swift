@@ -9,12 +9,18 @@ public struct ManifestSet: Sendable {
     public private(set) var resources: [Resource]
     /// The kinds the set was decoded with; a policy naming kinds checks them against it.
     public let registry: KindRegistry
+    /// Where files beside the manifests are read from; nil for sources that have none.
+    public let repository: RepositoryFiles?
+    /// The folders kinds asked for (`RepositoryFileUser`), as read while the set loaded: a run
+    /// journals them with its manifests.
+    public private(set) var repositoryFolders: [String: [SourceFile]] = [:]
     private var indexByID: [ResourceID: Int]
     private var resourcesByKind: [String: [Resource]]
     private var kindNames: [String]
 
-    init(resources: [Resource], registry: KindRegistry) {
+    init(resources: [Resource], registry: KindRegistry, repository: RepositoryFiles? = nil) {
         self.registry = registry
+        self.repository = repository
         self.resources = resources.sorted { $0.id < $1.id }
         var index: [ResourceID: Int] = [:]
         for (position, resource) in self.resources.enumerated() where index[resource.id] == nil {
@@ -42,20 +48,65 @@ public struct ManifestSet: Sendable {
         return targets.count == 1 ? targets[0].id : nil
     }
 
-    /// Decodes and validates `files` with the kinds of `registry`; throws
-    /// `ManifestValidationError` with every problem.
-    public static func load(_ files: [SourceFile], registry: KindRegistry) throws -> ManifestSet {
+    /// Decodes and validates `files` with the kinds of `registry`, reading the folders its
+    /// kinds need from `repository`; throws `ManifestValidationError` with every problem.
+    /// Files inside such a folder (a playbook and its roles) are not manifests.
+    public static func load(_ files: [SourceFile], registry: KindRegistry, repository: RepositoryFiles? = nil) throws -> ManifestSet {
+        // Each file decodes on its own, so a file that turns out to be a playbook's (YAML, but
+        // no manifest) can be set aside with its complaints.
+        let decodedFiles = files.sorted(by: { $0.path < $1.path }).map { file in
+            let fileCollector = DiagnosticCollector()
+            return (file: file, resources: ManifestDecoder(registry: registry, collector: fileCollector).decode(file), collector: fileCollector)
+        }
+        let repositoryFolders = Set(decodedFiles.flatMap { $0.resources.compactMap { $0.spec as? any RepositoryFileUser }.flatMap { $0.repositoryFolders.map(\.folder) } })
         let collector = DiagnosticCollector()
         var decoded: [Resource] = []
-        for file in files.sorted(by: { $0.path < $1.path }) {
-            decoded += ManifestDecoder(registry: registry, collector: collector).decode(file)
+        for entry in decodedFiles {
+            let prefix = repository?.manifestPathPrefix ?? ""
+            if repositoryFolders.contains(where: { entry.file.path.hasPrefix(prefix + $0 + "/") }) { continue }
+            decoded += entry.resources
+            collector.absorb(entry.collector)
         }
-        let set = ManifestSet(resources: decoded, registry: registry)
+        var set = ManifestSet(resources: decoded, registry: registry, repository: repository)
+        set.readRepositoryFolders(collector: collector)
         set.validate(collector: collector)
         if !collector.diagnostics.isEmpty {
             throw ManifestValidationError(collector.diagnostics)
         }
         return set
+    }
+
+    /// Every file the set's resources need beside the manifests, by path.
+    public var repositoryFiles: [SourceFile] {
+        var seen = Set<String>()
+        return repositoryFolders.keys.sorted().flatMap { repositoryFolders[$0] ?? [] }.filter { seen.insert($0.path).inserted }
+    }
+
+    /// Reads each folder a resource needs once; a folder that is missing or unreadable is a
+    /// diagnostic at the field that names it.
+    private mutating func readRepositoryFolders(collector: DiagnosticCollector) {
+        for resource in resources {
+            guard let user = resource.spec as? any RepositoryFileUser else { continue }
+            for need in user.repositoryFolders where repositoryFolders[need.folder] == nil {
+                guard let repository else {
+                    collector.report(
+                        Diagnostic("\(need.field): '\(need.folder)' cannot be read: this source has no files beside its manifests", at: need.location,
+                                   resource: resource.id, hint: "load the manifests from a folder or a Git repository"))
+                    continue
+                }
+                do {
+                    guard let files = try repository.files(under: need.folder) else {
+                        collector.report(
+                            Diagnostic("\(need.field): folder '\(need.folder)' does not exist in \(repository.origin)", at: need.location,
+                                       resource: resource.id, hint: "give a folder relative to the repository root (names are case-sensitive), and commit it"))
+                        continue
+                    }
+                    repositoryFolders[need.folder] = files
+                } catch {
+                    collector.report(Diagnostic("\(need.field): cannot read '\(need.folder)' from \(repository.origin): \(error)", at: need.location, resource: resource.id))
+                }
+            }
+        }
     }
 
     private func validate(collector: DiagnosticCollector) {

@@ -74,6 +74,11 @@ public protocol ResourceSpec: Sendable {
     /// default is known to be empty (so removing them from a manifest is seen).
     func desiredFields(metadata: Metadata) -> FieldMap
 
+    /// The fields the diff compares when they depend on other resources of the set (a
+    /// playbook run's targets and the digest of its playbook's files); by default
+    /// `desiredFields(metadata:)`.
+    func desiredFields(metadata: Metadata, in set: ManifestSet) -> FieldMap
+
     /// How a change to the top-level field `field` is applied.
     static func changeMode(forField field: String) -> ChangeMode
 
@@ -108,6 +113,7 @@ extension ResourceSpec {
     public func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector) {}
     public static func validate(_ resources: [Resource], in set: ManifestSet, collector: DiagnosticCollector) {}
     public func desiredFields(metadata: Metadata) -> FieldMap { FieldMap() }
+    public func desiredFields(metadata: Metadata, in set: ManifestSet) -> FieldMap { desiredFields(metadata: metadata) }
     public static func changeMode(forField field: String) -> ChangeMode { .replace }
     public func stepGuard(for action: PlanStep.Action, observed: ObservedResource?) -> StepGuard? { nil }
 }

@@ -43,7 +43,7 @@ public struct Planner: Sendable {
         let managedResources = set.resources.filter { $0.isLiveObject }
 
         for resource in managedResources {
-            let desired = resource.spec.desiredFields(metadata: resource.metadata)
+            let desired = resource.spec.desiredFields(metadata: resource.metadata, in: set)
             guard let live = observedByID[resource.id] else {
                 // Empty lists and maps are defaults, not news: a create shows what is set.
                 changesByID[resource.id] = ResourceChange(resource: resource.id, action: .create, fields: desired.entries.compactMap {

@@ -4,8 +4,9 @@
 /// them once, and nothing else in Core, the runtime or the CLI learns a provider's kinds.
 public struct ProviderPlugin: Sendable {
     /// Makes the provider for one target manifest (a `DockerHost`, a `VCenter`). Called once
-    /// per target and process; the provider holds its connections until `shutdown()`.
-    public typealias Factory = @Sendable (Resource) throws -> any Provider
+    /// per target and process; the provider holds its connections until `shutdown()`. The
+    /// context reaches other targets' providers and the process's provider records.
+    public typealias Factory = @Sendable (Resource, ProviderContext) throws -> any Provider
     /// Runs one check manifest (a `Probe`) against the live systems. Never throws: a check
     /// that cannot run is reported as failed, with the reason in its detail.
     public typealias Check = @Sendable (Resource, ManifestSet) async -> ProbeResult

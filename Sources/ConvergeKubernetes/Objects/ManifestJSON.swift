@@ -8,39 +8,11 @@ struct ManifestJSON {
     /// where it is written.
     private(set) var locations: [String: SourceLocation] = [:]
 
-    /// The value of `node`; plain scalars read as YAML 1.2 core types (`true`, `3`, `0.5`,
-    /// `null`), quoted ones as strings, as the API server's YAML reader does for these.
+    /// The value of `node` (see `ManifestNode.jsonValue`), noting where each field is written.
     mutating func value(of node: ManifestNode) -> JSONValue {
-        locations[node.path] = node.location
-        switch node.node {
-        case .scalar(let scalar):
-            guard scalar.style == .plain else { return .string(scalar.string) }
-            let text = scalar.string
-            switch text {
-            case "", "~", "null", "Null", "NULL": return .null
-            case "true", "True", "TRUE": return .bool(true)
-            case "false", "False", "FALSE": return .bool(false)
-            default: break
-            }
-            if let number = Int(text) { return .int(number) }
-            if text.first.map({ $0.isNumber || $0 == "-" || $0 == "." || $0 == "+" }) == true, let number = Double(text) {
-                return .double(number)
-            }
-            return .string(text)
-        case .mapping:
-            guard let reader = node.mapping else { return .null }
-            var fields: [String: JSONValue] = [:]
-            for key in reader.keys {
-                guard let child = reader.optional(key) else { continue }
-                fields[key] = value(of: child)
-            }
-            return .object(fields)
-        case .sequence:
-            return .array((node.list ?? []).map { value(of: $0) })
-        case .alias:
-            node.report("YAML aliases are not supported in Kubernetes objects", hint: "write the value out")
-            return .null
-        }
+        var locations = self.locations
+        defer { self.locations = locations }
+        return node.jsonValue { locations[$0.path] = $0.location }
     }
 
     /// Where the server's field path (`.spec.template.spec.containers[name="web"].image` or

@@ -1,0 +1,66 @@
+import Foundation
+
+/// What a provider may reach beyond its own target. A playbook's snapshot guard asks the
+/// `VCenter`'s provider for a snapshot, and a `PlaybookRun` remembers the inputs it last ran
+/// with, which no live system can be asked about.
+public struct ProviderContext: Sendable {
+    /// The provider of another target of `set` (nil when no plug-in serves its kind). Without a
+    /// set, the provider already made for that target, if any (a rollback has no set).
+    public var provider: @Sendable (_ target: ResourceID, _ set: ManifestSet?) throws -> (any Provider)?
+    /// The records the process keeps for its providers; nil while it has opened no store.
+    public var records: @Sendable () -> (any ProviderRecords)?
+
+    public init(
+        provider: @escaping @Sendable (ResourceID, ManifestSet?) throws -> (any Provider)?,
+        records: @escaping @Sendable () -> (any ProviderRecords)?
+    ) {
+        self.provider = provider
+        self.records = records
+    }
+
+    /// For providers made outside a runtime (tests of one provider): no other targets, no records.
+    public static let isolated = ProviderContext(provider: { _, _ in nil }, records: { nil })
+}
+
+/// Small JSON documents a provider keeps per Converge instance, under keys of its own
+/// (`PlaybookRun/site`): the store's `provider_records`, scoped to the instance that runs.
+public protocol ProviderRecords: Sendable {
+    func put(_ key: String, value: String) async throws
+    /// The records whose key starts with `prefix`, by key.
+    func records(prefix: String) async throws -> [(key: String, value: String, updatedAt: Date)]
+    func remove(_ key: String) async throws
+}
+
+/// A provider whose objects can be snapshotted before someone else's change reaches them: a
+/// VM about to run a playbook. The snapshot is kept for the target's retention and collected
+/// with the step guards' own.
+public protocol GuestSnapshotting: Provider {
+    /// Snapshots the object `name` (memory off, quiesced when the guest allows) and returns
+    /// the snapshot's name; `what` is written into it (`Before executing <what> - <time>`).
+    func snapshotGuest(named name: String, before what: String, instance: String) async throws -> GuestSnapshot
+    /// Reverts the object to `snapshot` (a playbook that failed with `revertOnFailure`).
+    func revertGuest(to snapshot: GuestSnapshot) async throws
+}
+
+/// A snapshot taken by `GuestSnapshotting`: enough to revert to it and to report it.
+public struct GuestSnapshot: Sendable, Codable, Equatable {
+    /// The object's name (the VM's) and its own id on the live system.
+    public var object: String
+    public var objectID: String
+    public var name: String
+    public var snapshotID: String
+
+    public init(object: String, objectID: String, name: String, snapshotID: String) {
+        self.object = object
+        self.objectID = objectID
+        self.name = name
+        self.snapshotID = snapshotID
+    }
+}
+
+/// A kind whose resources are machines a playbook can reach (a `VirtualMachine`): an
+/// inventory can take them as hosts by label, and snapshot them through their target.
+public protocol GuestMachine: ResourceSpec {
+    /// The address the manifest gives the guest (a VM's fixed IPv4), nil when it has none.
+    var declaredAddress: String? { get }
+}
