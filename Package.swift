@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "ConvergeWorkflow", targets: ["ConvergeWorkflow"]),
         .library(name: "ConvergeVSphere", targets: ["ConvergeVSphere"]),
         .library(name: "ConvergeKubernetes", targets: ["ConvergeKubernetes"]),
+        .library(name: "ConvergeAnsible", targets: ["ConvergeAnsible"]),
         .library(name: "ConvergeRuntime", targets: ["ConvergeRuntime"]),
         .library(name: "ConvergeHTTP", targets: ["ConvergeHTTP"]),
         .library(name: "ConvergeForge", targets: ["ConvergeForge"]),
@@ -102,6 +103,13 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Ansible playbooks on inventories (Debian's ansible-playbook, jsonl callback), on commits
+        // and on schedules, with vCenter snapshots before them; the plug-in for Inventory,
+        // Playbook and PlaybookRun.
+        .target(
+            name: "ConvergeAnsible",
+            dependencies: ["ConvergeCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Debian's libsqlite3-dev, found through pkg-config.
         .systemLibrary(
             name: "Csqlite3",
@@ -157,7 +165,7 @@ let package = Package(
             name: "converge",
             dependencies: [
                 "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeDocker", "ConvergeVSphere",
-                "ConvergeKubernetes", "ConvergeController", "ConvergeHTTP", "ConvergeForge",
+                "ConvergeKubernetes", "ConvergeAnsible", "ConvergeController", "ConvergeHTTP", "ConvergeForge",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -183,6 +191,9 @@ let package = Package(
             name: "ConvergeKubernetesTests",
             dependencies: ["ConvergeKubernetes", "ConvergeRuntime", "ConvergeDocker", "ConvergeStore", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeGitTests", dependencies: ["ConvergeGit"]),
+        .testTarget(
+            name: "ConvergeAnsibleTests",
+            dependencies: ["ConvergeAnsible", "ConvergeCore", "ConvergeRuntime", "ConvergeVSphere", "ConvergeStore", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeForgeTests", dependencies: ["ConvergeForge", "ConvergeCore", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres", "ConvergeTestSupport"]),
         .testTarget(

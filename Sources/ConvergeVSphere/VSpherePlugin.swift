@@ -6,10 +6,10 @@ extension ProviderPlugin {
         name: "vsphere",
         kinds: [VCenterSpec.self, VirtualMachineSpec.self],
         targetKind: VCenterSpec.kind,
-        makeProvider: { vcenter in
+        makeProvider: { vcenter, context in
             guard let spec = vcenter.spec(as: VCenterSpec.self) else {
                 throw PluginError(target: vcenter.id, expectedKind: VCenterSpec.kind)
             }
-            return VSphereProvider(target: vcenter.id, spec: spec)
+            return VSphereProvider(target: vcenter.id, spec: spec, context: context)
         })
 }

@@ -19,7 +19,8 @@ struct ConvergeCommand: AsyncParsableCommand {
         version: version,
         subcommands: [
             ValidateCommand.self, ReconcileCommand.self, ControllerCommand.self, ProbeCommand.self, RunsCommand.self, ReportCommand.self,
-            ApproveCommand.self, RejectCommand.self, SnapshotsCommand.self, PullRequestCommand.self,
+            ApproveCommand.self, RejectCommand.self, SnapshotsCommand.self, PullRequestCommand.self, PlaybooksCommand.self,
+            InventoryCommand.self,
         ])
 
     /// A closed pipe (`converge … | head`, a remote hanging up on libgit2) must surface as an

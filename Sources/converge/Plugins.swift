@@ -1,3 +1,4 @@
+import ConvergeAnsible
 import ConvergeCore
 import ConvergeDocker
 import ConvergeKubernetes
@@ -5,5 +6,5 @@ import ConvergeVSphere
 
 extension ConvergeCommand {
     /// The providers this binary serves. A new provider module is one more entry here.
-    static let plugins: [ProviderPlugin] = [.docker, .vSphere, .kubernetes]
+    static let plugins: [ProviderPlugin] = [.docker, .vSphere, .kubernetes, .ansible]
 }

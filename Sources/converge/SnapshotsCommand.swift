@@ -23,6 +23,7 @@ struct SnapshotsCommand: AsyncParsableCommand {
                 """)
 
         @OptionGroup var source: ManifestSourceOptions
+        @OptionGroup var storage: StoreOptions
 
         @Flag(help: "List what would be deleted and delete nothing.")
         var dryRun = false
@@ -41,9 +42,13 @@ struct SnapshotsCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await Terminal.run(instance: instance) { runtime in
-                let set = try runtime.load(try await source.load().files)
+                let set = try runtime.load(try await source.load())
                 let override = retention.flatMap { try? RetentionHours.parse($0).get() }
-                let outcomes = try await SnapshotRetentionPass(runtime: runtime).run(set, retention: override, dryRun: dryRun)
+                // The store says which VMs this instance snapshotted before playbooks.
+                let outcomes = try await storage.with { store in
+                    runtime.useStore(store)
+                    return try await SnapshotRetentionPass(runtime: runtime).run(set, retention: override, dryRun: dryRun)
+                }
                 for outcome in outcomes {
                     Terminal.write(Self.report(outcome, dryRun: dryRun))
                     for error in outcome.collection.errors { Terminal.log("Error: \(error)") }

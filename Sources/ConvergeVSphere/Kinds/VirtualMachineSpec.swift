@@ -323,3 +323,7 @@ public struct VirtualMachineSpec: ResourceSpec {
         }
     }
 }
+
+extension VirtualMachineSpec: GuestMachine {
+    public var declaredAddress: String? { network?.ipv4?.address.description }
+}

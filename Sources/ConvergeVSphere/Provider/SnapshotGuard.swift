@@ -37,25 +37,29 @@ extension VSphereProvider {
                                   before: VMState(vm, in: try await inventory()), diskGB: vm.disks.map(VMRecord.diskSizeGB))
         if let guardian = step.guard, guardian.kind == .snapshot, guardian.warning == nil, vm.snapshotSupported {
             let name = SnapshotNaming.name(for: "update of \(step.resource)")
-            func take(quiesce: Bool) async throws -> TaskResult {
-                try await client().runTask("CreateSnapshot_Task", on: vm.ref, objectName: vm.name) { writer in
-                    writer.leaf("name", name)
-                    writer.leaf("description", "Taken by Converge before changing \(step.resource); reverted if the run fails")
-                    writer.leaf("memory", false)
-                    writer.leaf("quiesce", quiesce)
-                }
-            }
-            let result: TaskResult
-            do {
-                result = try await take(quiesce: true)
-            } catch let fault as VimFault where fault.type.contains("Quiesce") || fault.type == "ToolsUnavailable" {
-                // A guest without working tools cannot quiesce; a crash-consistent snapshot still guards.
-                result = try await take(quiesce: false)
-            }
-            record.snapshot = result.result?.reference
+            record.snapshot = try await createSnapshot(
+                of: vm, name: name, description: "Taken by Converge before changing \(step.resource); reverted if the run fails")
             record.snapshotName = name
         }
         return String(decoding: try JSONEncoder().encode(record), as: UTF8.self)
+    }
+
+    /// A snapshot of the VM without its memory, quiesced when the guest allows (a guest without
+    /// working tools cannot quiesce; a crash-consistent snapshot still guards).
+    func createSnapshot(of vm: VMRecord, name: String, description: String) async throws -> ManagedObjectReference? {
+        func take(quiesce: Bool) async throws -> TaskResult {
+            try await client().runTask("CreateSnapshot_Task", on: vm.ref, objectName: vm.name) { writer in
+                writer.leaf("name", name)
+                writer.leaf("description", description)
+                writer.leaf("memory", false)
+                writer.leaf("quiesce", quiesce)
+            }
+        }
+        do {
+            return try await take(quiesce: true).result?.reference
+        } catch let fault as VimFault where fault.type.contains("Quiesce") || fault.type == "ToolsUnavailable" {
+            return try await take(quiesce: false).result?.reference
+        }
     }
 
     /// Undoes a step. A create's VM is powered off and destroyed. An update that changed
@@ -90,5 +94,40 @@ extension VSphereProvider {
             if try await inventory(refresh: true).vm(named: step.resource.name) != nil { return }
             throw VSphereProviderError.unsupported("VM '\(step.resource.name)' was destroyed by this run and cannot be brought back", hint: "restore it from backup if it is needed; Converge will create a new one from its template if the manifest returns")
         }
+    }
+}
+
+extension VSphereProvider: GuestSnapshotting {
+    /// The record key prefix of the VMs this vCenter snapshotted for others: retention covers
+    /// exactly those, besides the VMs the instance owns.
+    nonisolated var snapshottedRecordPrefix: String { "\(target)/snapshotted/" }
+
+    /// Snapshots VM `name` before a playbook (`Before executing <what> - <time>`), whoever owns
+    /// it, and records that this instance did so.
+    public func snapshotGuest(named name: String, before what: String, instance: String) async throws -> GuestSnapshot {
+        guard let vm = try await inventory(refresh: true).vm(named: name) else {
+            throw VSphereProviderError.notFound("VM '\(name)'", available: try await inventory().vms.map(\.name).sorted(), field: "the inventory host's vm.name")
+        }
+        guard vm.snapshotSupported else {
+            throw VSphereProviderError.unsupported("VM '\(name)' cannot be snapshotted", hint: "set snapshot: false on the PlaybookRun to run without one")
+        }
+        let snapshotName = SnapshotNaming.name(for: what)
+        // Recorded first: a snapshot whose record a crash lost would never be collected.
+        try await context.records()?.put(snapshottedRecordPrefix + name, value: #"{"vm":"\#(vm.ref.value)"}"#)
+        guard let ref = try await createSnapshot(of: vm, name: snapshotName, description: "Taken by Converge before running \(what); kept for the retention of \(target)") else {
+            throw VSphereProviderError.unsupported("vCenter did not return the snapshot of VM '\(name)'", hint: "look at the VM's tasks in vCenter")
+        }
+        return GuestSnapshot(object: name, objectID: vm.ref.value, name: snapshotName, snapshotID: ref.value)
+    }
+
+    /// Reverts the VM to `snapshot` and powers it on again (a snapshot without memory comes
+    /// back powered off).
+    public func revertGuest(to snapshot: GuestSnapshot) async throws {
+        let ref = ManagedObjectReference(type: "VirtualMachineSnapshot", value: snapshot.snapshotID)
+        try await client().runTask("RevertToSnapshot_Task", on: ref, objectName: snapshot.name) { writer in
+            writer.leaf("suppressPowerOn", false)
+        }
+        var vm = try await read(ManagedObjectReference(type: "VirtualMachine", value: snapshot.objectID))
+        try await setPower(&vm, to: "poweredOn")
     }
 }

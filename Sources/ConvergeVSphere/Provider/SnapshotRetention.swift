@@ -5,7 +5,8 @@ extension VSphereProvider: SnapshotRetaining {
     public nonisolated var snapshotRetention: RetentionHours { spec.snapshotRetention }
 
     /// Deletes the automatic snapshots (named with `SnapshotNaming.automaticPrefix`) older than
-    /// `retention` on the VMs `instance` owns. Any other snapshot, and every snapshot of a VM
+    /// `retention` on the VMs `instance` owns, and on those it snapshotted before a playbook
+    /// (recorded in the store). Any other snapshot, and every snapshot of a VM
     /// Converge does not own, is left alone, whatever its name or age. An error on one VM is
     /// recorded and the others are still handled.
     public func collectSnapshots(instance: String, retention: RetentionHours, now: Date, dryRun: Bool) async throws -> SnapshotCollection {
@@ -13,8 +14,9 @@ extension VSphereProvider: SnapshotRetaining {
         let client = try await client()
         let cutoff = now.addingTimeInterval(-Double(retention.duration.components.seconds))
         var collection = SnapshotCollection()
-        guard let fieldKey = try await ownershipFieldKey(create: false) else { return collection }
-        for vm in inventory.vms.sorted(by: { $0.name < $1.name }) where vm.customValues[fieldKey] == instance {
+        let fieldKey = try await ownershipFieldKey(create: false)
+        let snapshotted = Set(try await context.records()?.records(prefix: snapshottedRecordPrefix).map { String($0.key.dropFirst(snapshottedRecordPrefix.count)) } ?? [])
+        for vm in inventory.vms.sorted(by: { $0.name < $1.name }) where fieldKey.map({ vm.customValues[$0] == instance }) == true || snapshotted.contains(vm.name) {
             for snapshot in vm.snapshots {
                 guard let created = XSDDateTime.parse(snapshot.createTime) else {
                     collection.errors.append("VM '\(vm.name)': snapshot '\(snapshot.name)' has an unreadable creation time '\(snapshot.createTime)'; left alone")

@@ -11,15 +11,18 @@ public actor VSphereProvider: Provider {
     public nonisolated let managedKinds: Set<String> = [VirtualMachineSpec.kind]
     public nonisolated let target: ResourceID
     let spec: VCenterSpec
+    /// Where the VMs snapshotted for others (playbooks) are recorded, for retention.
+    let context: ProviderContext
     private var connecting: Task<VimClient, any Error>?
     private var isShutDown = false
     var cachedInventory: VSphereInventory?
     /// Finished by `shutdown()`, which ends a running `run()`.
     private let shutdownSignal = AsyncStream<Void>.makeStream()
 
-    public init(target: ResourceID, spec: VCenterSpec) {
+    public init(target: ResourceID, spec: VCenterSpec, context: ProviderContext = .isolated) {
         self.target = target
         self.spec = spec
+        self.context = context
     }
 
     /// The logged-in client, connecting on first use.

@@ -1,0 +1,69 @@
+import ConvergeCore
+
+/// Runs a `PlaybookRun` (or part of it) on its hosts: the one path of the steps, the on-demand
+/// runs and the schedules.
+struct PlaybookRunner: Sendable {
+    var inventory: InventorySpec
+    var set: ManifestSet
+
+    /// Runs `run` on its hosts (those within `limit` when given). The playbook's files are read
+    /// again first and must still have `pinnedDigest`, the digest the plan showed: otherwise
+    /// what runs is not what was reviewed, and the run is refused before ansible-playbook starts.
+    func run(_ run: PlaybookRunSpec, named name: String, limit: String?, checkMode: Bool, pinnedDigest: String?) async throws
+        -> PlaybookResult
+    {
+        guard let playbook = run.playbookSpec(in: set) else {
+            throw AnsibleError("PlaybookRun/\(name) names Playbook/\(run.playbook), which is not in the manifest set", hint: nil)
+        }
+        var hosts = run.hosts(in: set)
+        if let limit {
+            guard let limited = inventory.hosts(matching: limit, in: set) else {
+                throw AnsibleError(
+                    "--limit \(limit) is not a host, group or environment of the inventory",
+                    hint: "known: \(inventory.targetNames(in: set).joined(separator: ", "))")
+            }
+            let names = Set(limited.map(\.name))
+            hosts = hosts.filter { names.contains($0.name) }
+            guard !hosts.isEmpty else {
+                throw AnsibleError("--limit \(limit) has no host among those of PlaybookRun/\(name) (target \(run.target))", hint: nil)
+            }
+        }
+        let bundle = try currentBundle(of: playbook)
+        if let pinnedDigest, bundle.digest != pinnedDigest {
+            throw AnsibleError(
+                "the files of playbook \(run.playbook) under \(playbook.folder)/ changed since the plan (planned \(pinnedDigest.prefix(19)), now \(bundle.digest.prefix(19))); the run was refused before ansible-playbook started",
+                hint: "plan again to review the new files")
+        }
+        let invocation = PlaybookInvocation(
+            name: run.playbook, bundle: bundle, playbookPath: playbook.path, inventory: inventory, hosts: hosts,
+            variables: run.variables(in: set), checkMode: checkMode, forks: run.forks ?? min(hosts.count, PlaybookRunSpec.maximumForks),
+            timeout: run.timeout ?? playbook.timeout)
+        var result = try await invocation.run()
+        if run.snapshot {
+            result.warnings = hosts.filter { $0.vm == nil }.map { "host \($0.name) is not a vCenter VM: it ran without a snapshot" }
+        }
+        return result
+    }
+
+    /// The playbook's files as the source holds them now (for a journaled run, as journaled).
+    private func currentBundle(of playbook: PlaybookSpec) throws -> PlaybookBundle {
+        guard let repository = set.repository else { return playbook.bundle(in: set) }
+        guard let files = try repository.files(under: playbook.folder) else {
+            throw AnsibleError("the folder \(playbook.folder) of the playbook is gone from \(repository.origin)", hint: "plan again")
+        }
+        return PlaybookBundle(folder: playbook.folder, files: files)
+    }
+}
+
+/// A playbook could not run, or did not succeed on every host.
+public struct AnsibleError: Error, CustomStringConvertible {
+    public var message: String
+    public var hint: String?
+
+    init(_ message: String, hint: String?) {
+        self.message = message
+        self.hint = hint
+    }
+
+    public var description: String { hint.map { "\(message) (\($0))" } ?? message }
+}
