@@ -47,7 +47,7 @@ private struct CountingProvider: Provider {
 }
 
 private func plugin(_ ledger: Ledger) -> ProviderPlugin {
-    ProviderPlugin(name: "bench", kinds: [BenchTargetSpec.self], targetKind: BenchTargetSpec.kind) { target in
+    ProviderPlugin(name: "bench", kinds: [BenchTargetSpec.self], targetKind: BenchTargetSpec.kind) { target, _ in
         let endpoint = target.spec(as: BenchTargetSpec.self)!.endpoint
         ledger.made.withLock { $0.append(endpoint) }
         return CountingProvider(endpoint: endpoint, ledger: ledger)

@@ -12,7 +12,7 @@ import Testing
 @Suite struct ReconcileTickTests {
     /// Docker's kinds, served by one scripted provider for every DockerHost.
     static func runtime(_ provider: ScriptedProvider) -> Runtime {
-        let scripted = ProviderPlugin(name: "scripted", kinds: ProviderPlugin.docker.kinds, targetKind: DockerHostSpec.kind) { _ in provider
+        let scripted = ProviderPlugin(name: "scripted", kinds: ProviderPlugin.docker.kinds, targetKind: DockerHostSpec.kind) { _, _ in provider
         }
         return Runtime(plugins: [scripted], instance: "tick-test", version: "test")
     }

@@ -82,7 +82,7 @@ struct VCenterLab {
     func converge(_ arguments: [String], password: String? = nil) async throws -> CommandResult {
         var full = arguments
         full.insert(directory.appendingPathComponent("manifests").path, at: arguments.first == "snapshots" ? 2 : 1)
-        if ["reconcile", "runs"].contains(arguments.first) {
+        if ["reconcile", "runs", "snapshots"].contains(arguments.first) {
             full += ["--state", directory.appendingPathComponent("state.db").path]
         }
         return try await run(convergeBinary, full, environment: [Self.passwordVariable: password ?? self.password, "NO_COLOR": "1"])
