@@ -262,6 +262,57 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
         }
     }
 
+    // MARK: Schedule firings
+
+    public func claimFiring(_ firing: FiringRecord) async throws -> Bool {
+        try await onQueue("claim \(firing.schedule) at \(firing.dueAt)") { db in
+            try db.writeTransaction {
+                try db.run(
+                    "INSERT INTO schedule_firings (\(WorkflowSchema.firingColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    Self.values(of: firing)) > 0
+            }
+        }
+    }
+
+    public func updateFiring(_ firing: FiringRecord) async throws {
+        try await onQueue("update \(firing.schedule) at \(firing.dueAt)") { db in
+            _ = try db.writeTransaction {
+                try db.run(
+                    "UPDATE schedule_firings SET status = ?, started_at = ?, finished_at = ?, run_id = ?, detail = ? "
+                        + "WHERE instance = ? AND schedule = ? AND due_at = ?",
+                    [
+                        .text(firing.status.rawValue), .date(firing.startedAt), .date(firing.finishedAt), .int(firing.runID), .text(firing.detail),
+                        .text(firing.instance), .text(firing.schedule), .date(firing.dueAt),
+                    ])
+            }
+        }
+    }
+
+    public func firings(instance: String, schedule: String?, statuses: Set<FiringStatus>?, limit: Int) async throws -> [FiringRecord] {
+        try await onQueue("read the firings of \(schedule ?? "every schedule")") { db in
+            var sql = "SELECT \(WorkflowSchema.firingColumns) FROM schedule_firings WHERE instance = ?"
+            var values: [SQLiteValue] = [.text(instance)]
+            if let schedule {
+                sql += " AND schedule = ?"
+                values.append(.text(schedule))
+            }
+            if let statuses {
+                sql += " AND status IN (\(statuses.map { _ in "?" }.joined(separator: ", ")))"
+                values += statuses.map { .text($0.rawValue) }
+            }
+            sql += " ORDER BY due_at DESC, schedule LIMIT ?"
+            values.append(.int(Int64(limit)))
+            return try db.query(sql, values, as: FiringRecord.self)
+        }
+    }
+
+    private static func values(of firing: FiringRecord) -> [SQLiteValue] {
+        [
+            .text(firing.instance), .text(firing.schedule), .date(firing.dueAt), .text(firing.status.rawValue), .text(firing.owner),
+            .date(firing.claimedAt), .date(firing.startedAt), .date(firing.finishedAt), .int(firing.runID), .text(firing.detail),
+        ]
+    }
+
     // MARK: Provider records
 
     public func putRecord(instance: String, key: String, value: String) async throws {

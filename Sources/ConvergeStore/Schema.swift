@@ -247,6 +247,45 @@ public enum WorkflowSchema {
                 "ALTER TABLE steps ADD COLUMN report TEXT",
             ]
         ),
+        // Each due time of each schedule, claimed by one process (the primary key) and then
+        // followed to its end: the history of scheduled runs, and what was missed or skipped.
+        Migration(
+            version: 6,
+            sqlite: [
+                """
+                CREATE TABLE schedule_firings (
+                    instance TEXT NOT NULL,
+                    schedule TEXT NOT NULL,
+                    due_at INTEGER NOT NULL,
+                    status TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    claimed_at INTEGER NOT NULL,
+                    started_at INTEGER,
+                    finished_at INTEGER,
+                    run_id INTEGER,
+                    detail TEXT,
+                    PRIMARY KEY (instance, schedule, due_at)
+                )
+                """
+            ],
+            postgres: [
+                """
+                CREATE TABLE schedule_firings (
+                    instance TEXT NOT NULL,
+                    schedule TEXT NOT NULL,
+                    due_at BIGINT NOT NULL,
+                    status TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    claimed_at BIGINT NOT NULL,
+                    started_at BIGINT,
+                    finished_at BIGINT,
+                    run_id BIGINT,
+                    detail TEXT,
+                    PRIMARY KEY (instance, schedule, due_at)
+                )
+                """
+            ]
+        ),
     ]
 
     /// The columns of `runs` in the order both backends select and decode them.
@@ -260,6 +299,9 @@ public enum WorkflowSchema {
 
     /// The columns of `approvals` both backends select and decode.
     package static let approvalColumns = "run_id, plan_digest, decision, approver, comment, at, via"
+
+    /// The columns of `schedule_firings` both backends select and decode.
+    package static let firingColumns = "instance, schedule, due_at, status, owner, claimed_at, started_at, finished_at, run_id, detail"
 
     /// The columns of `provider_records` both backends select and decode.
     package static let providerRecordColumns = "key, value, updated_at"

@@ -100,6 +100,17 @@ extension ProbeRecord: StoreRowDecodable {
     }
 }
 
+extension FiringRecord: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.firingColumns`.
+    package init(row: some StoreRow) throws {
+        self.init(
+            instance: try row.string("instance"), schedule: try row.string("schedule"), dueAt: try row.date("due_at"),
+            status: try row.enumeration("status", "firing status", operation: "read schedule firings"), owner: try row.string("owner"),
+            claimedAt: try row.date("claimed_at"), startedAt: try row.optionalDate("started_at"), finishedAt: try row.optionalDate("finished_at"),
+            runID: try row.optionalInt64("run_id"), detail: try row.optionalString("detail"))
+    }
+}
+
 extension ProviderRecord: StoreRowDecodable {
     /// Columns: `WorkflowSchema.providerRecordColumns`.
     package init(row: some StoreRow) throws {

@@ -41,6 +41,15 @@ public protocol WorkflowStore: Sendable {
     /// Removes the provider record `key` of `instance`, if there is one.
     func removeRecord(instance: String, key: String) async throws
 
+    /// Records `firing` unless its due time of its schedule is already recorded; true when this
+    /// call recorded it. Among processes firing the same schedule, exactly one wins each time.
+    func claimFiring(_ firing: FiringRecord) async throws -> Bool
+    /// Replaces the state of a recorded firing (status, times, run, detail).
+    func updateFiring(_ firing: FiringRecord) async throws
+    /// The firings of `instance` (of `schedule` when given, with one of `statuses` when given),
+    /// newest due time first, at most `limit`.
+    func firings(instance: String, schedule: String?, statuses: Set<FiringStatus>?, limit: Int) async throws -> [FiringRecord]
+
     /// Takes every lease in `keys` for `run` atomically, or none: a key is free when it has
     /// no lease, its lease expired, or it is already this run's. Otherwise reports a holder.
     func acquireLeases(_ keys: [String], run: Int64, owner: String, ttl: Duration) async throws -> LeaseOutcome
@@ -317,6 +326,58 @@ public struct ProbeRecord: Sendable, Codable, Equatable {
     }
 
     public var passed: Bool { reachable == expected }
+}
+
+/// Where one due time of a schedule stands.
+public enum FiringStatus: String, Sendable, Codable, CaseIterable {
+    /// Claimed; its run is about to start.
+    case pending
+    case running
+    case completed
+    case failed
+    /// Not started: past its starting deadline (an outage), or an earlier time a later one
+    /// superseded. Never caught up.
+    case missed
+    /// Not started: the previous run was still going (`concurrencyPolicy: Forbid`).
+    case skipped
+    /// Stopped for a newer due time (`concurrencyPolicy: Replace`).
+    case replaced
+
+    public var isFinal: Bool { self != .pending && self != .running }
+}
+
+/// One due time of one schedule: who claimed it, what became of it, and its run.
+public struct FiringRecord: Sendable, Codable, Equatable {
+    public var instance: String
+    /// The scheduled resource (`ScheduledPlaybook/nightly`).
+    public var schedule: String
+    public var dueAt: Date
+    public var status: FiringStatus
+    /// `host:pid` of the process that claimed it.
+    public var owner: String
+    public var claimedAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// The journaled run it started (`converge runs show`).
+    public var runID: Int64?
+    /// Why it was missed or skipped, or its outcome in one line.
+    public var detail: String?
+
+    public init(
+        instance: String, schedule: String, dueAt: Date, status: FiringStatus, owner: String, claimedAt: Date, startedAt: Date? = nil,
+        finishedAt: Date? = nil, runID: Int64? = nil, detail: String? = nil
+    ) {
+        self.instance = instance
+        self.schedule = schedule
+        self.dueAt = dueAt
+        self.status = status
+        self.owner = owner
+        self.claimedAt = claimedAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.runID = runID
+        self.detail = detail
+    }
 }
 
 /// What a provider keeps about an object the live system cannot be asked about (the inputs a

@@ -393,6 +393,48 @@ public final class PostgresWorkflowStore: WorkflowStore {
         }
     }
 
+    // MARK: Schedule firings
+
+    public func claimFiring(_ firing: FiringRecord) async throws -> Bool {
+        try await withConnection("claim \(firing.schedule) at \(firing.dueAt)") { connection in
+            let rows = try await connection.query(
+                """
+                INSERT INTO schedule_firings (\(unescaped: WorkflowSchema.firingColumns))
+                VALUES (\(firing.instance), \(firing.schedule), \(firing.dueAt.storeMilliseconds), \(firing.status.rawValue), \(firing.owner),
+                        \(firing.claimedAt.storeMilliseconds), \(firing.startedAt?.storeMilliseconds), \(firing.finishedAt?.storeMilliseconds),
+                        \(firing.runID), \(firing.detail))
+                ON CONFLICT DO NOTHING RETURNING due_at
+                """, logger: self.logger)
+            for try await _ in rows { return true }
+            return false
+        }
+    }
+
+    public func updateFiring(_ firing: FiringRecord) async throws {
+        try await withConnection("update \(firing.schedule) at \(firing.dueAt)") { connection in
+            _ = try await connection.query(
+                """
+                UPDATE schedule_firings SET status = \(firing.status.rawValue), started_at = \(firing.startedAt?.storeMilliseconds),
+                    finished_at = \(firing.finishedAt?.storeMilliseconds), run_id = \(firing.runID), detail = \(firing.detail)
+                WHERE instance = \(firing.instance) AND schedule = \(firing.schedule) AND due_at = \(firing.dueAt.storeMilliseconds)
+                """, logger: self.logger)
+        }
+    }
+
+    public func firings(instance: String, schedule: String?, statuses: Set<FiringStatus>?, limit: Int) async throws -> [FiringRecord] {
+        try await withConnection("read the firings of \(schedule ?? "every schedule")") { connection in
+            let names = statuses.map { $0.map(\.rawValue).sorted() }
+            return try await connection.query(
+                """
+                SELECT \(unescaped: WorkflowSchema.firingColumns) FROM schedule_firings
+                WHERE instance = \(instance) AND (\(schedule)::TEXT IS NULL OR schedule = \(schedule))
+                  AND (\(names == nil) OR status = ANY(\(names ?? [])))
+                ORDER BY due_at DESC, schedule COLLATE "C" LIMIT \(limit)
+                """, logger: self.logger
+            ).records(as: FiringRecord.self)
+        }
+    }
+
     // MARK: Provider records
 
     public func putRecord(instance: String, key: String, value: String) async throws {
@@ -411,7 +453,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
             try await connection.query(
                 """
                 SELECT \(unescaped: WorkflowSchema.providerRecordColumns) FROM provider_records
-                WHERE instance = \(instance) AND left(key, \(prefix.unicodeScalars.count)) = \(prefix) ORDER BY key COLLATE "C"
+                WHERE instance = \(instance) AND left(key, \(prefix.unicodeScalars.count)::INTEGER) = \(prefix) ORDER BY key COLLATE "C"
                 """, logger: self.logger
             ).records(as: ProviderRecord.self)
         }

@@ -80,6 +80,11 @@ public final class ScriptedStore: WorkflowStore, @unchecked Sendable {
         try await base.records(instance: instance, prefix: prefix)
     }
     public func removeRecord(instance: String, key: String) async throws { try await base.removeRecord(instance: instance, key: key) }
+    public func claimFiring(_ firing: FiringRecord) async throws -> Bool { try await base.claimFiring(firing) }
+    public func updateFiring(_ firing: FiringRecord) async throws { try await base.updateFiring(firing) }
+    public func firings(instance: String, schedule: String?, statuses: Set<FiringStatus>?, limit: Int) async throws -> [FiringRecord] {
+        try await base.firings(instance: instance, schedule: schedule, statuses: statuses, limit: limit)
+    }
     public func claimResumableRun(instance: String, owner: String, ttl: Duration) async throws -> RunRecord? {
         try await base.claimResumableRun(instance: instance, owner: owner, ttl: ttl)
     }

@@ -208,6 +208,52 @@ struct WorkflowStoreBehaviourTests {
         }
     }
 
+    @Test("schedule firings: one claim per due time, updated, listed newest first by schedule and status", arguments: Backend.allCases)
+    func scheduleFirings(backend: Backend) async throws {
+        try await TestDatabase.with(backend) { database in
+            let store = try await database.openMigrated()
+            let other = try await database.openMigrated()
+            let due = Date(timeIntervalSince1970: 1_800_000_000)
+            let firing = FiringRecord(
+                instance: "a", schedule: "ScheduledPlaybook/nightly", dueAt: due, status: .pending, owner: "one:1", claimedAt: due)
+            // Two processes claiming the same due time at once: exactly one wins.
+            async let first = store.claimFiring(firing)
+            async let second = other.claimFiring(
+                FiringRecord(
+                    instance: "a", schedule: "ScheduledPlaybook/nightly", dueAt: due, status: .pending, owner: "two:2", claimedAt: due))
+            #expect([try await first, try await second].filter { $0 }.count == 1)
+            #expect(try await store.claimFiring(firing) == false)
+
+            var running = try #require(try await store.firings(instance: "a", schedule: nil, statuses: nil, limit: 10).first)
+            running.status = .running
+            running.startedAt = due.addingTimeInterval(0.25)
+            running.runID = 7
+            try await store.updateFiring(running)
+            let missed = FiringRecord(
+                instance: "a", schedule: "ScheduledPlaybook/nightly", dueAt: due.addingTimeInterval(-86_400), status: .missed,
+                owner: "one:1",
+                claimedAt: due, detail: "past its starting deadline")
+            #expect(try await store.claimFiring(missed))
+            #expect(
+                try await store.claimFiring(
+                    FiringRecord(
+                        instance: "a", schedule: "ScheduledPlaybook/hourly", dueAt: due, status: .pending, owner: "one:1", claimedAt: due)))
+            #expect(
+                try await store.claimFiring(
+                    FiringRecord(
+                        instance: "b", schedule: "ScheduledPlaybook/nightly", dueAt: due, status: .pending, owner: "one:1", claimedAt: due))
+            )
+
+            let nightly = try await store.firings(instance: "a", schedule: "ScheduledPlaybook/nightly", statuses: nil, limit: 10)
+            #expect(nightly.map(\.status) == [.running, .missed])
+            #expect(nightly.first == running)
+            #expect(
+                try await store.firings(instance: "a", schedule: nil, statuses: [.pending, .running], limit: 10).map(\.schedule)
+                    == ["ScheduledPlaybook/hourly", "ScheduledPlaybook/nightly"])
+            #expect(try await store.firings(instance: "a", schedule: nil, statuses: nil, limit: 1).count == 1)
+        }
+    }
+
     @Test("provider records: put replaces, listed by prefix per instance, removed", arguments: Backend.allCases)
     func providerRecords(backend: Backend) async throws {
         try await TestDatabase.with(backend) { database in
