@@ -1,10 +1,11 @@
 import ConvergeCore
 
 extension ProviderPlugin {
-    /// Ansible playbooks (`Playbook`, `PlaybookRun`) on the hosts of an `Inventory`.
+    /// Ansible playbooks (`Playbook`, `PlaybookRun`, `ScheduledPlaybook`) on the hosts of an
+    /// `Inventory`.
     public static let ansible = ProviderPlugin(
         name: "ansible",
-        kinds: [InventorySpec.self, PlaybookSpec.self, PlaybookRunSpec.self],
+        kinds: [InventorySpec.self, PlaybookSpec.self, PlaybookRunSpec.self, ScheduledPlaybookSpec.self],
         targetKind: InventorySpec.kind,
         makeProvider: { inventory, context in
             guard let spec = inventory.spec(as: InventorySpec.self) else {

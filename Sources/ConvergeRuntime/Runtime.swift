@@ -40,11 +40,11 @@ public struct Runtime: Sendable {
 
     /// A plan that acts on one resource now (an on-demand playbook run): see
     /// `Reconciler.planAction`.
-    public func planAction(on id: ResourceID, in set: ManifestSet, fields: [FieldChange], reason: String, source: SourceRevision) async throws
-        -> Reconciler.PlannedChange
-    {
+    public func planAction(
+        on id: ResourceID, in set: ManifestSet, fields: [FieldChange], reason: String, source: SourceRevision, concurrent: Bool = false
+    ) async throws -> Reconciler.PlannedChange {
         try await Reconciler(providers: try providers.providers(for: set), instance: instance)
-            .planAction(on: id, in: set, fields: fields, reason: reason, source: source)
+            .planAction(on: id, in: set, fields: fields, reason: reason, source: source, concurrent: concurrent)
     }
 
     /// Lets the providers keep their records in `store`, under this runtime's instance (a

@@ -5,7 +5,9 @@ import Foundation
 extension WorkflowEngine {
     /// One run at a time per resource: waits for leases other runs hold, up to the timeout.
     func acquireLeases(for run: RunRecord, plan: Plan, ttl: Duration, timeout: Double) async throws {
-        let keys = [runLeaseKey(run.id)] + Set(plan.changes.map { "\(run.instance)/\($0.resource)" }).sorted()
+        // A concurrent action's leases name its plan too, so runs beside it do not wait for it.
+        let suffix = plan.concurrent ? "@\(plan.digest)" : ""
+        let keys = [runLeaseKey(run.id)] + Set(plan.changes.map { "\(run.instance)/\($0.resource)\(suffix)" }).sorted()
         let deadline = clock.now.addingTimeInterval(timeout)
         var announced = false
         while true {

@@ -76,6 +76,8 @@ public struct WorkflowEngine: Sendable {
         let plan = planned.plan
         for waiting in try await store.runs(RunFilter(statuses: [.awaitingApproval], instance: instance)) {
             if waiting.planDigest == plan.digest { return waiting }
+            // Actions (on demand, scheduled) wait beside the plans of the differences.
+            guard plan.action == nil, (try? Self.decode(Plan.self, waiting.planJSON))?.action == nil else { continue }
             try await store.updateRun(waiting.id, status: .superseded, error: "a newer plan (\(plan.digest)) replaced it", finished: true)
         }
         let run = try await store.createRun(
@@ -85,6 +87,7 @@ public struct WorkflowEngine: Sendable {
                 status: plan.approvals.isEmpty ? .pending : .awaitingApproval,
                 executor: owner, convergeVersion: version, optionsJSON: try Self.encode(options),
                 manifestsJSON: try ManifestArchive.encode(manifests, repositoryFiles: planned.desired.repositoryFiles)))
+        events(.runStarted(run.id))
         if run.status == .awaitingApproval { return run }
         return try await drive(run, planned: planned, options: options)
     }
@@ -421,6 +424,8 @@ public struct WorkflowEngine: Sendable {
 
 /// What the engine reports while it works, for progress lines and logs.
 public enum WorkflowEvent: Sendable {
+    /// A run was recorded (it may wait for approval before its first step).
+    case runStarted(Int64)
     case stepStarted(PlanStep, attempt: Int)
     case stepRetrying(PlanStep, attempt: Int, delaySeconds: Double, error: String)
     case stepFinished(PlanStep, duration: Duration)

@@ -61,6 +61,8 @@ final class ProgressReporter: @unchecked Sendable {
                 line("waiting for run \(lease.runID) (\(lease.owner)), which holds these resources…")
             case .probed(let results):
                 line("Probes:\n" + ProbeSuite.text(results).trimmingCharacters(in: .newlines))
+            case .runStarted:
+                break
             case .resuming(let id):
                 total = nil
                 done = 0

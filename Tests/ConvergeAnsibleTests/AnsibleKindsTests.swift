@@ -163,6 +163,16 @@ struct RepositoryFolder {
                         kind: Playbook
                         metadata: {name: nofolder}
                         spec: {path: playbooks/site.yml}
+                        ---
+                        apiVersion: converge.dev/v1alpha1
+                        kind: ScheduledPlaybook
+                        metadata: {name: badcron}
+                        spec: {playbook: site, inventory: lab, target: db, schedule: "0 25 * * *"}
+                        ---
+                        apiVersion: converge.dev/v1alpha1
+                        kind: ScheduledPlaybook
+                        metadata: {name: badzone}
+                        spec: {playbook: site, inventory: lab, target: db, schedule: "0 3 * * *", timeZone: CET, concurrencyPolicy: Sometimes}
                         """
             ]) { $1 })
         defer { folder.remove() }
@@ -175,6 +185,9 @@ struct RepositoryFolder {
             "spec.path: '../../etc/site.yml' is outside the repository",
             "spec.path: playbook 'ansible/absent.yml' does not exist in the folder",
             "spec.path: folder 'playbooks' does not exist in the folder",
+            "spec.schedule: hour: '25' is out of range 0-23",
+            "spec.timeZone: unknown time zone 'CET'",
+            "spec.concurrencyPolicy: expected Forbid, Allow or Replace",
         ]
         for message in expected {
             #expect(problems.contains { $0.contains(message) }, "missing '\(message)' in:\n\(problems.joined(separator: "\n"))")

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import ConvergeAnsible
+@testable import ConvergeCore
 
 private func zone(_ name: String) throws -> TimeZone {
     try #require(CronSchedule.timeZone(named: name))

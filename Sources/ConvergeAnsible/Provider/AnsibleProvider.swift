@@ -27,7 +27,7 @@ public actor AnsibleProvider: Provider {
         var ranAt: Date
     }
 
-    static func recordKey(_ id: ResourceID) -> String { "\(PlaybookRunSpec.kind)/\(id.name)" }
+    static func recordKey(_ id: ResourceID) -> String { id.description }
 
     private func records() throws -> any ProviderRecords {
         guard let records = context.records() else {
@@ -60,10 +60,12 @@ public actor AnsibleProvider: Provider {
             try await records().remove(Self.recordKey(step.resource))
             return
         }
-        guard let desired, let run = desired.spec(as: PlaybookRunSpec.self) else { throw ReconcileError.notInPlan(step.resource) }
+        guard let desired, let run = Self.playbookRun(of: desired) else { throw ReconcileError.notInPlan(step.resource) }
         let limit = change.fields.first { $0.path == ActionField.limit }?.after?.stringValue
         let checkMode = change.fields.first { $0.path == "checkMode" }?.after?.boolValue ?? run.effectiveCheckMode(in: set)
-        let pinned = run.desiredFields(metadata: desired.metadata, in: set)["playbookDigest"]?.stringValue
+        // The digest the plan showed: the change's, or (unchanged) the one the set was read with.
+        let pinned = change.fields.first { $0.path == "playbookDigest" }?.after?.stringValue
+            ?? run.desiredFields(metadata: desired.metadata, in: set)["playbookDigest"]?.stringValue
         var result = try await PlaybookRunner(inventory: spec, set: set).run(
             run, named: desired.id.name, limit: limit, checkMode: checkMode, pinnedDigest: pinned)
         result.snapshots = snapshotsTaken.removeValue(forKey: step.resource) ?? []
@@ -71,9 +73,9 @@ public actor AnsibleProvider: Provider {
         guard result.summary == .allOK else {
             throw AnsibleError("playbook \(run.playbook) on \(limit ?? run.target): \(result.line)", hint: nil)
         }
-        // An action on part of the hosts, or in check mode when the manifest is not, is not
-        // the run the manifest asks for: it leaves what was recorded alone.
-        guard limit == nil, checkMode == run.effectiveCheckMode(in: set) else { return }
+        // A schedule's run, an action on part of the hosts, or one in check mode when the
+        // manifest is not, is not the run the manifest asks for: what was recorded stays.
+        guard desired.id.kind == PlaybookRunSpec.kind, limit == nil, checkMode == run.effectiveCheckMode(in: set) else { return }
         let applied = AppliedRun(
             inventory: target.name,
             fields: Dictionary(
@@ -83,6 +85,11 @@ public actor AnsibleProvider: Provider {
     }
 
     // MARK: Guard and rollback
+
+    /// What a step on `resource` runs: a `PlaybookRun`, or what a `ScheduledPlaybook` runs.
+    static func playbookRun(of resource: Resource) -> PlaybookRunSpec? {
+        resource.spec(as: PlaybookRunSpec.self) ?? resource.spec(as: ScheduledPlaybookSpec.self)?.run
+    }
 
     /// What undoing the step needs: the record as it was, and the snapshots taken now of the
     /// hosts that are vCenter VMs (`snapshot: true`), right before the playbook runs.
@@ -95,10 +102,10 @@ public actor AnsibleProvider: Provider {
     }
 
     public func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String? {
-        let previous = try await records().records(prefix: Self.recordKey(step.resource)).first { $0.key == Self.recordKey(step.resource) }?
-            .value
+        let key = Self.recordKey(step.resource)
+        let previous = step.resource.kind == PlaybookRunSpec.kind ? try await records().records(prefix: key).first { $0.key == key }?.value : nil
         var undo = UndoRecord(previous: previous, snapshots: [], vcenters: [:], revertOnFailure: false)
-        if step.action != .delete, let run = set[step.resource]?.spec(as: PlaybookRunSpec.self), run.snapshot {
+        if step.action != .delete, let run = set[step.resource].flatMap(Self.playbookRun), run.snapshot {
             undo.revertOnFailure = run.revertOnFailure
             let playbook = run.playbook
             for host in run.hosts(in: set) {
@@ -121,8 +128,10 @@ public actor AnsibleProvider: Provider {
     /// only the playbook knows how.
     public func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {
         guard let snapshot, let undo = try? JSONDecoder().decode(UndoRecord.self, from: Data(snapshot.utf8)) else { return }
-        let key = Self.recordKey(step.resource)
-        if let previous = undo.previous { try await records().put(key, value: previous) } else { try await records().remove(key) }
+        if step.resource.kind == PlaybookRunSpec.kind {
+            let key = Self.recordKey(step.resource)
+            if let previous = undo.previous { try await records().put(key, value: previous) } else { try await records().remove(key) }
+        }
         guard undo.revertOnFailure else { return }
         for guestSnapshot in undo.snapshots {
             guard let vcenter = undo.vcenters[guestSnapshot.object],

@@ -155,7 +155,8 @@ public struct PlaybookResult: Sendable, Codable, Equatable {
             text += "; \(host.host) \(reason)"
         }
         if failed.count > 5 { text += "; and \(failed.count - 5) more" }
-        if hosts.isEmpty || (exitCode != 0 && failed.isEmpty) { text += "; ansible-playbook: \(exitMeaning)" }
+        // No recap, or a failure the recap does not explain: ansible-playbook's own reason.
+        if exitCode != 0, failed.isEmpty || !hosts.contains(where: \.ran) { text += "; ansible-playbook: \(exitMeaning)" }
         return text
     }
 

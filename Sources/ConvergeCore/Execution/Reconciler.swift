@@ -58,6 +58,10 @@ public struct Reconciler: Sendable {
         for (target, resources) in byTarget {
             for resource in resources { observation.providerOf[resource.id] = target }
         }
+        // Resources that are not live objects but act through a target (a schedule's runs).
+        for resource in set.resources where !resource.isLiveObject && resource.spec is any ScheduledResource {
+            if let target = resource.spec.target(in: set), providers[target] != nil { observation.providerOf[resource.id] = target }
+        }
         return observation
     }
 
@@ -71,16 +75,26 @@ public struct Reconciler: Sendable {
     /// A plan that acts on one resource now, whatever its state (`converge playbooks run`): one
     /// step carrying `fields` (what to do, e.g. a `limit`), with the approvals its policies ask.
     /// Journaled like any plan, so the action resumes as it was asked.
-    public func planAction(on id: ResourceID, in set: ManifestSet, fields: [FieldChange], reason: String, source: SourceRevision) async throws
-        -> PlannedChange
-    {
+    public func planAction(
+        on id: ResourceID, in set: ManifestSet, fields: [FieldChange], reason: String, source: SourceRevision, concurrent: Bool = false
+    ) async throws -> PlannedChange {
         let observation = try await observe(set)
         let observed = observation.objects[id]
         let action: PlanStep.Action = observed == nil ? .create : .update
-        let change = ResourceChange(resource: id, action: action == .create ? .create : .update, reason: reason, fields: fields)
+        // The resource's inputs as they stand go with the action, so the plan shows (and its
+        // digest pins) what will run.
+        var allFields = fields
+        if let resource = set[id] {
+            for (key, value) in resource.spec.desiredFields(metadata: resource.metadata, in: set) where !fields.contains(where: { $0.path == key }) {
+                Planner.diff(path: key, before: nil, after: value, forcesReplacement: false, into: &allFields)
+            }
+        }
+        let change = ResourceChange(resource: id, action: action == .create ? .create : .update, reason: reason, fields: allFields)
         let step = PlanStep(index: 0, resource: id, action: action, dependsOn: [], guard: set[id]?.spec.stepGuard(for: action, observed: observed))
         let approvals = Planner.approvals(for: [change], set: set, observed: observation.objects)
-        let plan = Plan(source: source, instance: instance, changes: [change], steps: [step], approvals: approvals)
+        var plan = Plan(source: source, instance: instance, changes: [change], steps: [step], approvals: approvals)
+        plan.action = reason
+        plan.concurrent = concurrent
         return PlannedChange(plan: plan, desired: set, observed: observation.objects, providerOf: observation.providerOf)
     }
 

@@ -30,10 +30,22 @@ public struct Plan: Sendable, Codable, Equatable {
         set { encodedWarnings = newValue.isEmpty ? nil : newValue }
     }
     private var encodedWarnings: [String]?
+    /// Why a plan acts on a resource whatever its state (`on demand (converge playbooks run)`,
+    /// `scheduled for …`); nil for a plan of the differences. An action neither supersedes
+    /// nor is superseded by the plans of the differences waiting for approval.
+    public var action: String?
+    /// True for an action that may run beside another run of the same resources (a schedule
+    /// with `concurrencyPolicy: Allow`): its leases are its own. In the JSON only when true.
+    public var concurrent: Bool {
+        get { encodedConcurrent ?? false }
+        set { encodedConcurrent = newValue ? true : nil }
+    }
+    private var encodedConcurrent: Bool?
 
     private enum CodingKeys: String, CodingKey {
-        case formatVersion, source, instance, digest, summary, changes, steps, approvals
+        case formatVersion, source, instance, digest, summary, changes, steps, approvals, action
         case encodedWarnings = "warnings"
+        case encodedConcurrent = "concurrent"
     }
 
     public struct Summary: Sendable, Codable, Equatable {
