@@ -34,6 +34,14 @@ public final class ControllerMetrics: Sendable {
     private static var pendingApprovals: MetricNameDescriptor { name("pending", "approvals", "Runs waiting for an approval") }
     private static var leader: MetricNameDescriptor { name("leader", "", "1 on the replica that leads, 0 on the others") }
     private static var stepTotal: MetricNameDescriptor { name("step", "total", "Steps run by kind, action and result") }
+    private static var firingTotal: MetricNameDescriptor {
+        name("schedule_firings", "total", "Due times of schedules by how they ended: completed, failed, missed, skipped, replaced")
+    }
+    private static var firingDelay: MetricNameDescriptor {
+        name("schedule_start_delay", "seconds", "Time from a schedule's due time to the start of its run")
+    }
+    /// Buckets from 10 ms to a minute: a due time is started within a second.
+    private static let delayBuckets: [Duration] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60].map { .milliseconds(Int64($0 * 1000)) }
 
     public init() {}
 
@@ -58,6 +66,16 @@ public final class ControllerMetrics: Sendable {
             return revisions[source]
         }
         if let previous, previous !== gauge { registry.unregisterGauge(previous) }
+    }
+
+    /// A due time's end (or its recording as missed or skipped), by source and schedule.
+    func fired(source: String, schedule: String, status: String) {
+        registry.makeCounter(descriptor: Self.firingTotal, labels: [("source", source), ("schedule", schedule), ("status", status)]).increment()
+    }
+
+    /// How late after its due time a scheduled run started.
+    func firingStarted(source: String, delay: Duration) {
+        registry.makeDurationHistogram(descriptor: Self.firingDelay, labels: [("source", source)], buckets: Self.delayBuckets).record(delay)
     }
 
     /// Set from the store each time `/metrics` is read, so every replica reports the same count.

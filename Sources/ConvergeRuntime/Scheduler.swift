@@ -62,16 +62,24 @@ public final class Scheduler: Sendable {
     /// Decides every schedule of `set` at the clock's now: settles firings whose runs ended,
     /// records missed and skipped due times, stops runs `Replace` replaces, and claims the due
     /// times to run. Start each returned firing with `run(_:in:files:revision:)`.
-    public func due(in set: ManifestSet) async throws -> [Firing] {
+    public func due(in set: ManifestSet) async throws -> Pass {
         try await settle()
-        var firings: [Firing] = []
+        var pass = Pass()
         for (resource, schedule) in Self.schedules(in: set) where !schedule.suspend {
-            if let firing = try await decide(resource.id, schedule) { firings.append(firing) }
+            if let firing = try await decide(resource.id, schedule, recording: &pass.recorded) { pass.firings.append(firing) }
         }
-        return firings
+        return pass
     }
 
-    private func decide(_ id: ResourceID, _ schedule: Schedule) async throws -> Firing? {
+    /// What one pass decided.
+    public struct Pass: Sendable {
+        /// Due times claimed to run now.
+        public var firings: [Firing] = []
+        /// Due times this pass recorded as missed or skipped.
+        public var recorded: [FiringRecord] = []
+    }
+
+    private func decide(_ id: ResourceID, _ schedule: Schedule, recording recorded: inout [FiringRecord]) async throws -> Firing? {
         let at = now()
         let name = id.description
         // A one-time run committed before it was first seen still runs within its deadline.
@@ -87,15 +95,15 @@ public final class Scheduler: Sendable {
         guard let newest = times.last else { return nil }
         for (position, missed) in times.dropLast().enumerated() {
             let earlier = position == 0 && omitted > 0 ? " (and \(omitted) earlier due time\(omitted == 1 ? "" : "s"))" : ""
-            _ = try await claim(
-                name, missed, status: .missed,
+            try await record(
+                name, missed, status: .missed, into: &recorded,
                 detail: "not run: \(Self.stamp(newest)) was due as well, and only the most recent due time runs\(earlier)")
         }
         let late = at.timeIntervalSince(newest)
         let deadline = Double(schedule.startingDeadline.components.seconds)
         if late > deadline {
-            _ = try await claim(
-                name, newest, status: .missed,
+            try await record(
+                name, newest, status: .missed, into: &recorded,
                 detail:
                     "not run: \(Int(late)) s late, past the starting deadline of \(schedule.deadlineText) (an outage or a stopped scheduler)"
             )
@@ -106,8 +114,9 @@ public final class Scheduler: Sendable {
             let previous = active.map { "\(Self.stamp($0.dueAt))\($0.runID.map { " (run \($0))" } ?? "")" }.joined(separator: ", ")
             switch schedule.concurrencyPolicy {
             case .forbid:
-                _ = try await claim(
-                    name, newest, status: .skipped, detail: "not run: the run due at \(previous) is still going (concurrencyPolicy Forbid)")
+                try await record(
+                    name, newest, status: .skipped, into: &recorded,
+                    detail: "not run: the run due at \(previous) is still going (concurrencyPolicy Forbid)")
                 return nil
             case .replace:
                 guard try await claim(name, newest, status: .pending, detail: nil) else { return nil }
@@ -132,6 +141,12 @@ public final class Scheduler: Sendable {
         }
         try await store.putRecord(instance: runtime.instance, key: key, value: String(date.storeMilliseconds))
         return date.storeRounded
+    }
+
+    /// Claims a due time that will not run, keeping its record when this process claimed it.
+    private func record(_ name: String, _ due: Date, status: FiringStatus, into recorded: inout [FiringRecord], detail: String) async throws
+    {
+        if try await claim(name, due, status: status, detail: detail) { recorded.append(try await current(name, due)) }
     }
 
     private func claim(_ name: String, _ due: Date, status: FiringStatus, detail: String?) async throws -> Bool {

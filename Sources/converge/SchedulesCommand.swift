@@ -83,17 +83,14 @@ struct SchedulesCommand: AsyncParsableCommand {
                 let set = try runtime.load(snapshot)
                 let failed = try await storage.with { store in
                     let scheduler = Scheduler(runtime: runtime, store: store, options: workflow.options)
-                    let firings = try await scheduler.due(in: set)
+                    let pass = try await scheduler.due(in: set)
                     let outcomes = await withTaskGroup(of: FiringRecord.self, returning: [FiringRecord].self) { group in
-                        for firing in firings {
+                        for firing in pass.firings {
                             group.addTask { await scheduler.run(firing, in: set, files: snapshot.files, revision: snapshot.revision) }
                         }
                         return await group.reduce(into: []) { $0.append($1) }
                     }
-                    let recorded = try await store.firings(
-                        instance: runtime.instance, schedule: nil, statuses: [.missed, .skipped], limit: 100
-                    )
-                    .filter { firing in firing.claimedAt.timeIntervalSinceNow > -60 && firing.owner == scheduler.owner }
+                    let recorded = pass.recorded
                     for firing in (outcomes + recorded).sorted(by: { ($0.schedule, $0.dueAt) < ($1.schedule, $1.dueAt) }) {
                         Terminal.write("\(firing.schedule)  \(History.line(firing))\n")
                     }

@@ -46,7 +46,7 @@ struct TickSpec: ScheduledResource {
         var set: ManifestSet
         var clock: Clock
 
-        func pass() async throws -> [Scheduler.Firing] { try await scheduler.due(in: set) }
+        func pass() async throws -> [Scheduler.Firing] { try await scheduler.due(in: set).firings }
 
         func run(_ firing: Scheduler.Firing) async -> FiringRecord {
             await scheduler.run(firing, in: set, files: [], revision: testSource)

@@ -39,9 +39,9 @@ public final class SourceController: Sendable {
     let runtime: Runtime
     let store: any WorkflowStore
     let gate: StepGate
-    private let metrics: ControllerMetrics
+    let metrics: ControllerMetrics
     let logger: Logger
-    private let options: WorkflowOptions
+    let options: WorkflowOptions
     private let parallelism: Int
     let gitCache: String
     /// Where the source's pull requests are planned and approved; nil without a forge.
@@ -58,7 +58,9 @@ public final class SourceController: Sendable {
     /// The status, the last plan, and the manifest set decoded from the commit `setCommit`
     /// (with its files: what pull requests are compared with)
     /// (a commit's files never change, so drift checks on it skip decoding them again).
-    private let state: Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?, setCommit: String?, files: [SourceFile])>
+    /// The revision it was read at is what scheduled runs record.
+    private let state:
+        Mutex<(status: SourceStatus, plan: Plan?, set: ManifestSet?, setCommit: String?, files: [SourceFile], revision: SourceRevision?)>
 
     init(
         _ configuration: SourceConfiguration, runtime: Runtime, store: any WorkflowStore, gate: StepGate, metrics: ControllerMetrics,
@@ -86,7 +88,7 @@ public final class SourceController: Sendable {
             logger.error("pull requests are not planned: \(error)")
             desk = nil
         }
-        state = Mutex((SourceStatus(configuration), nil, nil, nil, []))
+        state = Mutex((SourceStatus(configuration), nil, nil, nil, [], nil))
     }
 
     public var status: SourceStatus { state.withLock { $0.status } }
@@ -94,6 +96,10 @@ public final class SourceController: Sendable {
     public var currentPlan: Plan? { state.withLock { $0.plan } }
     /// The files of the commit last loaded for a reconcile; nil before the first.
     var loadedFiles: [SourceFile]? { state.withLock { $0.setCommit == nil ? nil : $0.files } }
+    /// The set last loaded for a reconcile, with its files and revision: what schedules run.
+    var loaded: (set: ManifestSet, files: [SourceFile], revision: SourceRevision)? {
+        state.withLock { state in state.set.flatMap { set in state.revision.map { (set, state.files, $0) } } }
+    }
     /// Whether the source has been fetched once (readiness).
     var hasFetched: Bool { state.withLock { $0.status.lastFetchedRevision != nil } }
 
@@ -123,6 +129,7 @@ public final class SourceController: Sendable {
                     enqueue(.retention)
                 }
             }
+            group.addTask { [self] in await runSchedules() }
             enqueue(.requested("start"))
             for await trigger in queue.stream {
                 await handle(trigger)
@@ -209,6 +216,7 @@ public final class SourceController: Sendable {
             $0.set = set
             $0.setCommit = commit
             $0.files = snapshot.files
+            $0.revision = snapshot.revision
         }
         let drift = configuration.drift
         var tick = ReconcileTick(

@@ -24,7 +24,8 @@ struct AnsibleLab {
         }
     }
 
-    private static func start(_ lab: Lab, hosts count: Int) async throws -> AnsibleLab {
+    /// Starts `count` targets in `lab` (cleaned up with it).
+    static func start(_ lab: Lab, hosts count: Int) async throws -> AnsibleLab {
         guard (try? await run("docker", ["image", "inspect", image])).map(\.succeeded) == true else {
             Issue.record("the lab image \(image) is missing: run scripts/lab-images.sh (scripts/setup.sh does)")
             throw MissingComponent(name: image)
