@@ -78,22 +78,31 @@ struct InventoryCommand: AsyncParsableCommand {
         commandName: "inventory", abstract: "List the hosts of the inventories: environment, groups, address, ssh user, VM.")
 
     @OptionGroup var source: ManifestSourceOptions
+    @OptionGroup var storage: StoreOptions
+
+    @Option(help: "Name of this Converge instance (whose provisioned machines are shown active).")
+    var instance: String = ConvergeCommand.defaultInstance
 
     @Option(help: "text or json.")
     var output: ReportFormat = .text
 
     func run() async throws {
-        try await Terminal.run { runtime in
+        try await Terminal.run(instance: instance) { runtime in
             let set = try runtime.load(try await source.load())
+            let statuses = try await storage.with { store in
+                Dictionary(try await store.records(instance: instance, prefix: "").map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+            }
             var rows: [HostRow] = []
             for inventory in set.resources(ofKind: InventorySpec.kind) {
                 guard let spec = inventory.spec(as: InventorySpec.self) else { continue }
                 for host in spec.hosts(in: set) {
+                    let status = host.vm.flatMap { statuses[MachineStatus.recordKey(target: $0.vcenter, machine: $0.name)] }
+                        .flatMap { try? JSONDecoder().decode(MachineStatus.self, from: Data($0.utf8)) }
                     rows.append(
                         HostRow(
                             inventory: inventory.id.name, environment: host.environment, groups: host.groups, host: host.name,
-                            address: host.address,
-                            user: host.ssh.user ?? "", port: host.ssh.port ?? 22, vm: host.vm.map { "\($0.vcenter.name)/\($0.name)" }))
+                            address: host.address, user: host.ssh.user ?? "", port: host.ssh.port ?? 22,
+                            vm: host.vm.map { "\($0.vcenter.name)/\($0.name)" }, status: status.map { "\($0.status) (\($0.playbook))" }))
                 }
             }
             switch output {
@@ -112,14 +121,16 @@ struct InventoryCommand: AsyncParsableCommand {
         var user: String
         var port: Int
         var vm: String?
+        /// `active (base)` once a provisioning playbook succeeded on it.
+        var status: String?
 
         static func table(_ rows: [HostRow]) -> String {
             guard !rows.isEmpty else { return "No hosts.\n" }
-            let header = ["INVENTORY", "ENVIRONMENT", "GROUPS", "HOST", "ADDRESS", "USER", "PORT", "VM"]
+            let header = ["INVENTORY", "ENVIRONMENT", "GROUPS", "HOST", "ADDRESS", "USER", "PORT", "VM", "STATUS"]
             let cells = rows.map {
                 [
                     $0.inventory, $0.environment, $0.groups.joined(separator: ","), $0.host, $0.address, $0.user, String($0.port),
-                    $0.vm ?? "-",
+                    $0.vm ?? "-", $0.status ?? "-",
                 ]
             }
             let widths = header.indices.map { column in ([header] + cells).map { $0[column].count }.max() ?? 0 }

@@ -196,6 +196,45 @@ struct RepositoryFolder {
             problems.allSatisfy { $0.hasPrefix("manifests.yaml:") }, "every problem has file:line:\n\(problems.joined(separator: "\n"))")
     }
 
+    @Test func aVMToProvisionMustRunAtAnAddressSomeInventoryReaches() async throws {
+        let folder = try RepositoryFolder(
+            Self.playbookFiles.merging([
+                "manifests.yaml": Self.twoEnvironments + Self.playbook + """
+
+                    ---
+                    apiVersion: converge.dev/v1alpha1
+                    kind: VCenter
+                    metadata: {name: lab}
+                    spec: {url: "https://127.0.0.1:1/sdk", datacenter: DC0, credentials: {username: u, passwordEnv: CVT_NONE}}
+                    ---
+                    apiVersion: converge.dev/v1alpha1
+                    kind: VirtualMachine
+                    metadata: {name: lonely}
+                    spec:
+                      template: tmpl-linux
+                      cluster: DC0_C0
+                      cpus: 1
+                      memoryMB: 1024
+                      powerState: poweredOff
+                      provision: {playbook: site}
+                    ---
+                    apiVersion: converge.dev/v1alpha1
+                    kind: VirtualMachine
+                    metadata: {name: ghost}
+                    spec: {template: tmpl-linux, cluster: DC0_C0, cpus: 1, memoryMB: 1024, provision: {playbook: nosuch}}
+                    """
+            ]) { $1 })
+        defer { folder.remove() }
+        let problems = await folder.problems()
+        for message in [
+            "spec.provision: a VM is provisioned over the network once it runs",
+            "spec.provision: no Inventory has VirtualMachine/lonely among its hosts",
+            "spec.provision.playbook: refers to Playbook/nosuch, which is not defined",
+        ] {
+            #expect(problems.contains { $0.contains(message) }, "missing '\(message)' in:\n\(problems.joined(separator: "\n"))")
+        }
+    }
+
     @Test func theInputsOfARunAreItsPlaybooksFilesVariablesAndHosts() async throws {
         let folder = try RepositoryFolder(
             Self.playbookFiles.merging(["manifests.yaml": Self.twoEnvironments + Self.playbook + Self.run("web", target: "production/web")])

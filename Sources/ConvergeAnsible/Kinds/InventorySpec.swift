@@ -23,7 +23,7 @@ import Foundation
 /// ```
 /// A host belongs to one environment (in any number of its groups). Keys come from a file or
 /// an environment variable, never from Git.
-public struct InventorySpec: ResourceSpec, Equatable {
+public struct InventorySpec: MachineInventory, Equatable {
     public static let kind = "Inventory"
     public static let isLiveObject = false
     /// The kind of target a host's `vm` names: the vCenter that snapshots it.
@@ -269,6 +269,10 @@ public struct InventorySpec: ResourceSpec, Equatable {
             }
         }
         return order.compactMap { byName[$0] }
+    }
+
+    public func includes(_ machine: ResourceID, in set: ManifestSet) -> Bool {
+        environments.flatMap(\.groups).contains { group in selectedMachines(group, in: set).contains { $0.id == machine } }
     }
 
     /// The machines of the set whose labels match the group's selector.

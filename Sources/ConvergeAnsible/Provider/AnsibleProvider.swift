@@ -64,10 +64,12 @@ public actor AnsibleProvider: Provider {
         let limit = change.fields.first { $0.path == ActionField.limit }?.after?.stringValue
         let checkMode = change.fields.first { $0.path == "checkMode" }?.after?.boolValue ?? run.effectiveCheckMode(in: set)
         // The digest the plan showed: the change's, or (unchanged) the one the set was read with.
-        let pinned = change.fields.first { $0.path == "playbookDigest" }?.after?.stringValue
+        let pinned =
+            change.fields.first { $0.path == "playbookDigest" }?.after?.stringValue
             ?? run.desiredFields(metadata: desired.metadata, in: set)["playbookDigest"]?.stringValue
-        var result = try await PlaybookRunner(inventory: spec, set: set).run(
-            run, named: desired.id.name, limit: limit, checkMode: checkMode, pinnedDigest: pinned)
+        let runner = PlaybookRunner(inventory: spec, set: set)
+        let job = try runner.job(for: run, named: desired.id.description, limit: limit, checkMode: checkMode)
+        var result = try await runner.run(job, pinnedDigest: pinned)
         result.snapshots = snapshotsTaken.removeValue(forKey: step.resource) ?? []
         StepReporter.current?.report(result.json)
         guard result.summary == .allOK else {
@@ -103,7 +105,8 @@ public actor AnsibleProvider: Provider {
 
     public func snapshot(_ step: PlanStep, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws -> String? {
         let key = Self.recordKey(step.resource)
-        let previous = step.resource.kind == PlaybookRunSpec.kind ? try await records().records(prefix: key).first { $0.key == key }?.value : nil
+        let previous =
+            step.resource.kind == PlaybookRunSpec.kind ? try await records().records(prefix: key).first { $0.key == key }?.value : nil
         var undo = UndoRecord(previous: previous, snapshots: [], vcenters: [:], revertOnFailure: false)
         if step.action != .delete, let run = set[step.resource].flatMap(Self.playbookRun), run.snapshot {
             undo.revertOnFailure = run.revertOnFailure

@@ -64,3 +64,46 @@ public protocol GuestMachine: ResourceSpec {
     /// The address the manifest gives the guest (a VM's fixed IPv4), nil when it has none.
     var declaredAddress: String? { get }
 }
+
+/// A target that sets up a machine another plug-in has just made (a playbook on a new VM).
+public protocol MachineProvisioning: Provider {
+    /// Whether `machine` is one of this target's hosts in `set`.
+    func reaches(_ machine: ResourceID, in set: ManifestSet) -> Bool
+    /// Runs the playbook `playbook` on the machine; throws when it did not succeed there.
+    func provision(_ machine: ResourceID, with playbook: String, in set: ManifestSet, instance: String) async throws
+}
+
+/// The status of a provisioned machine, kept in the provider records by the provider that
+/// made it (`active` once its provisioning playbook succeeded; gone with the machine).
+public struct MachineStatus: Sendable, Codable, Equatable {
+    public var status: String
+    public var playbook: String
+    public var since: Date
+
+    public init(status: String, playbook: String, since: Date) {
+        self.status = status
+        self.playbook = playbook
+        self.since = since
+    }
+
+    /// The record key of machine `name` on `target` (`VCenter/lab/machines/web-01`).
+    public static func recordKey(target: ResourceID, machine name: String) -> String { "\(target)/machines/\(name)" }
+}
+
+/// A kind that takes machines of the set as hosts (an `Inventory`): a machine that asks to be
+/// provisioned must be among some inventory's hosts, which say how to reach it.
+public protocol MachineInventory: ResourceSpec {
+    func includes(_ machine: ResourceID, in set: ManifestSet) -> Bool
+}
+
+extension ProviderContext {
+    /// The target of `set` that can provision `machine`, if any.
+    public func provisioner(of machine: ResourceID, in set: ManifestSet) -> (any MachineProvisioning)? {
+        for resource in set.resources where resource.spec is any MachineInventory {
+            if let provisioner = (try? provider(resource.id, set)) as? any MachineProvisioning, provisioner.reaches(machine, in: set) {
+                return provisioner
+            }
+        }
+        return nil
+    }
+}

@@ -21,6 +21,7 @@ import ConvergeCore
 ///   ipTimeout: 5m                 # how long a create waits for the guest's IP
 ///   allowPowerCycle: false        # true: a change that needs the VM off may power-cycle it
 ///   snapshots: {beforeChange: true}
+///   provision: {playbook: base}   # run once it is made (an Inventory must reach it)
 /// ```
 /// Folder, placement and datastore are where the VM is: changing them replaces it. Every
 /// other field changes in place, and an update is guarded by a snapshot unless
@@ -100,6 +101,13 @@ public struct VirtualMachineSpec: ResourceSpec {
     public var ipTimeout: Duration
     public var allowPowerCycle: Bool
     public var snapshotBeforeChange: Bool
+    /// The `Playbook` run on the VM once it is made, powered on and at its address; it is
+    /// then marked active. Not compared afterwards: a running VM is not provisioned again.
+    public var provisionPlaybook: String?
+    var provisionLocation: SourceLocation?
+
+    /// The kind `provision.playbook` names (the Ansible plug-in's).
+    public static let provisionKind = "Playbook"
 
     public init(spec: MappingReader, metadata: Metadata) {
         vcenter = .vCenter(reading: spec)
@@ -154,6 +162,11 @@ public struct VirtualMachineSpec: ResourceSpec {
         if let snapshots = spec.optional("snapshots")?.mapping {
             snapshotBeforeChange = snapshots.optional("beforeChange")?.bool ?? true
             snapshots.finish()
+        }
+        if let node = spec.optional("provision"), let provision = node.mapping {
+            provisionPlaybook = provision.required("playbook", hint: "the Playbook to run on the new VM")?.string
+            provisionLocation = node.location
+            provision.finish()
         }
     }
 
@@ -222,13 +235,29 @@ public struct VirtualMachineSpec: ResourceSpec {
     }
 
     public func references(in set: ManifestSet) -> [Reference] {
-        vcenter.reference(in: set).map { [$0] } ?? []
+        var references = vcenter.reference(in: set).map { [$0] } ?? []
+        if let provisionPlaybook, let provisionLocation {
+            references.append(
+                Reference(target: ResourceID(kind: Self.provisionKind, name: provisionPlaybook), field: "spec.provision.playbook", location: provisionLocation))
+        }
+        return references
     }
 
     public func target(in set: ManifestSet) -> ResourceID? { vcenter.resolve(in: set) }
 
     public func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector) {
         vcenter.validate(in: set, collector: collector)
+        guard provisionPlaybook != nil, let location = provisionLocation else { return }
+        if powerState != "poweredOn" || network?.ipv4 == nil {
+            collector.report(
+                "spec.provision: a VM is provisioned over the network once it runs", at: location,
+                hint: "set powerState: poweredOn and network.ipv4, the address the playbook reaches it at")
+        }
+        if !set.resources.contains(where: { ($0.spec as? any MachineInventory)?.includes(resource.id, in: set) == true }) {
+            collector.report(
+                "spec.provision: no Inventory has \(resource.id) among its hosts, so nothing says how to reach it", at: location,
+                hint: "select it in an Inventory group: virtualMachines: {matchLabels: {...}} with its labels")
+        }
     }
 
     /// A fixed address belongs to one VM per vCenter: the first holder (by name) keeps it and

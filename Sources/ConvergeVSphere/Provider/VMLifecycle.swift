@@ -150,12 +150,14 @@ extension VSphereProvider {
         vm = try await read(vm.ref)
     }
 
-    /// Powers the VM off (no guest shutdown: it is about to go) and destroys it.
+    /// Powers the VM off (no guest shutdown: it is about to go), destroys it, and forgets its
+    /// provisioning status.
     func destroy(_ vm: VMRecord) async throws {
         var vm = vm
         try await setPower(&vm, to: "poweredOff", shutdownTimeout: .zero)
         try await client().runTask("Destroy_Task", on: vm.ref, objectName: vm.name)
         cachedInventory?.vms.removeAll { $0.ref == vm.ref }
+        try await context.records()?.remove(MachineStatus.recordKey(target: target, machine: vm.name))
     }
 
     /// A pool in a cluster without DRS needs a host named in the relocate spec (vCenter

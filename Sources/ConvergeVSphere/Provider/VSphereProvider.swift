@@ -205,6 +205,16 @@ public actor VSphereProvider: Provider {
         case .create:
             guard let spec = desired?.spec(as: VirtualMachineSpec.self) else { throw ReconcileError.notInPlan(step.resource) }
             try await create(name: name, spec: spec, instance: instance)
+            if let playbook = spec.provisionPlaybook {
+                // Part of the create: a VM whose provisioning failed is destroyed with it.
+                guard let provisioner = context.provisioner(of: step.resource, in: set) else {
+                    throw VSphereProviderError.unsupported("no Inventory of this process reaches \(step.resource) to provision it", hint: "select it in an Inventory")
+                }
+                try await provisioner.provision(step.resource, with: playbook, in: set, instance: instance)
+                let status = MachineStatus(status: "active", playbook: playbook, since: Date())
+                try await context.records()?.put(
+                    MachineStatus.recordKey(target: target, machine: name), value: String(decoding: try JSONEncoder().encode(status), as: UTF8.self))
+            }
         case .update:
             guard let spec = desired?.spec(as: VirtualMachineSpec.self) else { throw ReconcileError.notInPlan(step.resource) }
             var vm = try await ownedVM(named: name, ref: observed?.externalID, instance: instance)
