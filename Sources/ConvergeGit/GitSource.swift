@@ -146,7 +146,7 @@ public enum GitSource {
         } else {
             location = request.repository
         }
-        return RepositoryFiles(origin: "commit \(commit.prefix(12)) of \(display)") { folder in
+        return RepositoryFiles(origin: "commit \(commit.prefix(12)) of \(display)", base: RepositoryFiles.base(ofSourcePath: request.path)) { folder in
             Libgit2.ensureInitialized()
             let repository = try Repository.openLocal(location)
             let resolved = try repository.resolveCommit(commit, isCache: false, display: display)

@@ -132,7 +132,8 @@ public struct WorkflowEngine: Sendable {
     /// them it used, whatever the source holds by now.
     private func archivedSet(of run: RunRecord) throws -> ManifestSet {
         let archive = try ManifestArchive.decode(run.manifestsJSON)
-        return try ManifestSet.load(archive.manifests, registry: registry, repository: .archived(archive.repositoryFiles))
+        let base = RepositoryFiles.base(ofSourcePath: try Self.decode(Plan.self, run.planJSON).source.path)
+        return try ManifestSet.load(archive.manifests, registry: registry, repository: .archived(archive.repositoryFiles, base: base))
     }
 
     // MARK: Approvals

@@ -182,7 +182,7 @@ struct RepositoryFolder {
             "spec.target: group 'web' exists in several environments",
             "host 'shared' is in environments 'a' and 'b'",
             "ssh private key file '/nonexistent/converge-key' (for host 'shared') does not exist or cannot be read",
-            "spec.path: '../../etc/site.yml' is outside the repository",
+            "spec.path: '../../etc' is outside the repository",
             "spec.path: playbook 'ansible/absent.yml' does not exist in the folder",
             "spec.path: folder 'playbooks' does not exist in the folder",
             "spec.schedule: hour: '25' is out of range 0-23",

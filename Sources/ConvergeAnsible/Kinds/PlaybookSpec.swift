@@ -9,7 +9,7 @@ import Foundation
 /// kind: Playbook
 /// metadata: {name: baseline}
 /// spec:
-///   path: ansible/baseline.yml   # relative to the repository root
+///   path: ansible/baseline.yml   # relative to the manifests' folder; may reach ../ within the repository
 ///   files: ansible               # the folder it needs (default: the playbook's folder)
 ///   extraVars: {ntp_server: 10.0.0.1}
 ///   checkMode: false             # true: ansible-playbook --check, nothing changes
@@ -24,9 +24,9 @@ public struct PlaybookSpec: ResourceSpec, RepositoryFileUser, Equatable {
     /// The folder is journaled with every run that uses it: big folders belong elsewhere.
     public static let maximumBundleBytes = 8 << 20
 
-    /// The playbook file, relative to the repository root.
+    /// The playbook file, relative to the manifests' folder, as written (cleaned of `.`).
     public var path: String
-    /// The folder whose files the playbook needs, relative to the repository root.
+    /// The folder whose files the playbook needs, relative to the manifests' folder.
     public var folder: String
     public var extraVars: [String: JSONValue]
     public var checkMode: Bool
@@ -35,21 +35,20 @@ public struct PlaybookSpec: ResourceSpec, RepositoryFileUser, Equatable {
     var folderField: String
 
     public init?(spec: MappingReader, metadata: Metadata) {
-        let pathNode = spec.required("path", hint: "the playbook file, relative to the repository root, e.g. ansible/site.yml")
+        let pathNode = spec.required("path", hint: "the playbook file, relative to the manifests' folder, e.g. ansible/site.yml")
         pathLocation = pathNode?.location ?? spec.location
-        path = pathNode?.string.flatMap(RepositoryFiles.normalize) ?? ""
+        path = pathNode?.string.flatMap(Self.clean) ?? ""
         if let pathNode, path.isEmpty {
             pathNode.report(
-                "'\(pathNode.string ?? "")' is outside the repository",
-                hint: "give a path relative to the repository root, without leading '/' or '..' that leave it")
+                "'\(pathNode.string ?? "")' is not a path in the repository", hint: "give a relative path such as ansible/site.yml")
         }
         let filesNode = spec.optional("files")
         if let filesNode {
-            folder = filesNode.string.flatMap(RepositoryFiles.normalize) ?? ""
+            folder = filesNode.string.flatMap(Self.clean) ?? ""
             folderField = "spec.files"
             if folder.isEmpty {
                 filesNode.report(
-                    "'\(filesNode.string ?? "")' is outside the repository", hint: "give a folder relative to the repository root")
+                    "'\(filesNode.string ?? "")' is not a folder in the repository", hint: "give a relative folder such as ansible")
             } else if !path.isEmpty, !path.hasPrefix(folder + "/") {
                 filesNode.report("does not contain the playbook \(path)", hint: "files is the folder holding the playbook and its roles")
             }
@@ -58,7 +57,7 @@ public struct PlaybookSpec: ResourceSpec, RepositoryFileUser, Equatable {
             folderField = "spec.path"
             if !path.isEmpty, folder.isEmpty {
                 pathNode?.report(
-                    "the playbook is at the repository root, so its files would be the whole repository",
+                    "the playbook is in the manifests' folder itself, so its files would be the manifests",
                     hint: "move it into a folder with its roles (ansible/site.yml), or set spec.files to the folder it needs")
             }
         }
@@ -72,6 +71,17 @@ public struct PlaybookSpec: ResourceSpec, RepositoryFileUser, Equatable {
         }
         checkMode = spec.optional("checkMode")?.bool ?? false
         timeout = Self.readTimeout(spec.optional("timeout")) ?? Self.defaultTimeout
+    }
+
+    /// A relative path without `.` and inner `a/..` (leading `..` stay: they may reach
+    /// elsewhere in the repository); nil for an absolute or empty one.
+    static func clean(_ text: String) -> String? {
+        guard !text.hasPrefix("/") else { return nil }
+        var parts: [Substring] = []
+        for part in text.split(separator: "/") where part != "." {
+            if part == "..", let last = parts.last, last != ".." { parts.removeLast() } else { parts.append(part) }
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "/")
     }
 
     static func readTimeout(_ node: ManifestNode?) -> Duration? {
@@ -91,8 +101,10 @@ public struct PlaybookSpec: ResourceSpec, RepositoryFileUser, Equatable {
     public func target(in set: ManifestSet) -> ResourceID? { nil }
 
     public func validate(_ resource: Resource, in set: ManifestSet, collector: DiagnosticCollector) {
-        guard !folder.isEmpty, let files = set.repositoryFolders[folder] else { return }
-        if !files.contains(where: { $0.path == path }) {
+        guard !folder.isEmpty, let resolved = set.repositoryPath(path),
+            let files = set.repositoryPath(folder).flatMap({ set.repositoryFolders[$0] })
+        else { return }
+        if !files.contains(where: { $0.path == resolved }) {
             let playbooks = files.map(\.path).filter { $0.hasSuffix(".yml") || $0.hasSuffix(".yaml") }.prefix(8)
             collector.report(
                 "spec.path: playbook '\(path)' does not exist in \(set.repository?.origin ?? "the source")", at: pathLocation,
@@ -106,9 +118,10 @@ public struct PlaybookSpec: ResourceSpec, RepositoryFileUser, Equatable {
         }
     }
 
-    /// The playbook's files as the set read them.
+    /// The playbook's files as the set read them, under their repository folder.
     public func bundle(in set: ManifestSet) -> PlaybookBundle {
-        PlaybookBundle(folder: folder, files: set.repositoryFolders[folder] ?? [])
+        let resolved = set.repositoryPath(folder) ?? folder
+        return PlaybookBundle(folder: resolved, files: set.repositoryFolders[resolved] ?? [])
     }
 }
 

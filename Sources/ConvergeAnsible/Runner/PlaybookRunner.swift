@@ -55,7 +55,8 @@ struct PlaybookRunner: Sendable {
                 hint: "plan again to review the new files")
         }
         let invocation = PlaybookInvocation(
-            name: job.playbookName, bundle: bundle, playbookPath: job.playbook.path, inventory: inventory, hosts: job.hosts,
+            name: job.playbookName, bundle: bundle, playbookPath: set.repositoryPath(job.playbook.path) ?? job.playbook.path,
+            inventory: inventory, hosts: job.hosts,
             variables: job.variables, checkMode: job.checkMode, forks: job.forks, timeout: job.timeout)
         var result = try await invocation.run()
         if job.snapshots {
@@ -66,11 +67,11 @@ struct PlaybookRunner: Sendable {
 
     /// The playbook's files as the source holds them now (for a journaled run, as journaled).
     private func currentBundle(of playbook: PlaybookSpec) throws -> PlaybookBundle {
-        guard let repository = set.repository else { return playbook.bundle(in: set) }
-        guard let files = try repository.files(under: playbook.folder) else {
-            throw AnsibleError("the folder \(playbook.folder) of the playbook is gone from \(repository.origin)", hint: "plan again")
+        guard let repository = set.repository, let folder = set.repositoryPath(playbook.folder) else { return playbook.bundle(in: set) }
+        guard let files = try repository.files(under: folder) else {
+            throw AnsibleError("the folder \(folder) of the playbook is gone from \(repository.origin)", hint: "plan again")
         }
-        return PlaybookBundle(folder: playbook.folder, files: files)
+        return PlaybookBundle(folder: folder, files: files)
     }
 }
 

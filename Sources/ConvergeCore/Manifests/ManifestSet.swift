@@ -56,9 +56,15 @@ public struct ManifestSet: Sendable {
         // no manifest) can be set aside with its complaints.
         let decodedFiles = files.sorted(by: { $0.path < $1.path }).map { file in
             let fileCollector = DiagnosticCollector()
-            return (file: file, resources: ManifestDecoder(registry: registry, collector: fileCollector).decode(file), collector: fileCollector)
+            return (
+                file: file, resources: ManifestDecoder(registry: registry, collector: fileCollector).decode(file), collector: fileCollector
+            )
         }
-        let repositoryFolders = Set(decodedFiles.flatMap { $0.resources.compactMap { $0.spec as? any RepositoryFileUser }.flatMap { $0.repositoryFolders.map(\.folder) } })
+        let repositoryFolders = Set(
+            decodedFiles.flatMap {
+                $0.resources.compactMap { $0.spec as? any RepositoryFileUser }.flatMap { $0.repositoryFolders.map(\.folder) }
+            }
+            .compactMap { repository?.resolve($0) ?? RepositoryFiles.normalize($0) })
         let collector = DiagnosticCollector()
         var decoded: [Resource] = []
         for entry in decodedFiles {
@@ -76,6 +82,12 @@ public struct ManifestSet: Sendable {
         return set
     }
 
+    /// The repository path of a path a manifest gives relative to the manifests' folder, or
+    /// nil when it leaves the repository.
+    public func repositoryPath(_ relative: String) -> String? {
+        repository?.resolve(relative) ?? RepositoryFiles.normalize(relative)
+    }
+
     /// Every file the set's resources need beside the manifests, by path.
     public var repositoryFiles: [SourceFile] {
         var seen = Set<String>()
@@ -87,23 +99,46 @@ public struct ManifestSet: Sendable {
     private mutating func readRepositoryFolders(collector: DiagnosticCollector) {
         for resource in resources {
             guard let user = resource.spec as? any RepositoryFileUser else { continue }
-            for need in user.repositoryFolders where repositoryFolders[need.folder] == nil {
+            for need in user.repositoryFolders {
+                guard let folder = repositoryPath(need.folder) else {
+                    collector.report(
+                        Diagnostic(
+                            "\(need.field): '\(need.folder)' is outside the repository", at: need.location, resource: resource.id,
+                            hint: "give a path relative to the manifests' folder that stays inside the repository"))
+                    continue
+                }
+                if let base = repository?.base, base == folder || base.hasPrefix(folder + "/") {
+                    collector.report(
+                        Diagnostic(
+                            "\(need.field): folder '\(need.folder)' holds the manifests themselves", at: need.location,
+                            resource: resource.id,
+                            hint: "keep the playbook and its roles in a folder of their own, beside or below the manifests"))
+                    continue
+                }
+                guard repositoryFolders[folder] == nil else { continue }
                 guard let repository else {
                     collector.report(
-                        Diagnostic("\(need.field): '\(need.folder)' cannot be read: this source has no files beside its manifests", at: need.location,
-                                   resource: resource.id, hint: "load the manifests from a folder or a Git repository"))
+                        Diagnostic(
+                            "\(need.field): '\(need.folder)' cannot be read: this source has no files beside its manifests",
+                            at: need.location,
+                            resource: resource.id, hint: "load the manifests from a folder or a Git repository"))
                     continue
                 }
                 do {
-                    guard let files = try repository.files(under: need.folder) else {
+                    guard let files = try repository.files(under: folder) else {
                         collector.report(
-                            Diagnostic("\(need.field): folder '\(need.folder)' does not exist in \(repository.origin)", at: need.location,
-                                       resource: resource.id, hint: "give a folder relative to the repository root (names are case-sensitive), and commit it"))
+                            Diagnostic(
+                                "\(need.field): folder '\(need.folder)' does not exist in \(repository.origin)", at: need.location,
+                                resource: resource.id,
+                                hint: "give a folder relative to the repository root (names are case-sensitive), and commit it"))
                         continue
                     }
-                    repositoryFolders[need.folder] = files
+                    repositoryFolders[folder] = files
                 } catch {
-                    collector.report(Diagnostic("\(need.field): cannot read '\(need.folder)' from \(repository.origin): \(error)", at: need.location, resource: resource.id))
+                    collector.report(
+                        Diagnostic(
+                            "\(need.field): cannot read '\(need.folder)' from \(repository.origin): \(error)", at: need.location,
+                            resource: resource.id))
                 }
             }
         }
@@ -113,10 +148,11 @@ public struct ManifestSet: Sendable {
         var firstSeen: [ResourceID: Resource] = [:]
         for resource in resources {
             if let first = firstSeen[resource.id] {
-                collector.report(Diagnostic(
-                    "duplicate resource: \(resource.id) is also defined at \(first.location)",
-                    at: resource.location, resource: resource.id,
-                    hint: "names must be unique per kind; rename or remove one of them"))
+                collector.report(
+                    Diagnostic(
+                        "duplicate resource: \(resource.id) is also defined at \(first.location)",
+                        at: resource.location, resource: resource.id,
+                        hint: "names must be unique per kind; rename or remove one of them"))
             } else {
                 firstSeen[resource.id] = resource
             }
@@ -127,12 +163,15 @@ public struct ManifestSet: Sendable {
             for reference in resource.references(in: self)
             where self[reference.target] == nil && !collector.undecodable.contains(reference.target) {
                 let known = resources(ofKind: reference.target.kind).map(\.id.name)
-                var hint = closestName(to: reference.target.name, among: known).map { "did you mean '\($0)'?" }
-                    ?? (known.isEmpty ? "no \(reference.target.kind) is defined in this manifest set" : "defined: \(known.joined(separator: ", "))")
+                var hint =
+                    closestName(to: reference.target.name, among: known).map { "did you mean '\($0)'?" }
+                    ?? (known.isEmpty
+                        ? "no \(reference.target.kind) is defined in this manifest set" : "defined: \(known.joined(separator: ", "))")
                 if !collector.unreadableFiles.isEmpty {
                     hint += "; it may be in \(collector.unreadableFiles.joined(separator: ", ")), which could not be read"
                 }
-                collector.report("\(reference.field): refers to \(reference.target), which is not defined", at: reference.location, hint: hint)
+                collector.report(
+                    "\(reference.field): refers to \(reference.target), which is not defined", at: reference.location, hint: hint)
             }
             resource.spec.validate(resource, in: self, collector: collector)
         }
@@ -144,9 +183,10 @@ public struct ManifestSet: Sendable {
         for cycle in DependencyGraph(self).cycles() where cycle.count > 1 {
             let first = cycle[0]
             let path = (cycle + [first]).map(\.description).joined(separator: " → ")
-            collector.report(Diagnostic(
-                "dependency cycle: \(path)", at: self[first]?.location, resource: first,
-                hint: "remove one of these references so the resources can be ordered"))
+            collector.report(
+                Diagnostic(
+                    "dependency cycle: \(path)", at: self[first]?.location, resource: first,
+                    hint: "remove one of these references so the resources can be ordered"))
         }
     }
 }
@@ -160,7 +200,9 @@ struct ManifestDecoder {
     func decode(_ file: SourceFile) -> [Resource] {
         let fileStart = SourceLocation(file: file.path, line: 1, column: 1)
         guard let text = String(validating: file.bytes, as: UTF8.self), !file.bytes.contains(0) else {
-            collector.report("not a text file (invalid UTF-8 or binary content)", at: fileStart, hint: "manifest files must be UTF-8 YAML; move other files out of the manifest folder")
+            collector.report(
+                "not a text file (invalid UTF-8 or binary content)", at: fileStart,
+                hint: "manifest files must be UTF-8 YAML; move other files out of the manifest folder")
             return []
         }
         var resources: [Resource] = []
@@ -177,7 +219,9 @@ struct ManifestDecoder {
                 if let resource = decodeDocument(node) { resources.append(resource) }
             }
             if documentCount == 0 || (resources.isEmpty && !containsContent(text)) {
-                collector.report("the file holds no manifest", at: fileStart, hint: "add a document with apiVersion, kind, metadata and spec, or delete the file")
+                collector.report(
+                    "the file holds no manifest", at: fileStart,
+                    hint: "add a document with apiVersion, kind, metadata and spec, or delete the file")
             }
         } catch let error as YamlError {
             report(error, file: file.path, text: text)
@@ -198,7 +242,8 @@ struct ManifestDecoder {
 
     private func report(_ error: YamlError, file: String, text: String) {
         switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _), .composer(let context, let problem, let mark, _):
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+            .composer(let context, let problem, let mark, _):
             // libyaml finds an unclosed quote or bracket only at the end of the file; the
             // context ("while scanning a quoted scalar") says where it was opened.
             var message = "invalid YAML: \(problem)"
@@ -217,7 +262,8 @@ struct ManifestDecoder {
             }
             collector.report(message, at: SourceLocation(file: file, line: at.line, column: at.column), hint: hint)
         case .duplicatedKeysInMapping(let duplicates, let context):
-            collector.report("invalid YAML: duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.joined(separator: ", ")) in one mapping",
+            collector.report(
+                "invalid YAML: duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.joined(separator: ", ")) in one mapping",
                 at: SourceLocation(file: file, line: context.mark.line, column: context.mark.column),
                 hint: "each key may appear once; remove the repeated one")
         case .reader(let problem, _, _, _):
@@ -240,7 +286,8 @@ struct ManifestDecoder {
         if let apiVersion, let objects = registry.otherAPIVersions, !apiVersion.hasPrefix(KindRegistry.apiGroupPrefix),
             let kindName, let kindNode, registry.type(forKind: kindName) == nil
         {
-            return decodeObject(document, metadataNode: metadataNode, name: name, apiVersion: apiVersion, kind: kindName, kindNode: kindNode, as: objects)
+            return decodeObject(
+                document, metadataNode: metadataNode, name: name, apiVersion: apiVersion, kind: kindName, kindNode: kindNode, as: objects)
         }
         let labels = metadataNode?.optional("labels")?.stringMap ?? [:]
         let annotations = metadataNode?.optional("annotations")?.stringMap ?? [:]
@@ -253,7 +300,8 @@ struct ManifestDecoder {
             return nil
         }
         guard let kindType = registry.type(forKind: kindName) else {
-            let hint = closestName(to: kindName, among: registry.kindNames).map { "did you mean '\($0)'?" }
+            let hint =
+                closestName(to: kindName, among: registry.kindNames).map { "did you mean '\($0)'?" }
                 ?? "known kinds: \(registry.kindNames.joined(separator: ", "))"
             kindNode.report("unknown kind '\(kindName)'", hint: hint)
             _ = document.optional("spec")
@@ -312,7 +360,8 @@ struct ManifestDecoder {
         for entry in DependsOnAnnotation.parse(value) where entry.id == nil {
             let location = metadata?.optional("annotations")?.mapping?.keyLocation(DependsOnAnnotation.key)
             collector.report(
-                "metadata.annotations[\(DependsOnAnnotation.key)]: '\(entry.text)' is not a resource id", at: location ?? metadata?.location,
+                "metadata.annotations[\(DependsOnAnnotation.key)]: '\(entry.text)' is not a resource id",
+                at: location ?? metadata?.location,
                 hint: "list resources as Kind/name, separated by commas (e.g. Container/db, Namespace/shop)")
         }
     }
