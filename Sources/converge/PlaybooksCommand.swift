@@ -13,13 +13,13 @@ struct PlaybooksCommand: AsyncParsableCommand {
     struct RunPlaybook: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
-            abstract: "Run a PlaybookRun now, whether or not its inputs changed, as a journaled run.",
+            abstract: "Run a PlaybookRun (or a ScheduledPlaybook) now, whether or not its inputs changed, as a journaled run.",
             discussion: """
                 The playbook's files are the source's, pinned by the plan; its approval policies apply.
                 Exit codes: 0 every host ok, 3 waiting for approval, 1 a host failed or the run could not start.
                 """)
 
-        @Argument(help: "The PlaybookRun's name.")
+        @Argument(help: "The name of a PlaybookRun, or of a ScheduledPlaybook to run now.")
         var name: String
 
         @Option(help: "Only this host, group or environment of its target.")
@@ -39,11 +39,16 @@ struct PlaybooksCommand: AsyncParsableCommand {
             try await Terminal.run(instance: instance) { runtime in
                 let snapshot = try await source.load()
                 let set = try runtime.load(snapshot)
-                let id = ResourceID(kind: PlaybookRunSpec.kind, name: name)
-                guard set[id] != nil else {
-                    let known = set.resources(ofKind: PlaybookRunSpec.kind).map(\.id.name)
+                // A PlaybookRun, or a schedule's playbook run now, outside its schedule.
+                guard
+                    let id = [PlaybookRunSpec.kind, ScheduledPlaybookSpec.kind].map({ ResourceID(kind: $0, name: name) }).first(where: {
+                        set[$0] != nil
+                    })
+                else {
+                    let known = (set.resources(ofKind: PlaybookRunSpec.kind) + set.resources(ofKind: ScheduledPlaybookSpec.kind)).map(
+                        \.id.description)
                     throw ValidationError(
-                        "no PlaybookRun named '\(name)' in the manifests (defined: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
+                        "no PlaybookRun or ScheduledPlaybook named '\(name)' in the manifests (defined: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
                     )
                 }
                 var fields: [FieldChange] = []

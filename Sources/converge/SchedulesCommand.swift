@@ -129,7 +129,7 @@ struct SchedulesCommand: AsyncParsableCommand {
                             instance: instance, schedule: "ScheduledPlaybook/\(schedule)", statuses: nil, limit: limit)
                     }
                     switch output {
-                    case .json: Terminal.write(JSONOutput.encode(firings))
+                    case .json: Terminal.write(JSONOutput.encode(firings.map(FiringReport.init)))
                     case .text:
                         Terminal.write(
                             firings.isEmpty ? "No firings of \(schedule).\n" : firings.map(Self.line).joined(separator: "\n") + "\n")
@@ -149,5 +149,30 @@ struct SchedulesCommand: AsyncParsableCommand {
             if let detail = firing.detail { text += ": \(detail.split(separator: "\n").first ?? "")" }
             return text
         }
+    }
+}
+
+/// A firing as `schedules history --output json` shows it: the record, with its start delay
+/// and duration in seconds (the dates are whole seconds in the JSON).
+struct FiringReport: Encodable {
+    var firing: FiringRecord
+    var startDelaySeconds: Double?
+    var durationSeconds: Double?
+
+    init(_ firing: FiringRecord) {
+        self.firing = firing
+        startDelaySeconds = firing.startedAt.map { $0.timeIntervalSince(firing.dueAt) }
+        durationSeconds = firing.startedAt.flatMap { started in firing.finishedAt.map { $0.timeIntervalSince(started) } }
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case startDelaySeconds, durationSeconds
+    }
+
+    func encode(to encoder: Encoder) throws {
+        try firing.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeIfPresent(startDelaySeconds, forKey: .startDelaySeconds)
+        try container.encodeIfPresent(durationSeconds, forKey: .durationSeconds)
     }
 }

@@ -55,6 +55,24 @@ import Testing
         }
     }
 
+    @Test func fromACommitAPlaybookBesideTheManifestsFolderRunsAsCommitted() async throws {
+        try await AnsibleLab.with(hosts: 1) { lab in
+            let repository = try await lab.lab.gitRepository()
+            // Paths are relative to the manifests' folder (prod/), here reaching ../ansible.
+            let runs = lab.playbook("marker", target: "h1", runSpec: "  extraVars: {message: committed}")
+                .replacingOccurrences(of: "path: ansible/marker.yml", with: "path: ../ansible/marker.yml")
+            try await repository.commit(
+                ["prod/inventory.yaml": lab.inventory(), "prod/runs.yaml": runs, "ansible/marker.yml": Self.markerPlaybook()],
+                message: "playbook")
+            // An uncommitted edit is not what runs: the commit is.
+            try Self.markerPlaybook().replacingOccurrences(of: "message", with: "nothing").write(
+                to: repository.directory.appendingPathComponent("ansible/marker.yml"), atomically: true, encoding: .utf8)
+            let result = try await lab.lab.reconcile(["--repo", repository.directory.path, "--path", "prod"])
+            #expect(result.exitCode == 0, "\(result.stdout)\n\(result.stderr)")
+            #expect(try await lab.file("/etc/converge-marker", on: "h1") == "committed")
+        }
+    }
+
     @Test func aGroupOfFiveRunsInParallel() async throws {
         try await AnsibleLab.with(hosts: 5) { lab in
             try lab.write([
@@ -63,7 +81,7 @@ import Testing
                 - hosts: all
                   gather_facts: false
                   tasks:
-                    - shell: date +%s.%N > /tmp/started; sleep 2; date +%s.%N > /tmp/ended
+                    - shell: date +%s.%N > /tmp/started; sleep 6; date +%s.%N > /tmp/ended
                 """,
                 "runs.yaml": lab.playbook("slow"),
             ])
@@ -77,7 +95,8 @@ import Testing
                 )
                 ends.append(Double(try await lab.file("/tmp/ended", on: host)?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0)
             }
-            // Every host was inside its two seconds of sleep at the same moment.
+            // Every host was inside its six seconds of sleep at the same moment (one after another, the
+            // starts would span 24 s).
             #expect(try #require(starts.max()) < (try #require(ends.min())), "starts \(starts.sorted()), ends \(ends.sorted())")
             let show = try await lab.converge(["runs", "show", try #require(try await Self.runIDs(lab).first)])
             #expect(show.stdout.contains("all_ok: 5 of 5 hosts ok"), "\(show.stdout)")
@@ -211,6 +230,50 @@ import Testing
                 #expect(collected.stdout.contains("deleted DC0_C0_RP0_VM0: \(snapshot.name)"), "\(collected.stdout)")
                 let names = try await VSphereTests.vms(in: vcenter)["DC0_C0_RP0_VM0"]?.snapshots.map(\.name)
                 #expect(names == ["manual before upgrade"])
+            }
+        }
+    }
+
+    /// The tasks vCenter ran lately on a VM and on snapshots (`VirtualMachine.createSnapshot`,
+    /// `VirtualMachineSnapshot.revert`…), from the TaskManager's recent tasks: the simulator's
+    /// revert changes nothing else a test could see.
+    static func recentTasks(of vm: ManagedObjectReference, in vcenter: VCenterLab) async throws -> [String] {
+        let client = try await vcenter.client()
+        let manager = ManagedObjectReference(type: "TaskManager", value: "TaskManager")
+        let tasks =
+            try await client.retrieve([manager], properties: ["recentTask"]).first?["recentTask"]?.children.compactMap(\.reference) ?? []
+        let infos = tasks.isEmpty ? [] : try await client.retrieve(tasks, properties: ["info.descriptionId", "info.entity"])
+        await client.logout()
+        // A revert's entity is the snapshot; each test has a simulator of its own.
+        return infos.filter { $0["info.entity"]?.reference == vm || $0["info.entity"]?.reference?.type == "VirtualMachineSnapshot" }
+            .compactMap { $0["info.descriptionId"]?.text }
+    }
+
+    @Test(arguments: [true, false])
+    func aFailedPlaybookRevertsItsVMsOnlyWithRevertOnFailure(revert: Bool) async throws {
+        try await VCenterLab.with { vcenter in
+            try await AnsibleLab.with(hosts: 1) { lab in
+                let inventory = lab.inventory(
+                    hosts: [], extraHosts: ["h1: {address: \(lab.addresses["h1"] ?? ""), vm: {name: DC0_C0_RP0_VM1}}"])
+                let failing = """
+                    - hosts: all
+                      gather_facts: false
+                      tasks:
+                        - fail: {msg: "the upgrade broke the service"}
+                    """
+                try lab.write([
+                    "vcenter.yaml": vcenter.vcenterManifest(), "inventory.yaml": inventory, "ansible/upgrade.yml": failing,
+                    "runs.yaml": lab.playbook("upgrade", target: "h1", runSpec: "  revertOnFailure: \(revert)"),
+                ])
+                let result = try await lab.reconcile(environment: [VCenterLab.passwordVariable: vcenter.password])
+                #expect(result.exitCode == 1, "\(result.stdout)\n\(result.stderr)")
+                let vm = try #require(try await VSphereTests.vms(in: vcenter)["DC0_C0_RP0_VM1"])
+                let guardSnapshot = try #require(vm.snapshots.first { $0.name.hasPrefix("Before executing upgrade - ") })
+                #expect(vm.currentSnapshot == guardSnapshot.ref)
+                let tasks = try await Self.recentTasks(of: vm.ref, in: vcenter)
+                #expect(tasks.contains { $0.contains("createSnapshot") }, "\(tasks)")
+                #expect(tasks.contains { $0.contains("revertToSnapshot") } == revert, "reverted only with revertOnFailure: \(tasks)")
+                #expect(vm.powerState == "poweredOn", "a reverted VM runs again")
             }
         }
     }

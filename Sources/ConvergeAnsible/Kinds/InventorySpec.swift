@@ -10,6 +10,7 @@ import Foundation
 /// spec:
 ///   ssh: {user: converge, port: 22, privateKey: {file: /etc/converge/ssh/id_ed25519}}
 ///   knownHostsFile: /etc/converge/ssh/known_hosts   # absent: host keys are not checked
+///   pipelining: true                                # off only for a sudo with requiretty
 ///   environments:
 ///     production:
 ///       vars: {tier: prod}
@@ -91,6 +92,9 @@ public struct InventorySpec: MachineInventory, Equatable {
 
     public var ssh: SSH
     public var knownHostsFile: String?
+    /// ssh pipelining (fewer round trips per task; on by default). Off only for hosts whose
+    /// sudo has `requiretty`.
+    public var pipelining: Bool
     public var environments: [Environment]
     var location: SourceLocation
 
@@ -98,6 +102,7 @@ public struct InventorySpec: MachineInventory, Equatable {
         location = spec.location
         ssh = spec.optional("ssh").flatMap(Self.readSSH) ?? SSH()
         knownHostsFile = spec.optional("knownHostsFile")?.string
+        pipelining = spec.optional("pipelining")?.bool ?? true
         environments = []
         guard
             let environmentsReader = spec.required(

@@ -64,8 +64,8 @@ struct PlaybookInvocation: Sendable {
     }
 
     /// The environment ansible-playbook runs with: the jsonl callback, no colour, no retry
-    /// files, its temporary files inside the working folder, and host keys checked only
-    /// against the inventory's known-hosts file.
+    /// files, its temporary files inside the working folder, host keys checked only against
+    /// the inventory's known-hosts file, ssh pipelining unless the inventory turns it off.
     private func environment(_ folder: String) -> [String: String] {
         var environment = ProcessInfo.processInfo.environment.filter { key, _ in
             ["PATH", "HOME", "LANG", "LC_ALL", "USER", "LOGNAME", "TMPDIR", "SSH_AUTH_SOCK"].contains(key)
@@ -80,6 +80,7 @@ struct PlaybookInvocation: Sendable {
         // reused without the key being checked again.
         environment["ANSIBLE_SSH_CONTROL_PATH_DIR"] = "\(folder)/cp"
         environment["ANSIBLE_HOST_KEY_CHECKING"] = inventory.knownHostsFile == nil ? "False" : "True"
+        environment["ANSIBLE_PIPELINING"] = inventory.pipelining ? "True" : "False"
         return environment
     }
 
