@@ -153,7 +153,7 @@ enum ControllerBenchmark {
         return result.stdout.split(separator: "\n").first { $0.hasPrefix("COLOR=") }.map { String($0.dropFirst(6)) }
     }
 
-    private static func waitUntil(_ what: String, timeout: Double, every: Double = 0.2, _ condition: () -> Bool) throws {
+    static func waitUntil(_ what: String, timeout: Double, every: Double = 0.2, _ condition: () -> Bool) throws {
         let deadline = Clock.now() + timeout
         while Clock.now() < deadline {
             if condition() { return }
@@ -241,7 +241,11 @@ enum ControllerBenchmark {
             files["host.yaml"] =
                 "apiVersion: converge.dev/v1alpha1\nkind: DockerHost\nmetadata: {name: local}\nspec: {endpoint: \"unix:///var/run/docker.sock\"}\n"
             try Subprocess.check(["git", "-C", work, "rm", "-rq", "--ignore-unmatch", "."])
-            for (path, content) in files { try content.write(toFile: work + "/" + path, atomically: true, encoding: .utf8) }
+            for (path, content) in files {
+                let url = URL(fileURLWithPath: work + "/" + path)
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try content.write(to: url, atomically: true, encoding: .utf8)
+            }
             try Subprocess.check(["git", "-C", work, "add", "-A"])
             try Subprocess.check([
                 "git", "-C", work, "-c", "user.name=bench", "-c", "user.email=bench@converge.invalid", "commit", "-qm", "change",

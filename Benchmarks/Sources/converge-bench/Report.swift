@@ -105,8 +105,9 @@ enum Table {
         guard value.isFinite else { return "-" }
         switch unit {
         case .seconds:
-            if value < 0.001 { return String(format: "%.1f µs", value * 1e6) }
-            if value < 1 { return String(format: "%.1f ms", value * 1e3) }
+            // By magnitude: a difference (an overhead) may be negative.
+            if abs(value) < 0.001 { return String(format: "%.1f µs", value * 1e6) }
+            if abs(value) < 1 { return String(format: "%.1f ms", value * 1e3) }
             return String(format: "%.2f s", value)
         case .mebibytes: return String(format: "%.1f MiB", value)
         case .ratio: return String(format: "%.2f", value)

@@ -6,7 +6,7 @@ import Foundation
 #endif
 
 let usage = """
-    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|controller|all> [options]
+    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|ansible|controller|all> [options]
 
       plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
       git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
@@ -21,16 +21,19 @@ let usage = """
                  namespaces on the test kube-apiserver; the in-sync dry-run and its API requests
       kubernetes-scale
                  peak RSS of a reconcile of 10,000 ConfigMaps
+      ansible    converge playbooks run on 20 sshd containers vs 1 (ratio), Converge's overhead over a
+                 bare ansible-playbook of the same play (1 and 20 hosts), and the controller's
+                 schedule firing latency (20 one-time schedules, due time to run start)
       controller converge controller as a process: webhook to applied (one env field), idle RSS and
                  CPU with 1,000 containers, an in-sync interval of 10,000 ConfigMaps, leader
                  takeover after kill -9 on PostgreSQL
-      all        the ten, in that order
+      all        the eleven, in that order
 
     options:
       --runs N            timed runs for plan, git-load, journal, resume, firewall and vsphere (default 5)
       --seed-runs N       firewall: runs of the seed's 1,000 iptables -A, CLI and Engine API
                           (default 1; each takes a minute or so)
-      --rounds N          rounds for docker and kubernetes, each tool once per round (default 3)
+      --rounds N          rounds for docker, kubernetes and ansible, each tool once per round (default 3)
       --json              print the figures as JSON on stdout instead of a table
       --converge PATH     converge binary for docker and firewall (default: build it with
                           `swift build -c release --product converge` in the main package)
@@ -86,12 +89,12 @@ func parse(_ arguments: [String]) -> Options {
     while let argument = iterator.next() {
         switch argument {
         case "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, ResumeBenchmark.prepareCommand,
-            KubernetesBenchmark.name, KubernetesBenchmark.scaleName, ControllerBenchmark.name:
+            KubernetesBenchmark.name, KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name:
             options.benchmarks.append(argument)
         case "all":
             options.benchmarks += [
                 "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, KubernetesBenchmark.name,
-                KubernetesBenchmark.scaleName, ControllerBenchmark.name,
+                KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name,
             ]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
@@ -137,6 +140,8 @@ func runChild(_ options: Options) -> Int32 {
         case KubernetesBenchmark.name:
             rows = try KubernetesBenchmark.run(runs: options.runs, rounds: options.rounds, packagePath: options.packagePath)
         case KubernetesBenchmark.scaleName: rows = try KubernetesBenchmark.runScale(packagePath: options.packagePath)
+        case AnsibleBenchmark.name:
+            rows = try AnsibleBenchmark.run(rounds: options.rounds, converge: options.converge, packagePath: options.packagePath)
         case ControllerBenchmark.name:
             rows = try ControllerBenchmark.run(
                 rounds: options.rounds, converge: options.converge, packagePath: options.packagePath,
