@@ -3,11 +3,13 @@
 # tests in the debug configuration (exactly what scripts/test.sh builds, so the test command
 # that follows compiles nothing), starts govmomi's vCenter simulator on 127.0.0.1:18443
 # (scripts/vcsim.sh builds it), and reconciles the example manifests read from HEAD:
-# manifests/ against the local Docker engine, manifests-vcenter/ against the simulator:
+# manifests/ against the local Docker engine, manifests-vcenter/ against the simulator,
+# manifests-ansible/ (playbooks, a nightly schedule) on two sshd containers it starts:
 #   1. converge reconcile --dry-run   shows the plan (exit 2: changes pending)
 #   2. converge reconcile             applies it
 #   3. converge reconcile --dry-run   shows nothing left to do (exit 0: in sync)
-# The binary stays at .build/debug/converge for the README's examples.
+# Then it lists the schedules and the inventory. The binary stays at .build/debug/converge for
+# the README's examples.
 # Extra arguments go to every `converge reconcile`, e.g. `scripts/demo.sh --output markdown`.
 set -euo pipefail
 
@@ -30,8 +32,8 @@ bin="$(swift build --show-bin-path)/converge"
 [[ -x "$bin" ]] || { echo "demo: ERROR: the build did not produce $bin" >&2; exit 1; }
 say "built .build/debug/converge (and the tests) in $((SECONDS - start)) s"
 
-# The example sets, each its own reconcile: the Docker lab and the VM on the simulator.
-sets=(manifests manifests-vcenter)
+# The example sets, each its own reconcile: the Docker lab, the VM on the simulator, the playbooks.
+sets=(manifests manifests-vcenter manifests-ansible)
 
 # Runs `converge reconcile ARGS...`; 0 (in sync) and 2 (changes pending) are results, not failures.
 reconcile() {
@@ -65,6 +67,22 @@ stop_vcsim() {
 }
 trap stop_vcsim EXIT
 export VCENTER_PASSWORD=pass   # the simulator's; manifests-vcenter/00-vcenter.yaml reads it from here
+
+# manifests-ansible/: two playbook targets (sshd and python3) at the inventory's addresses, with
+# a key made on this machine; the inventory reads the private key from the environment.
+say "starting two playbook targets for manifests-ansible/ (converge-lab/sshd:1 on 192.168.150.0/24)"
+key=.converge/demo-ssh/id_ed25519
+mkdir -p "$(dirname "$key")"
+[[ -f "$key" ]] || ssh-keygen -q -t ed25519 -N '' -C converge-demo -f "$key"
+docker network inspect converge-demo-ssh >/dev/null 2>&1 \
+    || docker network create --subnet 192.168.150.0/24 converge-demo-ssh >/dev/null
+for index in 1 2; do
+    docker rm -f "converge-demo-web-$index" >/dev/null 2>&1 || true
+    docker run -d --name "converge-demo-web-$index" --network converge-demo-ssh --ip "192.168.150.1$((index - 1))" \
+        -e AUTHORIZED_KEYS="$(cat "$key.pub")" converge-lab/sshd:1 >/dev/null
+done
+CONVERGE_DEMO_SSH_KEY="$(cat "$key")"
+export CONVERGE_DEMO_SSH_KEY
 extra=("$@")
 
 say "1/3 what would change"
@@ -75,8 +93,11 @@ reconcile_sets
 
 say "3/3 what is left to change"
 reconcile_sets --dry-run
+say "the schedules of manifests-ansible/ and the hosts of its inventory"
+"$bin" schedules --repo . --path manifests-ansible
+"$bin" inventory --repo . --path manifests-ansible
 if [[ "$last_rc" == 0 ]]; then
-    say "the Docker engine matches manifests/ and the vCenter simulator manifests-vcenter/"
+    say "the Docker engine matches manifests/, the vCenter simulator manifests-vcenter/, and the playbooks of manifests-ansible/ ran on their hosts"
 else
     say "changes are still pending after the apply: see the plans above"
 fi
