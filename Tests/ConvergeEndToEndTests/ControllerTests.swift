@@ -135,8 +135,11 @@ struct ControllerTests {
             let approved = try await lab.lab.converge(["approve", "\(id)", "--comment", "reviewed"] + server)
             #expect(approved.exitCode == 0, "\(approved.stderr)")
             try await eventually("the approved run applied the change", timeout: .seconds(30)) { try await color(lab.lab) == "blue" }
+            // The container shows before the run records its end.
+            try await eventually("the approved run succeeded", timeout: .seconds(30)) {
+                try await (controller.run(id)["run"] as? [String: Any])?["status"] as? String == "succeeded"
+            }
             let report = try await controller.run(id)
-            #expect((report["run"] as? [String: Any])?["status"] as? String == "succeeded")
             let approvals = report["approvals"] as? [[String: Any]] ?? []
             #expect(approvals.map { $0["approver"] as? String } == ["alice"])
             let shown = try await lab.lab.converge(["runs", "show", "\(id)"] + server)

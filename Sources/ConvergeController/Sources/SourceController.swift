@@ -26,6 +26,14 @@ public final class SourceController: Sendable {
         /// A pull request of the source's forge was opened, pushed to, reviewed, commented
         /// on or merged.
         case pullRequest(PullRequestEvent)
+
+        /// It fetches the source's ref and reconciles what it finds.
+        var fetches: Bool {
+            switch self {
+            case .interval, .webhook, .requested: return true
+            case .approve, .retention, .pullRequest: return false
+            }
+        }
     }
 
     struct ApprovalRequest: Sendable {
@@ -52,9 +60,11 @@ public final class SourceController: Sendable {
     private let statusChanged: (@Sendable (SourceStatus) async -> Void)?
     private let reported = Mutex<SourceStatus?>(nil)
     private let queue = AsyncStream<Trigger>.makeStream()
-    /// An interval tick is queued and not yet taken: the ticker adds no second one, so a long
-    /// run (a first apply of a thousand containers) is not followed by a string of ticks.
-    private let intervalQueued = Atomic<Bool>(false)
+    /// A fetch (an interval tick, a webhook, a request) is queued and not yet taken: another
+    /// one would fetch the same commit again, so it is dropped. A long run (a first apply of a
+    /// thousand containers) is not followed by a string of ticks, and the start-up request and
+    /// the leadership one become one reconcile.
+    private let fetchQueued = Atomic<Bool>(false)
     /// The status, the last plan, and the manifest set decoded from the commit `setCommit`
     /// (with its files: what pull requests are compared with)
     /// (a commit's files never change, so drift checks on it skip decoding them again).
@@ -104,6 +114,7 @@ public final class SourceController: Sendable {
     var hasFetched: Bool { state.withLock { $0.status.lastFetchedRevision != nil } }
 
     func enqueue(_ trigger: Trigger) {
+        if trigger.fetches, fetchQueued.exchange(true, ordering: .acquiringAndReleasing) { return }
         queue.continuation.yield(trigger)
     }
 
@@ -120,7 +131,7 @@ public final class SourceController: Sendable {
                 while !Task.isCancelled {
                     let factor = 1 + Double.random(in: -jitter...jitter)
                     try? await Task.sleep(for: configuration.interval * factor)
-                    if !intervalQueued.exchange(true, ordering: .acquiringAndReleasing) { enqueue(.interval) }
+                    enqueue(.interval)
                 }
             }
             group.addTask { [self] in
@@ -151,10 +162,9 @@ public final class SourceController: Sendable {
         case .approve(let request): await approve(request)
         case .retention: await collectSnapshots()
         case .pullRequest(let event): await pullRequestChanged(event)
-        case .interval:
-            intervalQueued.store(false, ordering: .releasing)
+        case .interval, .webhook, .requested:
+            fetchQueued.store(false, ordering: .releasing)
             await reconcile(trigger)
-        case .webhook, .requested: await reconcile(trigger)
         }
         await reportStatus()
     }
