@@ -76,9 +76,13 @@ mkdir -p "$(dirname "$key")"
 [[ -f "$key" ]] || ssh-keygen -q -t ed25519 -N '' -C converge-demo -f "$key"
 docker network inspect converge-demo-ssh >/dev/null 2>&1 \
     || docker network create --subnet 192.168.150.0/24 converge-demo-ssh >/dev/null
+# Kept while they run: the store remembers that the baseline ran on them, and a fresh
+# container would not have it (`converge playbooks run web-baseline` runs it again).
 for index in 1 2; do
-    docker rm -f "converge-demo-web-$index" >/dev/null 2>&1 || true
-    docker run -d --name "converge-demo-web-$index" --network converge-demo-ssh --ip "192.168.150.1$((index - 1))" \
+    name="converge-demo-web-$index"
+    [[ "$(docker inspect -f '{{.State.Running}}' "$name" 2>/dev/null)" == true ]] && continue
+    docker rm -f "$name" >/dev/null 2>&1 || true
+    docker run -d --name "$name" --network converge-demo-ssh --ip "192.168.150.1$((index - 1))" \
         -e AUTHORIZED_KEYS="$(cat "$key.pub")" converge-lab/sshd:1 >/dev/null
 done
 CONVERGE_DEMO_SSH_KEY="$(cat "$key")"
