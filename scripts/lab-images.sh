@@ -265,29 +265,36 @@ debootstrap_root() {  # ROOT MIRROR CACHE INCLUDE
         "$root"/var/log/*.log "$root"/var/log/apt/*
 }
 
+# Builds IMAGE from a Debian root that BUILD (a function: ROOT MIRROR CACHE) makes, unless the
+# image's recipe label is HASH already; CHANGES are the image's Dockerfile-style changes.
+debootstrap_image() {  # IMAGE BUILD HASH CHANGES...
+    local image="$1" build="$2" hash="$3" mirror root cache start
+    shift 3
+    if ! needs_build "$image" "$hash"; then
+        say "$image is up to date (recipe ${hash:0:12})"
+        return
+    fi
+    command -v debootstrap >/dev/null || die "debootstrap is not installed: run scripts/setup.sh"
+    mirror="$(debian_mirror)"
+    start=$SECONDS
+    say "building $image with debootstrap $ROUTER_SUITE from $mirror (recipe ${hash:0:12}; about a minute)"
+    root="$(mktemp -d /var/tmp/converge-lab-root.XXXXXX)"
+    SCRATCH_DIRS+=("$root")
+    cache=/var/cache/converge/debootstrap
+    mkdir -p "$cache"
+    "$build" "$root" "$mirror" "$cache"
+    say "debootstrap done in $((SECONDS - start)) s; importing"
+    import_root "$root" "$image" "$hash" "$@"
+    remove_root "$root"
+    say "built $image in $((SECONDS - start)) s"
+}
+
 router_image() {
-    local recipe hash mirror root cache start out
+    local recipe hash out
     recipe="$(declare -f debootstrap_root build_router_rootfs
               printf '%s\n' "$ROUTER_SUITE" "$ROUTER_INCLUDE" "${ROUTER_CHANGES[@]}")"
     hash="$(printf '%s' "$recipe" | sha256_of_stdin)"
-
-    if needs_build "$ROUTER_IMAGE" "$hash"; then
-        command -v debootstrap >/dev/null || die "debootstrap is not installed: run scripts/setup.sh"
-        mirror="$(debian_mirror)"
-        start=$SECONDS
-        say "building $ROUTER_IMAGE with debootstrap $ROUTER_SUITE from $mirror (recipe ${hash:0:12}; about a minute)"
-        root="$(mktemp -d /var/tmp/converge-router-root.XXXXXX)"
-        SCRATCH_DIRS+=("$root")
-        cache=/var/cache/converge/debootstrap
-        mkdir -p "$cache"
-        build_router_rootfs "$root" "$mirror" "$cache"
-        say "debootstrap done in $((SECONDS - start)) s; importing"
-        import_root "$root" "$ROUTER_IMAGE" "$hash" "${ROUTER_CHANGES[@]}"
-        remove_root "$root"
-        say "built $ROUTER_IMAGE in $((SECONDS - start)) s"
-    else
-        say "$ROUTER_IMAGE is up to date (recipe ${hash:0:12})"
-    fi
+    debootstrap_image "$ROUTER_IMAGE" build_router_rootfs "$hash" "${ROUTER_CHANGES[@]}"
 
     out="$(docker run --rm "$ROUTER_IMAGE" sh -c 'nft --version && ip -V && test -x /usr/lib/frr/zebra && command -v ping' 2>&1)" \
         || die "$ROUTER_IMAGE does not run: $out"
@@ -319,29 +326,12 @@ build_sshd_rootfs() {
 }
 
 sshd_image() {
-    local recipe hash mirror root cache start out
+    local recipe hash out
     recipe="$(declare -f debootstrap_root build_sshd_rootfs
               printf '%s\n' "$ROUTER_SUITE" "$SSHD_INCLUDE" "$SSHD_CONFIG" "$SSHD_ENTRYPOINT" \
                   "${SSHD_CHANGES[@]}")"
     hash="$(printf '%s' "$recipe" | sha256_of_stdin)"
-
-    if needs_build "$SSHD_IMAGE" "$hash"; then
-        command -v debootstrap >/dev/null || die "debootstrap is not installed: run scripts/setup.sh"
-        mirror="$(debian_mirror)"
-        start=$SECONDS
-        say "building $SSHD_IMAGE with debootstrap $ROUTER_SUITE from $mirror (recipe ${hash:0:12}; about a minute)"
-        root="$(mktemp -d /var/tmp/converge-sshd-root.XXXXXX)"
-        SCRATCH_DIRS+=("$root")
-        cache=/var/cache/converge/debootstrap
-        mkdir -p "$cache"
-        build_sshd_rootfs "$root" "$mirror" "$cache"
-        say "debootstrap done in $((SECONDS - start)) s; importing"
-        import_root "$root" "$SSHD_IMAGE" "$hash" "${SSHD_CHANGES[@]}"
-        remove_root "$root"
-        say "built $SSHD_IMAGE in $((SECONDS - start)) s"
-    else
-        say "$SSHD_IMAGE is up to date (recipe ${hash:0:12})"
-    fi
+    debootstrap_image "$SSHD_IMAGE" build_sshd_rootfs "$hash" "${SSHD_CHANGES[@]}"
 
     out="$(docker run --rm "$SSHD_IMAGE" sh -c 'python3 --version && /usr/sbin/sshd -t && test -x /usr/lib/openssh/sftp-server && su converge -c "sudo -n true" && echo "sudo: ok"' 2>&1)" \
         || die "$SSHD_IMAGE does not run: $out"
