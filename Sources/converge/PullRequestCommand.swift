@@ -52,6 +52,8 @@ struct PullRequestCommand: AsyncParsableCommand {
         @Option(help: "Name of the Converge instance the plan is for: it owns the objects labelled with it.")
         var instance: String = ConvergeCommand.defaultInstance
 
+        @OptionGroup var storage: StoreOptions
+
         func run() async throws {
             let configuration = try ForgeConfiguration(
                 kind: forge, apiURL: apiURL, repository: repo, token: try ForgeOptions.token(file: tokenFile, environment: tokenEnv))
@@ -80,8 +82,12 @@ struct PullRequestCommand: AsyncParsableCommand {
                         "\(git) gave \(snapshot.revision.commit ?? "no commit"), not the pull request's head \(pullRequest.headCommit); fetch the head first"
                     )
                 }
-                let outcome = await PullRequestPlan.make(
-                    files: snapshot.files, revision: snapshot.revision, repository: snapshot.repository, runtime: runtime)
+                // Read, never written: what ran last (a PlaybookRun's inputs) is kept in the store.
+                let outcome = try await storage.with { store in
+                    runtime.useStore(store)
+                    return await PullRequestPlan.make(
+                        files: snapshot.files, revision: snapshot.revision, repository: snapshot.repository, runtime: runtime)
+                }
                 switch outcome {
                 case .planned(let plan): Terminal.write(PlanRenderer.text(plan, color: false))
                 case .invalid(let diagnostics): Terminal.log(diagnostics)
