@@ -152,9 +152,10 @@ struct PlaybookInvocation: Sendable {
         guard let environmentName = hosts.first?.environment,
             let environment = inventory.environments.first(where: { $0.name == environmentName })
         else { return .object([:]) }
-        let hostKeyArguments =
-            inventory.knownHostsFile.map { "-o UserKnownHostsFile=\($0) -o StrictHostKeyChecking=yes" }
-            ?? "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no"
+        // Only the inventory's key: an ssh agent of the process running Converge is not offered.
+        let sshArguments =
+            (inventory.knownHostsFile.map { "-o UserKnownHostsFile=\($0) -o StrictHostKeyChecking=yes" }
+                ?? "-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no") + " -o IdentitiesOnly=yes"
         var groups: [String: JSONValue] = [:]
         for group in environment.groups {
             var members: [String: JSONValue] = [:]
@@ -164,7 +165,7 @@ struct PlaybookInvocation: Sendable {
                 variables["ansible_port"] = .int(host.ssh.port ?? 22)
                 if let user = host.ssh.user { variables["ansible_user"] = .string(user) }
                 if let key = host.ssh.privateKey, let path = keyFiles[key] { variables["ansible_ssh_private_key_file"] = .string(path) }
-                variables["ansible_ssh_common_args"] = .string(hostKeyArguments)
+                variables["ansible_ssh_common_args"] = .string(sshArguments)
                 members[host.name] = .object(variables)
             }
             guard !members.isEmpty else { continue }
