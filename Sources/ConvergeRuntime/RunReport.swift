@@ -73,7 +73,7 @@ public struct RunReport: Codable, Sendable {
                 lines.append(line)
                 if let error = step.error { lines.append("       \(error)") }
                 // A provider's report (a playbook's recap per host) carries its own rendering.
-                if let report = step.report, let text = (try? JSONValue.parse(Array(report.utf8)))?["text"]?.string {
+                if let text = step.reportText {
                     lines += text.split(separator: "\n", omittingEmptySubsequences: false).map { "       \($0)" }
                 }
             }
@@ -115,5 +115,12 @@ public struct RunReport: Codable, Sendable {
 extension String {
     fileprivate func leftPad(_ width: Int) -> String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
+
+extension StepRecord {
+    /// The rendering a step's report carries for people (its `text` field), if any.
+    public var reportText: String? {
+        report.flatMap { try? JSONValue.parse(Array($0.utf8)) }?["text"]?.string
     }
 }

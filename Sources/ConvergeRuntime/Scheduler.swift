@@ -100,7 +100,7 @@ public final class Scheduler: Sendable {
                 detail: "not run: \(Self.stamp(newest)) was due as well, and only the most recent due time runs\(earlier)")
         }
         let late = at.timeIntervalSince(newest)
-        let deadline = Double(schedule.startingDeadline.components.seconds)
+        let deadline = schedule.startingDeadline.timeInterval
         if late > deadline {
             try await record(
                 name, newest, status: .missed, into: &recorded,

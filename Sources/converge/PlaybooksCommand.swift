@@ -65,7 +65,7 @@ struct PlaybooksCommand: AsyncParsableCommand {
                     let run = try await engine.start(planned, manifests: snapshot.files, options: workflow.options)
                     progress.clear()
                     for step in try await store.steps(run: run.id) {
-                        if let report = step.report, let text = (try? JSONValue.parse(Array(report.utf8)))?["text"]?.string {
+                        if let text = step.reportText {
                             Terminal.write(text + "\n")
                         }
                     }

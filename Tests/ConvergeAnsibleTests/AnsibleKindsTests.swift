@@ -49,7 +49,7 @@ struct RepositoryFolder {
 @Suite struct AnsibleKindsTests {
     static let keyFile: String = {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cvt-ansible-test-key").path
-        FileManager.default.createFile(atPath: path, contents: Data("not a real key\n".utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data("not a real key\n".utf8))
         return path
     }()
 

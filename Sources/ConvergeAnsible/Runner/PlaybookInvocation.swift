@@ -50,7 +50,7 @@ struct PlaybookInvocation: Sendable {
         let stdout = FileManager.default.contents(atPath: "\(folder)/stdout.jsonl").map { [UInt8]($0) } ?? []
         var result = PlaybookResult.read(
             jsonl: stdout, targets: hosts.map(\.name), playbook: name, exitCode: exit.code, checkMode: checkMode,
-            duration: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            duration: elapsed.timeInterval)
         if exit.timedOut {
             result.summary = .allFailed
             result.exitMeaning = "killed after the timeout of \(timeout)"

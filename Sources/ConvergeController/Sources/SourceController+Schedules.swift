@@ -29,7 +29,7 @@ extension SourceController {
                     }
                 }
                 let next = loaded.flatMap { Scheduler.nextDue(in: $0.set, after: Date()) }
-                let wait = min(next.map { $0.timeIntervalSinceNow } ?? recheck.seconds, recheck.seconds)
+                let wait = min(next.map { $0.timeIntervalSinceNow } ?? recheck.timeInterval, recheck.timeInterval)
                 // Just past the due time, so the pass that wakes finds it due.
                 try? await Task.sleep(for: .milliseconds(Int64(max(0, wait) * 1000) + 5))
             }
@@ -48,9 +48,4 @@ extension SourceController {
             "\(firing.resource) due \(Scheduler.stamp(record.dueAt)): \(record.status.rawValue)\(record.runID.map { " (run \($0))" } ?? "")"
         if record.status == .failed { logger.error("\(line): \(record.detail ?? "")") } else { logger.info("\(line)") }
     }
-}
-
-extension Duration {
-    /// Whole and fractional seconds.
-    fileprivate var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

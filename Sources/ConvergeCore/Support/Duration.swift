@@ -39,3 +39,10 @@ public enum DurationText {
         return text
     }
 }
+
+extension Duration {
+    /// The duration in seconds with their fraction, for `Date` arithmetic and reports.
+    public var timeInterval: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
