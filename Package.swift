@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "ConvergeVSphere", targets: ["ConvergeVSphere"]),
         .library(name: "ConvergeKubernetes", targets: ["ConvergeKubernetes"]),
         .library(name: "ConvergeAnsible", targets: ["ConvergeAnsible"]),
+        .library(name: "ConvergeRollouts", targets: ["ConvergeRollouts"]),
         .library(name: "ConvergeRuntime", targets: ["ConvergeRuntime"]),
         .library(name: "ConvergeHTTP", targets: ["ConvergeHTTP"]),
         .library(name: "ConvergeForge", targets: ["ConvergeForge"]),
@@ -110,6 +111,17 @@ let package = Package(
             name: "ConvergeAnsible",
             dependencies: ["ConvergeCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Blue-green rollouts behind HAProxy entry points (switched through the runtime API) and
+        // pipelines of them in waves, on Docker hosts; the plug-in for Rollout and Pipeline.
+        .target(
+            name: "ConvergeRollouts",
+            dependencies: [
+                "ConvergeCore", "ConvergeDocker",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Debian's libsqlite3-dev, found through pkg-config.
         .systemLibrary(
             name: "Csqlite3",
@@ -165,7 +177,7 @@ let package = Package(
             name: "converge",
             dependencies: [
                 "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeDocker", "ConvergeVSphere",
-                "ConvergeKubernetes", "ConvergeAnsible", "ConvergeController", "ConvergeHTTP", "ConvergeForge",
+                "ConvergeKubernetes", "ConvergeAnsible", "ConvergeRollouts", "ConvergeController", "ConvergeHTTP", "ConvergeForge",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -205,7 +217,8 @@ let package = Package(
         .testTarget(
             name: "ConvergeEndToEndTests",
             dependencies: [
-                "ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "ConvergeForge", "ConvergeTestSupport", "converge",
+                "ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "ConvergeForge", "ConvergeRollouts",
+                "ConvergeRuntime", "ConvergeStore", "ConvergeTestSupport", "converge",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

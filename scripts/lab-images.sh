@@ -13,6 +13,9 @@
 #                           /usr/local/bin/lab-sshd: writes the public keys in $AUTHORIZED_KEYS
 #                           (one a line) to converge's and root's ~/.ssh/authorized_keys, then
 #                           runs `sshd -D -e` (port 22, log on stderr).
+#   converge-lab/haproxy:1  a rollout's traffic entry point: a Debian bookworm minbase root
+#                           (debootstrap) with haproxy (2.6). Converge writes its configuration
+#                           and switches it through the runtime API (see the Rollout kind).
 #
 # Each image carries the label converge.dev/recipe=<sha256 of its recipe>; an image whose
 # label matches the current recipe is reused, so a second run costs only the checks.
@@ -26,6 +29,7 @@
 # Environment:
 #   CONVERGE_SKIP_ROUTER_IMAGE=1    don't build (or check) the router image
 #   CONVERGE_SKIP_SSHD_IMAGE=1      don't build (or check) the sshd image
+#   CONVERGE_SKIP_HAPROXY_IMAGE=1   don't build (or check) the haproxy image
 #   CONVERGE_REBUILD_LAB_IMAGES=1   rebuild even when the recipe label matches
 #   CONVERGE_DEBIAN_MIRROR=URL      Debian mirror for debootstrap (default: the one apt uses)
 set -euo pipefail
@@ -33,6 +37,7 @@ set -euo pipefail
 BUSYBOX_IMAGE="converge-lab/busybox:1"
 ROUTER_IMAGE="converge-lab/router:1"
 SSHD_IMAGE="converge-lab/sshd:1"
+HAPROXY_IMAGE="converge-lab/haproxy:1"
 RECIPE_LABEL="converge.dev/recipe"
 
 # Applets the tests rely on; the image links every applet busybox has, these must be among them.
@@ -74,6 +79,9 @@ chmod 0755 /run/sshd
 # sshd records logins in utmp; without it every logout logs "logout() returned an error".
 [ -e /run/utmp ] || install -m 0664 -g utmp /dev/null /run/utmp
 exec /usr/sbin/sshd -D -e "$@"'
+
+HAPROXY_INCLUDE="haproxy"
+HAPROXY_CHANGES=('CMD ["haproxy","-v"]')
 
 CONTROLLER_INCLUDE="libgit2-1.5,libsqlite3-0,libxml2,ca-certificates"
 CONTROLLER_CHANGES=('ENTRYPOINT ["/opt/converge/converge"]' 'CMD ["controller"]' 'USER 65532:65532' 'WORKDIR /var/lib/converge')
@@ -339,6 +347,25 @@ sshd_image() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# haproxy image. The recipe is this function's text, the suite, the package list and the image
+# changes.
+build_haproxy_rootfs() {
+    debootstrap_root "$1" "$2" "$3" "$HAPROXY_INCLUDE"
+}
+
+haproxy_image() {
+    local recipe hash out
+    recipe="$(declare -f debootstrap_root build_haproxy_rootfs
+              printf '%s\n' "$ROUTER_SUITE" "$HAPROXY_INCLUDE" "${HAPROXY_CHANGES[@]}")"
+    hash="$(printf '%s' "$recipe" | sha256_of_stdin)"
+    debootstrap_image "$HAPROXY_IMAGE" build_haproxy_rootfs "$hash" "${HAPROXY_CHANGES[@]}"
+
+    out="$(docker run --rm "$HAPROXY_IMAGE" sh -c 'haproxy -v | head -n 1' 2>&1)" \
+        || die "$HAPROXY_IMAGE does not run: $out"
+    say "$HAPROXY_IMAGE runs: $out"
+}
+
+# ---------------------------------------------------------------------------------------------
 # controller image. The root's recipe is this function's text, the suite and the package list;
 # the image's is that and the binary's hash.
 build_controller_rootfs() {
@@ -403,5 +430,10 @@ if [[ "${CONVERGE_SKIP_SSHD_IMAGE:-0}" == 1 ]]; then
     say "skipping $SSHD_IMAGE (CONVERGE_SKIP_SSHD_IMAGE=1)"
 else
     sshd_image
+fi
+if [[ "${CONVERGE_SKIP_HAPROXY_IMAGE:-0}" == 1 ]]; then
+    say "skipping $HAPROXY_IMAGE (CONVERGE_SKIP_HAPROXY_IMAGE=1)"
+else
+    haproxy_image
 fi
 say "done in $((SECONDS - total_start)) s"

@@ -174,7 +174,7 @@ extension PullRequestPlan {
                 Dictionary($0.resources.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
             }
             let changed = set.resources.filter { resource in
-                guard runtime.registry.plugin(forTarget: resource.id.kind) != nil else { return false }
+                guard !runtime.registry.plugins(forTarget: resource.id.kind).isEmpty else { return false }
                 guard let before = trusted?[resource.id] else { return true }
                 return document(of: resource, in: files) != document(of: before, in: base)
             }

@@ -29,18 +29,20 @@ public final class ProviderPool: Sendable {
     public func providers(for set: ManifestSet) throws -> [ResourceID: any Provider] {
         var providers: [ResourceID: any Provider] = [:]
         for resource in set.resources {
-            guard let plugin = registry.plugin(forTarget: resource.id.kind) else { continue }
-            providers[resource.id] = try provider(for: resource, plugin: plugin)
+            let plugins = registry.plugins(forTarget: resource.id.kind)
+            guard !plugins.isEmpty else { continue }
+            providers[resource.id] = try provider(for: resource, plugins: plugins)
         }
         return providers
     }
 
-    private func provider(for target: Resource, plugin: ProviderPlugin) throws -> any Provider {
+    private func provider(for target: Resource, plugins: [ProviderPlugin]) throws -> any Provider {
         if let existing = made.withLock({ Self.find(target, in: $0) }) { return existing }
         // Made outside the lock: a factory may read files (credentials, a kubeconfig). Two
         // callers racing keep the first; providers connect on first use, so the other held
         // nothing.
-        let provider = try plugin.makeProvider(target, context)
+        let parts = try plugins.map { try $0.makeProvider(target, context) }
+        let provider = parts.count == 1 ? parts[0] : CombinedProvider(parts)
         return made.withLock { made in
             if let existing = Self.find(target, in: made) { return existing }
             made[target.id, default: []].append(Made(spec: target.spec, provider: provider))
@@ -60,10 +62,15 @@ public final class ProviderPool: Sendable {
             provider: { [weak self] target, set in
                 guard let self else { return nil }
                 guard let set else { return self.made.withLock { $0[target]?.last?.provider } }
-                guard let resource = set[target], let plugin = self.registry.plugin(forTarget: target.kind) else { return nil }
-                return try self.provider(for: resource, plugin: plugin)
+                let plugins = self.registry.plugins(forTarget: target.kind)
+                guard let resource = set[target], !plugins.isEmpty else { return nil }
+                return try self.provider(for: resource, plugins: plugins)
             },
-            records: { [weak self] in self?.records.withLock { $0 } })
+            records: { [weak self] in self?.records.withLock { $0 } },
+            check: { [weak self] check, set in
+                guard let self, let resource = set[check], let run = self.registry.check(forKind: check.kind) else { return nil }
+                return await run(resource, set)
+            })
     }
 
     /// The provider made for this version of the target's manifest. Target kinds are

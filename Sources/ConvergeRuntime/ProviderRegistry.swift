@@ -6,18 +6,20 @@ public struct ProviderRegistry: Sendable {
     public let plugins: [ProviderPlugin]
     /// Core's kinds and every plug-in's; manifests, journaled runs included, decode with it.
     public let kinds: KindRegistry
-    private let pluginByTargetKind: [String: ProviderPlugin]
+    private let pluginsByTargetKind: [String: [ProviderPlugin]]
 
-    /// Two plug-ins serving the same kind are a wiring mistake of the process: the first wins.
+    /// Several plug-ins may serve one target kind: the first listed makes its providers, the
+    /// others serve more kinds on the same targets (rollouts on a `DockerHost`).
     public init(_ plugins: [ProviderPlugin]) {
         self.plugins = plugins
         self.kinds = KindRegistry.core.adding(plugins.flatMap(\.kinds))
-        self.pluginByTargetKind = Dictionary(plugins.map { ($0.targetKind, $0) }, uniquingKeysWith: { first, _ in first })
+        self.pluginsByTargetKind = Dictionary(grouping: plugins, by: \.targetKind)
     }
 
-    /// The plug-in whose providers are made from manifests of `kind`, if any.
-    public func plugin(forTarget kind: String) -> ProviderPlugin? {
-        pluginByTargetKind[kind]
+    /// The plug-ins whose providers are made from manifests of `kind`, in the process's order;
+    /// empty when none is.
+    public func plugins(forTarget kind: String) -> [ProviderPlugin] {
+        pluginsByTargetKind[kind] ?? []
     }
 
     /// How to run a check manifest of `kind` (a `Probe`), if a plug-in runs such checks.

@@ -64,8 +64,9 @@ public struct RunReport: Codable, Sendable {
             lines.append("")
             lines.append("Steps:")
             for step in steps {
+                let phase = plan?.steps.indices.contains(step.index) == true ? plan?.steps[step.index].phase.map { " (\($0))" } : nil
                 var line =
-                    "  \(String(step.index).leftPad(3)). \(step.status.rawValue.padding(toLength: 19, withPad: " ", startingAt: 0)) \(step.action) \(step.resource)"
+                    "  \(String(step.index).leftPad(3)). \(step.status.rawValue.padding(toLength: 19, withPad: " ", startingAt: 0)) \(step.action) \(step.resource)\(phase ?? "")"
                 if step.attempts > 1 { line += " (\(step.attempts) attempts)" }
                 if let started = step.startedAt, let finished = step.finishedAt {
                     line += " \(Int(finished.timeIntervalSince(started) * 1000)) ms"
@@ -82,7 +83,8 @@ public struct RunReport: Codable, Sendable {
             lines.append("")
             lines.append("Approvals required:")
             for requirement in plan.approvals {
-                lines.append("  ApprovalPolicy/\(requirement.policy): \(requirement.resources.map(\.description).joined(separator: ", "))")
+                let held = requirement.gate.map { " (before step \($0))" } ?? ""
+                lines.append("  ApprovalPolicy/\(requirement.policy): \(requirement.resources.map(\.description).joined(separator: ", "))\(held)")
             }
         }
         if !approvals.isEmpty {
@@ -120,7 +122,10 @@ extension String {
 
 extension StepRecord {
     /// The rendering a step's report carries for people (its `text` field), if any.
+    /// What its compensation reported follows, when it was rolled back.
     public var reportText: String? {
-        report.flatMap { try? JSONValue.parse(Array($0.utf8)) }?["text"]?.string
+        let report = self.report.flatMap { try? JSONValue.parse(Array($0.utf8)) }
+        let texts = [report?["text"]?.string, report?["compensation"]?["text"]?.string.map { "rolled back: \($0)" }].compactMap { $0 }
+        return texts.isEmpty ? nil : texts.joined(separator: "\n")
     }
 }

@@ -214,10 +214,11 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
             do {
                 _ = try db.writeTransaction {
                     try db.run(
-                        "INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at, via) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at, via, step) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [
                             .int(approval.runID), .text(approval.planDigest), .text(approval.decision.rawValue),
                             .text(approval.approver), .text(approval.comment), .date(approval.at), .text(approval.via),
+                            approval.step.map { .int(Int64($0)) } ?? .null,
                         ])
                 }
             } catch let error as SQLiteError where error.isForeignKeyViolation {

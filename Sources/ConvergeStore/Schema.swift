@@ -286,6 +286,13 @@ public enum WorkflowSchema {
                 """
             ]
         ),
+        // The step an approval lets start, when it was given to a run already under way (a
+        // rollout's promotion, a pipeline's next wave); NULL for an approval of the whole plan.
+        Migration(
+            version: 7,
+            sqlite: ["ALTER TABLE approvals ADD COLUMN step INTEGER"],
+            postgres: ["ALTER TABLE approvals ADD COLUMN step BIGINT"]
+        ),
     ]
 
     /// The columns of `runs` in the order both backends select and decode them.
@@ -298,7 +305,7 @@ public enum WorkflowSchema {
         "run_id, step_index, resource, action, status, attempts, started_at, finished_at, output, error, converge_version, report"
 
     /// The columns of `approvals` both backends select and decode.
-    package static let approvalColumns = "run_id, plan_digest, decision, approver, comment, at, via"
+    package static let approvalColumns = "run_id, plan_digest, decision, approver, comment, at, via, step"
 
     /// The columns of `schedule_firings` both backends select and decode.
     package static let firingColumns = "instance, schedule, due_at, status, owner, claimed_at, started_at, finished_at, run_id, detail"

@@ -87,7 +87,8 @@ extension ApprovalRecord: StoreRowDecodable {
             "decision", "decision", operation: "read approvals of run \(runID)", newer: false)
         self.init(
             runID: runID, planDigest: try row.string("plan_digest"), decision: decision, approver: try row.string("approver"),
-            comment: try row.string("comment"), at: try row.date("at"), via: try row.optionalString("via"))
+            comment: try row.string("comment"), at: try row.date("at"), via: try row.optionalString("via"),
+            step: try row.optionalInt64("step").map { Int($0) })
     }
 }
 

@@ -292,9 +292,13 @@ public struct ApprovalRecord: Sendable, Codable, Equatable {
     /// The forge object the decision was given on (`GitHub review 8812 on acme/infra#42`),
     /// nil when it was given to Converge directly (CLI, API).
     public var via: String?
+    /// The step the decision lets start (or not) in a run already under way: a rollout's
+    /// switch, a pipeline's next wave. Nil for a decision on the whole plan, before it starts.
+    public var step: Int?
 
     public init(
-        runID: Int64, planDigest: String, decision: ApprovalDecision, approver: String, comment: String, at: Date, via: String? = nil
+        runID: Int64, planDigest: String, decision: ApprovalDecision, approver: String, comment: String, at: Date, via: String? = nil,
+        step: Int? = nil
     ) {
         self.runID = runID
         self.planDigest = planDigest
@@ -303,6 +307,7 @@ public struct ApprovalRecord: Sendable, Codable, Equatable {
         self.comment = comment
         self.at = at
         self.via = via
+        self.step = step
     }
 }
 

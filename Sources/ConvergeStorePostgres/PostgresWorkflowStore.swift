@@ -339,9 +339,9 @@ public final class PostgresWorkflowStore: WorkflowStore {
             do {
                 try await connection.query(
                     """
-                    INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at, via)
+                    INSERT INTO approvals (run_id, plan_digest, decision, approver, comment, at, via, step)
                     VALUES (\(approval.runID), \(approval.planDigest), \(approval.decision.rawValue), \(approval.approver),
-                            \(approval.comment), \(approval.at.storeMilliseconds), \(approval.via))
+                            \(approval.comment), \(approval.at.storeMilliseconds), \(approval.via), \(approval.step))
                     """, logger: self.logger)
             } catch where Self.isForeignKeyViolation(error) {
                 throw StoreError.runNotFound(approval.runID)

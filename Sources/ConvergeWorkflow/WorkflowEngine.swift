@@ -78,13 +78,19 @@ public struct WorkflowEngine: Sendable {
             if waiting.planDigest == plan.digest { return waiting }
             // Actions (on demand, scheduled) wait beside the plans of the differences.
             guard plan.action == nil, (try? Self.decode(Plan.self, waiting.planJSON))?.action == nil else { continue }
-            try await store.updateRun(waiting.id, status: .superseded, error: "a newer plan (\(plan.digest)) replaced it", finished: true)
+            let reason = "a newer plan (\(plan.digest)) replaced it"
+            if try await !store.steps(run: waiting.id).isEmpty {
+                // Waiting part-way (a rollout before its switch): what it did so far is undone.
+                _ = try await rollBack(waiting, because: reason)
+                continue
+            }
+            try await store.updateRun(waiting.id, status: .superseded, error: reason, finished: true)
         }
         let run = try await store.createRun(
             NewRun(
                 instance: instance, repository: plan.source.repository, commit: plan.source.commit,
                 planDigest: plan.digest, planJSON: try Self.encode(plan),
-                status: plan.approvals.isEmpty ? .pending : .awaitingApproval,
+                status: plan.startApprovals.isEmpty ? .pending : .awaitingApproval,
                 executor: owner, convergeVersion: version, optionsJSON: try Self.encode(options),
                 manifestsJSON: try ManifestArchive.encode(manifests, repositoryFiles: planned.desired.repositoryFiles)))
         events(.runStarted(run.id))
@@ -150,11 +156,16 @@ public struct WorkflowEngine: Sendable {
     public func approve(_ id: Int64, by approvals: [Approval], digest: String?) async throws -> RunRecord {
         let run = try await checkApproval(id, by: approvals, digest: digest)
         let plan = try Self.decode(Plan.self, run.planJSON)
+        let gate = try await pendingGate(of: run, plan: plan)
         for approval in approvals {
             try await store.recordApproval(
                 ApprovalRecord(
                     runID: id, planDigest: run.planDigest, decision: .approved, approver: approval.approver, comment: approval.comment,
-                    at: clock.now, via: approval.via))
+                    at: clock.now, via: approval.via, step: gate))
+        }
+        if gate != nil {
+            // Part-way: the run goes on with its own plan, the steps it already took included.
+            return try await drive(run, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON))
         }
         let set = try archivedSet(of: run)
         let fresh = try await reconciler(for: set, instance: run.instance).plan(set, source: plan.source)
@@ -179,7 +190,8 @@ public struct WorkflowEngine: Sendable {
         if let digest, digest != run.planDigest {
             throw WorkflowError.staleApproval(run: id, approved: digest, current: run.planDigest)
         }
-        let requirements = try Self.decode(Plan.self, run.planJSON).approvals
+        let plan = try Self.decode(Plan.self, run.planJSON)
+        let requirements = try await pendingGate(of: run, plan: plan).flatMap { plan.stepApprovals[$0] } ?? plan.startApprovals
         // A policy that names no approvers lets anyone approve.
         let allowed = requirements.contains(where: \.approvers.isEmpty) ? [] : Set(requirements.flatMap(\.approvers))
         for approval in approvals where !allowed.isEmpty && !allowed.contains(approval.approvesAs) {
@@ -188,13 +200,35 @@ public struct WorkflowEngine: Sendable {
         return run
     }
 
+    /// Refuses a waiting run. One waiting part-way is rolled back: what it did is undone.
     public func reject(_ id: Int64, approver: String, comment: String) async throws -> RunRecord {
         let run = try await waitingRun(id)
+        let gate = try await pendingGate(of: run, plan: try Self.decode(Plan.self, run.planJSON))
         try await store.recordApproval(
-            ApprovalRecord(runID: id, planDigest: run.planDigest, decision: .rejected, approver: approver, comment: comment, at: clock.now))
-        try await store.updateRun(
-            id, status: .rejected, error: "rejected by \(approver)" + (comment.isEmpty ? "" : ": \(comment)"), finished: true)
+            ApprovalRecord(
+                runID: id, planDigest: run.planDigest, decision: .rejected, approver: approver, comment: comment, at: clock.now, step: gate))
+        let reason = "rejected by \(approver)" + (comment.isEmpty ? "" : ": \(comment)")
+        if gate != nil { return try await rollBack(run, because: reason) }
+        try await store.updateRun(id, status: .rejected, error: reason, finished: true)
         return try await existingRun(id)
+    }
+
+    /// The step identifying the approval a waiting run waits for part-way, or nil when it
+    /// waits for the approval of its whole plan.
+    private func pendingGate(of run: RunRecord, plan: Plan) async throws -> Int? {
+        let gates = plan.stepApprovals.keys.sorted()
+        guard !gates.isEmpty else { return nil }
+        let approved = try await store.approvals(run: run.id).filter { $0.decision == .approved }
+        if !plan.startApprovals.isEmpty, !approved.contains(where: { $0.step == nil }) { return nil }
+        return gates.first { gate in !approved.contains { $0.step == gate } }
+    }
+
+    /// Rolls back a run that waits part-way (superseded, rejected): its steps so far are undone.
+    private func rollBack(_ run: RunRecord, because reason: String) async throws -> RunRecord {
+        try await store.updateRun(run.id, status: .rollingBack, error: reason, finished: false)
+        var rolling = run
+        rolling.status = .rollingBack
+        return try await drive(rolling, planned: try await replan(run), options: try Self.decode(WorkflowOptions.self, run.optionsJSON))
     }
 
     private func existingRun(_ id: Int64) async throws -> RunRecord {
@@ -235,6 +269,11 @@ public struct WorkflowEngine: Sendable {
             // Stopped on purpose, with nothing in flight: the next process need not wait out the leases.
             try await store.releaseLeases(run: run.id)
             throw halted
+        } catch let waiting as WorkflowError where waiting.code == .awaitingStepApproval {
+            try await store.releaseLeases(run: run.id)
+            try await store.updateRun(run.id, status: .awaitingApproval, error: nil, finished: false)
+            events(.awaitingStepApproval(run.id, message: waiting.message))
+            return try await existingRun(run.id)
         }
         try await store.releaseLeases(run: run.id)
         return try await existingRun(run.id)
@@ -249,11 +288,21 @@ public struct WorkflowEngine: Sendable {
             try await store.updateRun(run.id, status: .running, error: nil, finished: false)
             do {
                 let done = Set(journal.values.filter { $0.status == .succeeded }.map(\.index))
-                try await PlanExecutor(parallelism: parallelism).run(planned.plan, alreadyDone: done) { step in
+                let plan = planned.plan
+                let approvedGates = Set(try await store.approvals(run: run.id).filter { $0.decision == .approved }.compactMap(\.step))
+                try await PlanExecutor(parallelism: parallelism).run(
+                    plan, alreadyDone: done, continuingAfterFailure: { Self.continues($0, in: plan, after: $1, finished: $2) }
+                ) { step in
                     // Stopped (the leases could not be renewed): another process may be driving
                     // the run by now, and starting more steps here would run them twice.
                     try Task.checkCancellation()
                     try self.passGate(run.id)
+                    if let held = plan.approvals.first(where: { $0.beforeSteps.contains(step.index) }), let gate = held.gate,
+                        !approvedGates.contains(gate)
+                    {
+                        let policies = plan.stepApprovals[gate]?.map(\.policy) ?? []
+                        throw RunStop(underlying: WorkflowError.awaitingStepApproval(run.id, step: gate, policies: policies))
+                    }
                     try await self.runStep(
                         step, of: run, planned: planned, reconciler: reconciler, journaled: journal[step.index], retry: options.retry)
                 }
@@ -274,15 +323,27 @@ public struct WorkflowEngine: Sendable {
 
     /// Rethrows what stops a run without ending it, so that it is neither rolled back nor
     /// marked failed and another process can resume it: the task's cancellation (its leases
-    /// could not be renewed), a fault hook's error and a closed gate.
+    /// could not be renewed), a fault hook's error, a closed gate, and a step held back for an
+    /// approval (unless another step failed for good: the run then rolls back instead).
     private static func rethrowIfStopped(_ error: any Error) throws {
         if Task.isCancelled { throw CancellationError() }
         if let stop = error as? RunStop { throw stop.underlying }
-        if let execution = error as? PlanExecutionError,
-            let stop = execution.failures.lazy.compactMap({ $0.underlying as? RunStop }).first
-        {
-            throw stop.underlying
+        guard let execution = error as? PlanExecutionError else { return }
+        let stops = execution.failures.compactMap { $0.underlying as? RunStop }
+        let waits = stops.filter { ($0.underlying as? WorkflowError)?.code == .awaitingStepApproval }
+        if let stop = stops.first(where: { ($0.underlying as? WorkflowError)?.code != .awaitingStepApproval }) { throw stop.underlying }
+        if let wait = waits.first, waits.count == execution.failures.count { throw wait.underlying }
+    }
+
+    /// Whether `candidate` may still start after `failures`: only a phase of a change already
+    /// under way in another unit than the failed ones (a pipeline's other rollout of the same
+    /// wave finishes rather than stop half-switched), and only when every failure is a step's
+    /// own, in a unit.
+    static func continues(_ candidate: PlanStep, in plan: Plan, after failures: [PlanStep], finished: Set<Int>) -> Bool {
+        guard candidate.phase != nil, let unit = candidate.unit, failures.allSatisfy({ $0.unit != nil && $0.unit != unit }) else {
+            return false
         }
+        return plan.steps.contains { $0.resource == candidate.resource && finished.contains($0.index) }
     }
 
     /// One step: journal it (with its snapshot) before it acts, run it with retries, journal
@@ -374,15 +435,25 @@ public struct WorkflowEngine: Sendable {
     /// leases could not be renewed) ends it between compensations, still `rolling_back`.
     private func rollBack(_ run: RunRecord, planned: Reconciler.PlannedChange, reconciler: Reconciler) async throws {
         let journal = try await store.steps(run: run.id).sorted { $0.index > $1.index }
+        let steps = planned.plan.steps
+        // When every failed step belongs to a unit, only those units roll back.
+        let touched = journal.filter { [.failed, .running, .compensated, .compensationFailed].contains($0.status) }.map { steps[$0.index] }
+        let failedUnits = Set(touched.compactMap(\.unit))
+        let scoped = !touched.isEmpty && touched.allSatisfy { $0.unit != nil }
         var failures: [String] = []
         for var record in journal where [.succeeded, .failed, .running, .compensationFailed].contains(record.status) {
+            let step = steps[record.index]
+            if scoped, !failedUnits.contains(step.unit ?? "") { continue }
             try Task.checkCancellation()
             if let reason = gate?.closedReason() { throw WorkflowError.halted(run.id, reason: reason) }
-            let step = planned.plan.steps[record.index]
             events(.compensating(step))
+            let reporter = StepReporter()
             do {
-                try await reconciler.provider(for: step.resource, in: planned).compensate(
-                    step, snapshot: record.output, instance: run.instance)
+                try await StepReporter.$current.withValue(reporter) {
+                    try await reconciler.provider(for: step.resource, in: planned).compensate(
+                        step, snapshot: record.output, instance: run.instance)
+                }
+                record.report = Self.report(record.report, undoneWith: reporter.reported)
                 record.status = .compensated
                 events(.compensated(step))
             } catch {
@@ -397,13 +468,26 @@ public struct WorkflowEngine: Sendable {
         }
         try Task.checkCancellation()
         let cause = try await existingRun(run.id).error ?? "a step failed"
-        if failures.isEmpty {
+        let kept = Set(journal.filter { $0.status == .succeeded && !failedUnits.contains(steps[$0.index].unit ?? "") }.map { steps[$0.index].resource })
+        if failures.isEmpty, scoped, !kept.isEmpty {
+            // Part of the run stays applied: it did not roll back as a whole.
+            let summary = "rolled back: \(failedUnits.sorted().joined(separator: ", ")); kept: \(kept.sorted().map(\.description).joined(separator: ", "))"
+            try await store.updateRun(run.id, status: .failed, error: "\(cause)\n\(summary)", finished: true)
+        } else if failures.isEmpty {
             try await store.updateRun(run.id, status: .rolledBack, error: cause, finished: true)
         } else {
             try await store.updateRun(
                 run.id, status: .rollbackFailed, error: ([cause] + failures.map { "rollback: \($0)" }).joined(separator: "\n"),
                 finished: true)
         }
+    }
+
+    /// The step's report with what its compensation reported added under `compensation`.
+    static func report(_ report: String?, undoneWith compensation: String?) -> String? {
+        guard let compensation, let undone = try? JSONValue.parse(Array(compensation.utf8)) else { return report }
+        var fields = report.flatMap { try? JSONValue.parse(Array($0.utf8)) }?.objectFields ?? [:]
+        fields["compensation"] = undone
+        return JSONValue.object(fields).serialized
     }
 
     // MARK: Encoding
@@ -435,6 +519,8 @@ public enum WorkflowEvent: Sendable {
     case compensated(PlanStep)
     case compensationFailed(PlanStep, error: String)
     case waitingForLease(LeaseRecord)
+    /// The run stopped before a step held back for an approval.
+    case awaitingStepApproval(Int64, message: String)
     case resuming(Int64)
     case probed([ProbeRecord])
 }

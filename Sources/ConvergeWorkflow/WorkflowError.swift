@@ -29,6 +29,9 @@ public struct WorkflowError: Error, CustomStringConvertible, Equatable {
         /// The step gate closed (leadership lost, shutting down); the run stopped between
         /// steps, resumable, its leases released.
         public static let halted = Code("halted")
+        /// The run reached a step held back for an approval (a rollout's switch, a pipeline's
+        /// next wave); it stopped there, its leases released, and continues once approved.
+        public static let awaitingStepApproval = Code("awaitingStepApproval")
         /// A journaled plan, option set or manifest archive cannot be read back.
         public static let corruptJournal = Code("corruptJournal")
 
@@ -104,6 +107,12 @@ public struct WorkflowError: Error, CustomStringConvertible, Equatable {
         WorkflowError(
             code: .halted, run: id,
             message: "run \(id) paused between steps (\(reason)); it is resumable, and the next process allowed to start steps resumes it")
+    }
+
+    public static func awaitingStepApproval(_ id: Int64, step: Int, policies: [String]) -> WorkflowError {
+        WorkflowError(
+            code: .awaitingStepApproval, run: id,
+            message: "run \(id) waits before step \(step + 1) for an approval (\(policies.joined(separator: ", "))); approve it to go on")
     }
 
     public static func corruptJournal(_ detail: String) -> WorkflowError {

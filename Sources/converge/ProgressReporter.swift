@@ -31,7 +31,7 @@ final class ProgressReporter: @unchecked Sendable {
         lock.withLock {
             switch event {
             case .stepStarted(let step, let attempt):
-                running[step.index] = "\(step.action) \(step.resource)" + (attempt > 1 ? " (attempt \(attempt))" : "")
+                running[step.index] = "\(step.action) \(step.resource)\(phase(step))" + (attempt > 1 ? " (attempt \(attempt))" : "")
                 if attempt == 1, let warning = step.guard?.warning {
                     line("warning: \(warning)")
                 } else {
@@ -40,20 +40,20 @@ final class ProgressReporter: @unchecked Sendable {
             case .stepFinished(let step, let duration):
                 running[step.index] = nil
                 done += 1
-                line("\(counter) \(past(step.action)) \(step.resource) (\(milliseconds(duration)) ms)")
+                line("\(counter) \(past(step.action)) \(step.resource)\(phase(step)) (\(milliseconds(duration)) ms)")
             case .stepRetrying(let step, let attempt, let delay, let error):
                 line(
                     "attempt \(attempt) of \(step.action) \(step.resource) failed, retrying in \(String(format: "%.1f", delay)) s: \(error)"
                 )
             case .stepFailed(let step, let error):
                 running[step.index] = nil
-                line("FAILED \(step.action) \(step.resource): \(error)")
+                line("FAILED \(step.action) \(step.resource)\(phase(step)): \(error)")
             case .compensating(let step):
                 running[step.index] = "undo \(step.action) \(step.resource)"
                 redraw()
             case .compensated(let step):
                 running[step.index] = nil
-                line("rolled back \(step.action) \(step.resource)")
+                line("rolled back \(step.action) \(step.resource)\(phase(step))")
             case .compensationFailed(let step, let error):
                 running[step.index] = nil
                 line("ROLLBACK FAILED for \(step.action) \(step.resource): \(error)")
@@ -61,6 +61,8 @@ final class ProgressReporter: @unchecked Sendable {
                 line("waiting for run \(lease.runID) (\(lease.owner)), which holds these resources…")
             case .probed(let results):
                 line("Probes:\n" + ProbeSuite.text(results).trimmingCharacters(in: .newlines))
+            case .awaitingStepApproval(_, let message):
+                line(message)
             case .runStarted:
                 break
             case .resuming(let id):
@@ -91,6 +93,11 @@ final class ProgressReporter: @unchecked Sendable {
         write((statusShown ? "\r\u{1B}[2K" : "") + text + "\n")
         statusShown = false
         if !running.isEmpty { redraw() }
+    }
+
+    /// ` (switch)` for a phase of a phased change (a rollout's), nothing otherwise.
+    private func phase(_ step: PlanStep) -> String {
+        step.phase.map { " (\($0))" } ?? ""
     }
 
     private func past(_ action: PlanStep.Action) -> String {

@@ -16,9 +16,12 @@ public struct PlanExecutor: Sendable {
     }
 
     /// Runs every step of `plan` not in `alreadyDone` (steps a resumed run finished before).
+    /// After a failure, only steps that `continuingAfterFailure` lets go on start (given the
+    /// failed steps and the finished ones); by default none.
     public func run(
         _ plan: Plan,
         alreadyDone: Set<Int> = [],
+        continuingAfterFailure: @escaping (PlanStep, [PlanStep], Set<Int>) -> Bool = { _, _, _ in false },
         progress: @Sendable (Progress) -> Void = { _ in },
         perform: @escaping @Sendable (PlanStep) async throws -> Void
     ) async throws {
@@ -35,7 +38,12 @@ public struct PlanExecutor: Sendable {
 
         try await withThrowingTaskGroup(of: (Int, (any Error)?).self) { group in
             func launch() {
-                while failures.isEmpty, running.count < parallelism, let next = ready.popLast() {
+                if !failures.isEmpty {
+                    let failed = failures.map(\.0)
+                    let done = Set(finished)
+                    ready.removeAll { !continuingAfterFailure(steps[$0], failed, done) }
+                }
+                while running.count < parallelism, let next = ready.popLast() {
                     let step = steps[next]
                     running[next] = step
                     group.addTask {

@@ -62,6 +62,14 @@ public struct Plan: Sendable, Codable, Equatable {
 
     public var isEmpty: Bool { changes.isEmpty }
 
+    /// The approvals the run waits for before its first step.
+    public var startApprovals: [ApprovalRequirement] { approvals.filter(\.beforeSteps.isEmpty) }
+
+    /// The approvals that hold steps back in a run under way, by the step that identifies them.
+    public var stepApprovals: [Int: [ApprovalRequirement]] {
+        Dictionary(grouping: approvals.filter { !$0.beforeSteps.isEmpty }, by: { $0.gate ?? 0 })
+    }
+
     init(source: SourceRevision, instance: String, changes: [ResourceChange], steps: [PlanStep], approvals: [ApprovalRequirement]) {
         self.formatVersion = Self.formatVersion
         self.source = source
@@ -104,18 +112,33 @@ public struct ApprovalRequirement: Sendable, Codable, Equatable {
         set { encodedAllowSelfApproval = newValue ? true : nil }
     }
     private var encodedAllowSelfApproval: Bool?
+    /// The steps this approval holds back, in a run that starts without it: a rollout's
+    /// switch (`autoPromote: false`), a pipeline's next wave. Empty (and absent from the JSON)
+    /// for an approval of the whole plan, which the run waits for before its first step.
+    public var beforeSteps: [Int] {
+        get { encodedBeforeSteps ?? [] }
+        set { encodedBeforeSteps = newValue.isEmpty ? nil : newValue }
+    }
+    private var encodedBeforeSteps: [Int]?
 
     private enum CodingKeys: String, CodingKey {
         case policy, resources, approvers
         case encodedAllowSelfApproval = "allowSelfApproval"
+        case encodedBeforeSteps = "beforeSteps"
     }
 
-    public init(policy: String, resources: [ResourceID], approvers: [String], allowSelfApproval: Bool = false) {
+    public init(
+        policy: String, resources: [ResourceID], approvers: [String], allowSelfApproval: Bool = false, beforeSteps: [Int] = []
+    ) {
         self.policy = policy
         self.resources = resources
         self.approvers = approvers
         self.allowSelfApproval = allowSelfApproval
+        self.beforeSteps = beforeSteps
     }
+
+    /// The step that identifies a mid-run approval (its first held step); nil for the plan's.
+    public var gate: Int? { beforeSteps.min() }
 }
 
 public enum ChangeAction: String, Sendable, Codable, Hashable {
@@ -169,13 +192,25 @@ public struct PlanStep: Sendable, Codable, Equatable {
     /// by the resource's kind; nil (and absent from the JSON, so the digest of an unguarded
     /// plan is what it always was) for none.
     public var `guard`: StepGuard?
+    /// Which part of a change that runs as several steps this one is (a rollout's `deploy`,
+    /// `switch`…; see `PhasedResource`); nil, and absent from the JSON, for a whole change.
+    public var phase: String?
+    /// The steps that roll back together, and only together, when one of them fails (a
+    /// pipeline's rollout, or its wave): the other units' changes stay. Nil, and absent from
+    /// the JSON, for the run's saga: a failure undoes every step.
+    public var unit: String?
 
-    public init(index: Int, resource: ResourceID, action: Action, dependsOn: [Int], guard stepGuard: StepGuard? = nil) {
+    public init(
+        index: Int, resource: ResourceID, action: Action, dependsOn: [Int], guard stepGuard: StepGuard? = nil, phase: String? = nil,
+        unit: String? = nil
+    ) {
         self.index = index
         self.resource = resource
         self.action = action
         self.dependsOn = dependsOn
         self.guard = stepGuard
+        self.phase = phase
+        self.unit = unit
     }
 }
 

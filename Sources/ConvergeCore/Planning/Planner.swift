@@ -73,10 +73,12 @@ public struct Planner: Sendable {
             changesByID[object.id] = ResourceChange(resource: object.id, action: .delete, fields: [])
         }
 
-        let steps = Self.steps(for: changesByID, set: set, observed: observedByID)
+        let (steps, awaitingApproval) = Self.expandPhases(
+            Self.steps(for: changesByID, set: set, observed: observedByID), changes: changesByID, set: set)
         let order = Dictionary(steps.enumerated().map { ($0.element.resource, $0.offset) }, uniquingKeysWith: min)
         let changes = changesByID.values.sorted { (order[$0.resource] ?? 0, $0.resource) < (order[$1.resource] ?? 0, $1.resource) }
-        let approvals = Self.approvals(for: changes, set: set, observed: observedByID)
+        let approvals = Self.stepApprovals(
+            Self.approvals(for: changes, set: set, observed: observedByID), steps: steps, awaitingApproval: awaitingApproval, set: set)
         return Plan(source: source, instance: instance, changes: changes, steps: steps, approvals: approvals)
     }
 
@@ -169,6 +171,10 @@ public struct Planner: Sendable {
                 if let dependency = createOp[target] { drafts[index].dependsOn.insert(dependency) }
             }
         }
+        // Stages (a pipeline's waves) run one after the other.
+        orderStages(
+            in: set, stepsOf: { id in [createOp[id], updateOp[id]].compactMap { $0 } },
+            addDependency: { step, dependency in drafts[step].dependsOn.insert(dependency) })
         // A live object is deleted only after whatever still uses it is deleted or updated
         // away from it (a network after the containers on it).
         for (user, live) in observed {

@@ -9,16 +9,22 @@ public struct ProviderContext: Sendable {
     public var provider: @Sendable (_ target: ResourceID, _ set: ManifestSet?) throws -> (any Provider)?
     /// The records the process keeps for its providers; nil while it has opened no store.
     public var records: @Sendable () -> (any ProviderRecords)?
+    /// Runs a check manifest of the set (a `Probe` in a rollout's analysis) through the
+    /// plug-in that runs its kind; nil when none does.
+    public var check: @Sendable (_ check: ResourceID, _ set: ManifestSet) async -> ProbeResult?
 
     public init(
         provider: @escaping @Sendable (ResourceID, ManifestSet?) throws -> (any Provider)?,
-        records: @escaping @Sendable () -> (any ProviderRecords)?
+        records: @escaping @Sendable () -> (any ProviderRecords)?,
+        check: @escaping @Sendable (ResourceID, ManifestSet) async -> ProbeResult? = { _, _ in nil }
     ) {
         self.provider = provider
         self.records = records
+        self.check = check
     }
 
-    /// For providers made outside a runtime (tests of one provider): no other targets, no records.
+    /// For providers made outside a runtime (tests of one provider): no other targets, no
+    /// records, no checks.
     public static let isolated = ProviderContext(provider: { _, _ in nil }, records: { nil })
 }
 

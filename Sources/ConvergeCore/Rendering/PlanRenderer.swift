@@ -28,11 +28,15 @@ public enum PlanRenderer {
                 let line = "↳ \(describe(stepGuard))" + (stepGuard.warning == nil ? "" : " (see Warnings)")
                 lines.append("      " + (stepGuard.warning == nil ? style.dim(line) : style.yellow(line)))
             }
+            if let phases = phases(of: change.resource, in: plan) {
+                lines.append("      " + style.dim("↳ runs as \(phases)"))
+            }
             lines.append("")
         }
         for requirement in plan.approvals {
             lines.append(style.yellow("Approval required by ApprovalPolicy/\(requirement.policy)") + " for " + requirement.resources.map(\.description).joined(separator: ", ")
-                + (requirement.approvers.isEmpty ? "" : " (approvers: \(requirement.approvers.joined(separator: ", ")))"))
+                + (requirement.approvers.isEmpty ? "" : " (approvers: \(requirement.approvers.joined(separator: ", ")))")
+                + (requirement.gate.map { " before step \($0 + 1) (\(plan.steps[$0].phase ?? "start"))" } ?? ""))
         }
         if !plan.approvals.isEmpty { lines.append("") }
         if !plan.warnings.isEmpty {
@@ -43,6 +47,15 @@ public enum PlanRenderer {
         lines.append(style.bold("Plan: \(plan.summary.add) to add, \(plan.summary.change) to change, \(plan.summary.destroy) to destroy."))
         lines.append(style.dim("Digest: \(plan.digest)"))
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `deploy → ready → switch (waits for approval) → …` for a change that runs in phases.
+    private static func phases(of resource: ResourceID, in plan: Plan) -> String? {
+        let held = Set(plan.approvals.flatMap(\.beforeSteps))
+        let phases = plan.steps.filter { $0.resource == resource && $0.phase != nil }.map { step in
+            (step.phase ?? "") + (held.contains(step.index) ? " (waits for approval)" : "")
+        }
+        return phases.isEmpty ? nil : phases.joined(separator: " → ")
     }
 
     public static func markdown(_ plan: Plan) -> String {

@@ -133,12 +133,15 @@ public struct DockerHostConfig: Codable, Sendable, Hashable {
     public var sysctls: [String: String]?
     public var restartPolicy: DockerRestartPolicy?
     public var privileged: Bool?
+    /// `host-path:container-path[:ro]` bind mounts.
+    public var binds: [String]?
 
     public init(
         networkMode: String? = nil, portBindings: [String: [DockerPortBinding]]? = nil, capAdd: [String]? = nil,
         capDrop: [String]? = nil, sysctls: [String: String]? = nil, restartPolicy: DockerRestartPolicy? = nil,
-        privileged: Bool? = nil
+        privileged: Bool? = nil, binds: [String]? = nil
     ) {
+        self.binds = binds
         self.networkMode = networkMode
         self.portBindings = portBindings
         self.capAdd = capAdd
@@ -156,6 +159,7 @@ public struct DockerHostConfig: Codable, Sendable, Hashable {
         case sysctls = "Sysctls"
         case restartPolicy = "RestartPolicy"
         case privileged = "Privileged"
+        case binds = "Binds"
     }
 
     public init(from decoder: any Decoder) throws {

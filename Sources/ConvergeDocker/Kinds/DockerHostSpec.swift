@@ -35,7 +35,7 @@ public struct DockerHostSpec: ResourceSpec, Equatable {
 
 extension TargetReference {
     /// `host:`, naming the DockerHost a resource lives on.
-    static func dockerHost(reading spec: MappingReader) -> TargetReference {
+    public static func dockerHost(reading spec: MappingReader) -> TargetReference {
         TargetReference(kind: DockerHostSpec.kind, field: "host", example: "spec.endpoint: \(DockerHostSpec.defaultEndpoint)", reading: spec)
     }
 }
