@@ -206,6 +206,7 @@ let package = Package(
         .testTarget(
             name: "ConvergeAnsibleTests",
             dependencies: ["ConvergeAnsible", "ConvergeCore", "ConvergeRuntime", "ConvergeVSphere", "ConvergeStore", "ConvergeTestSupport"]),
+        .testTarget(name: "ConvergeRolloutsTests", dependencies: ["ConvergeRollouts", "ConvergeCore", "ConvergeDocker"]),
         .testTarget(name: "ConvergeForgeTests", dependencies: ["ConvergeForge", "ConvergeCore", "ConvergeTestSupport"]),
         .testTarget(name: "ConvergeStoreTests", dependencies: ["ConvergeStore", "ConvergeStorePostgres", "ConvergeTestSupport"]),
         .testTarget(

@@ -5,7 +5,8 @@ import Foundation
 /// times, transiently or for good, or is held in flight until the test lets it go. It
 /// records every call in order and counts the executions of each resource's steps.
 ///
-/// Resources are named by their manifest name (`a` for `Network/a`).
+/// Resources are named by their manifest name (`a` for `Network/a`); a phase of a phased
+/// change by the name and the phase (`a#switch`), in the script and in what it records.
 public final class ScriptedProvider: Provider, @unchecked Sendable {
     // @unchecked: every mutable field is guarded by `lock`.
 
@@ -114,7 +115,7 @@ public final class ScriptedProvider: Provider, @unchecked Sendable {
     public func execute(
         _ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String
     ) async throws {
-        let name = step.resource.name
+        let name = step.phase.map { "\(step.resource.name)#\($0)" } ?? step.resource.name
         let (watchers, hold) = lock.withLock { () -> ([CheckedContinuation<Void, Never>], Bool) in
             recorded.append(.execute(name))
             return (startWatchers.removeValue(forKey: name) ?? [], held.remove(name) != nil)
@@ -131,7 +132,7 @@ public final class ScriptedProvider: Provider, @unchecked Sendable {
     }
 
     public func compensate(_ step: PlanStep, snapshot: String?, instance: String) async throws {
-        let name = step.resource.name
+        let name = step.phase.map { "\(step.resource.name)#\($0)" } ?? step.resource.name
         let fails = lock.withLock {
             recorded.append(.compensate(name, snapshot: snapshot))
             return compensationFailures.contains(name)

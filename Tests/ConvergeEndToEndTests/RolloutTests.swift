@@ -27,6 +27,9 @@ import Testing
             client.start()
             try await Task.sleep(for: .milliseconds(500))
             try lab.write([lab.rollout("web", version: "v2")])
+            let preview = try await lab.lab.reconcile("repo", "--dry-run")
+            #expect(preview.stdout.contains("env.VERSION"), "\(preview.stdout)")
+            #expect(preview.stdout.contains("runs as deploy → ready → switch → postPromotion → finalize"), "\(preview.stdout)")
             let second = try await lab.lab.reconcile("repo")
             try await Task.sleep(for: .milliseconds(500))
             let answers = await client.stop()
@@ -51,6 +54,34 @@ import Testing
             #expect(show.stdout.contains("removed after a drain of 1s"), "\(show.stdout)")
             let again = try await lab.lab.reconcile("repo", "--dry-run")
             #expect(again.stdout.contains("No changes."), "\(again.stdout)")
+
+            // A deleted Rollout manifest takes its replicas and entry point with it.
+            try lab.write([])
+            let pruned = try await lab.lab.reconcile("repo")
+            #expect(pruned.exitCode == 0, "\(pruned.stdout)\n\(pruned.stderr)")
+            #expect(try await lab.lab.managedContainers().isEmpty)
+        }
+    }
+
+    @Test func anEntryPointSettingChangeRecreatesItServingTheSameVersion() async throws {
+        try await RolloutLab.with { lab in
+            try lab.write([lab.rollout("web", version: "v1")])
+            #expect(try await lab.lab.reconcile("repo").exitCode == 0)
+            let port = Int.random(in: 20000..<40000)
+            try lab.write([
+                lab.rollout("web", version: "v1").replacingOccurrences(
+                    of: "entryPoint: {port: 80}", with: "entryPoint: {port: 80, publish: \"127.0.0.1:\(port)\"}")
+            ])
+            let plan = try await lab.lab.reconcile("repo", "--dry-run")
+            #expect(plan.stdout.contains("entryPoint.publish"), "\(plan.stdout)")
+            #expect(!plan.stdout.contains("runs as"), "no new version: one step")
+            #expect(try await lab.lab.reconcile("repo").exitCode == 0)
+            let client = TrafficClient(address: "127.0.0.1", port: port)
+            client.start()
+            try await Task.sleep(for: .milliseconds(300))
+            let answers = await client.stop()
+            #expect(!answers.isEmpty && answers.allSatisfy { $0.body == "v1" }, "\(answers.prefix(2))")
+            #expect(try await lab.replicas("web").count == 2, "the replicas were kept")
         }
     }
 
