@@ -19,3 +19,19 @@ public func inSyncObservation(of set: ManifestSet, dependencyKinds: Set<String>)
             dependencies: resource.references(in: set).map(\.target).filter { dependencyKinds.contains($0.kind) })
     }
 }
+
+/// The local Docker engine as a `DockerHost` named `local`, and one bridge `Network` on
+/// `subnet`: what the Docker-backed tests and benchmarks start their sets with.
+public func localDockerNetwork(_ network: String, subnet: String) -> String {
+    """
+    apiVersion: converge.dev/v1alpha1
+    kind: DockerHost
+    metadata: {name: local}
+    spec: {endpoint: "unix:///var/run/docker.sock"}
+    ---
+    apiVersion: converge.dev/v1alpha1
+    kind: Network
+    metadata: {name: \(network)}
+    spec: {subnet: \(subnet)}
+    """
+}

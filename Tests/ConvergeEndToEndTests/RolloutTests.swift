@@ -1,3 +1,4 @@
+import ConvergeDocker
 import ConvergeStore
 import Foundation
 import Testing
@@ -60,6 +61,40 @@ import Testing
             let pruned = try await lab.lab.reconcile("repo")
             #expect(pruned.exitCode == 0, "\(pruned.stdout)\n\(pruned.stderr)")
             #expect(try await lab.lab.managedContainers().isEmpty)
+        }
+    }
+
+    @Test func aVersionOnAnotherNetworkIsReachedWithoutAFailedRequest() async throws {
+        try await RolloutLab.with { lab in
+            try lab.write([lab.rollout("web", version: "v1")])
+            #expect(try await lab.lab.reconcile("repo").exitCode == 0)
+            let client = TrafficClient(address: try await lab.entryAddress("web"))
+            client.start()
+            try lab.write([
+                lab.rollout("web", version: "v2").replacingOccurrences(
+                    of: "networks: [\(lab.network)]", with: "networks: [\(lab.otherNetwork)]")
+            ])
+            let moved = try await lab.lab.reconcile("repo")
+            try await Task.sleep(for: .milliseconds(300))
+            let answers = await client.stop()
+            #expect(moved.exitCode == 0, "\(moved.stdout)\n\(moved.stderr)")
+            #expect(answers.allSatisfy { $0.body != nil }, "\(answers.filter { $0.body == nil }.prefix(2))")
+            #expect(answers.last?.body == "v2")
+        }
+    }
+
+    @Test func aContainerHoldingTheEntryPointsNameStopsThePlan() async throws {
+        try await RolloutLab.with { lab in
+            let squatter = try await lab.lab.engine.createContainer(
+                name: "\(lab.name("web"))-entry", ContainerCreate(image: "converge-lab/busybox:1", cmd: ["sleep", "60"]))
+            try lab.write([lab.rollout("web", version: "v1")])
+            let result = try await lab.lab.reconcile("repo")
+            #expect(result.exitCode == 1, "\(result.stdout)\n\(result.stderr)")
+            #expect(
+                result.stderr.contains("Rollout/\(lab.name("web")): a live object with this name has no converge.dev/managed-by label"),
+                "\(result.stderr)")
+            #expect(try await lab.replicas("web").isEmpty, "nothing was made")
+            try await lab.lab.engine.removeContainer(squatter, force: true)
         }
     }
 

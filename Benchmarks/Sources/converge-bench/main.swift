@@ -6,7 +6,7 @@ import Foundation
 #endif
 
 let usage = """
-    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|ansible|controller|all> [options]
+    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|ansible|controller|rollout|all> [options]
 
       plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
       git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
@@ -27,13 +27,16 @@ let usage = """
       controller converge controller as a process: webhook to applied (one env field), idle RSS and
                  CPU with 1,000 containers, an in-sync interval of 10,000 ConfigMaps, leader
                  takeover after kill -9 on PostgreSQL
-      all        the eleven, in that order
+      rollout    blue-green rollouts through the HAProxy entry point under 200 requests/s: the
+                 switch (step start to every request on the new version), failed requests; the
+                 same switch by nftables DNAT in a router container, for comparison
+      all        the twelve, in that order
 
     options:
       --runs N            timed runs for plan, git-load, journal, resume, firewall and vsphere (default 5)
       --seed-runs N       firewall: runs of the seed's 1,000 iptables -A, CLI and Engine API
                           (default 1; each takes a minute or so)
-      --rounds N          rounds for docker, kubernetes and ansible, each tool once per round (default 3)
+      --rounds N          rounds for docker, kubernetes, ansible and rollout, each tool once per round (default 3)
       --json              print the figures as JSON on stdout instead of a table
       --converge PATH     converge binary for docker and firewall (default: build it with
                           `swift build -c release --product converge` in the main package)
@@ -89,12 +92,12 @@ func parse(_ arguments: [String]) -> Options {
     while let argument = iterator.next() {
         switch argument {
         case "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, ResumeBenchmark.prepareCommand,
-            KubernetesBenchmark.name, KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name:
+            KubernetesBenchmark.name, KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name:
             options.benchmarks.append(argument)
         case "all":
             options.benchmarks += [
                 "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, KubernetesBenchmark.name,
-                KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name,
+                KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name,
             ]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
@@ -140,6 +143,8 @@ func runChild(_ options: Options) -> Int32 {
         case KubernetesBenchmark.name:
             rows = try KubernetesBenchmark.run(runs: options.runs, rounds: options.rounds, packagePath: options.packagePath)
         case KubernetesBenchmark.scaleName: rows = try KubernetesBenchmark.runScale(packagePath: options.packagePath)
+        case RolloutBenchmark.name:
+            rows = try RolloutBenchmark.run(rounds: options.rounds, converge: options.converge, packagePath: options.packagePath)
         case AnsibleBenchmark.name:
             rows = try AnsibleBenchmark.run(rounds: options.rounds, converge: options.converge, packagePath: options.packagePath)
         case ControllerBenchmark.name:

@@ -25,8 +25,7 @@ extension RolloutProvider {
             atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         try? FileManager.default.removeItem(atPath: "\(directory)/\(EntryPointConfig.socketName)")
         let network = rollout.spec.networks[0]
-        let config = try await configuration(
-            rollout.name, live: live, network: network, listenPort: rollout.spec.entryPoint.port, active: active)
+        let config = configuration(live: live, listenPort: rollout.spec.entryPoint.port, active: active)
         let script = """
             mkdir -p \(EntryPointConfig.directory)
             [ -f \(EntryPointConfig.configPath) ] || printf '%s' "$CONVERGE_HAPROXY_CFG" > \(EntryPointConfig.configPath)
@@ -68,19 +67,17 @@ extension RolloutProvider {
     }
 
     /// The entry point's configuration for the live replicas: each slot's servers are the
-    /// running replicas of its version, on `network`.
-    func configuration(
-        _ rollout: String, live: LiveRollout, network: String, listenPort: Int, active: EntryPointConfig.Slot
-    ) async throws -> EntryPointConfig {
+    /// running replicas of its version, at their address on their version's first network.
+    nonisolated func configuration(live: LiveRollout, listenPort: Int, active: EntryPointConfig.Slot) -> EntryPointConfig {
         var servers: [EntryPointConfig.Slot: [EntryPointConfig.Server]] = [:]
         for slot in EntryPointConfig.Slot.allCases {
             guard let version = live.version(in: slot) else { continue }
             let replicas = live.replicas(in: slot).filter { $0.labels?[Label.version] == version && $0.state == "running" }
             servers[slot] = replicas.compactMap { replica in
-                guard let address = replica.networkSettings?.networks?[network]?.ipAddress, !address.isEmpty,
-                    let port = Self.decodeFields(replica).flatMap(VersionFields.init)?.port
+                guard let fields = Self.decodeFields(replica).flatMap(VersionFields.init), let network = fields.networks.first,
+                    let address = replica.networkSettings?.networks?[network]?.ipAddress, !address.isEmpty
                 else { return nil }
-                return EntryPointConfig.Server(address: address, port: port)
+                return EntryPointConfig.Server(address: address, port: fields.port)
             }
         }
         return EntryPointConfig(listenPort: listenPort, active: active, servers: servers)
@@ -89,11 +86,9 @@ extension RolloutProvider {
     /// Rewrites the entry point's files to what it runs now, so a restart brings it back as it is.
     func persist(_ rollout: String, instance: String) async throws {
         let live = try await live(rollout, instance: instance)
-        guard let entry = live.entry, let network = entry.networkSettings?.networks?.keys.sorted().first,
-            case .int(let listenPort)? = Self.decodeFields(entry)?["port"]
-        else { return }
+        guard let entry = live.entry, case .int(let listenPort)? = Self.decodeFields(entry)?["port"] else { return }
         let active = try runtime(rollout, instance: instance).activeSlot() ?? .blue
-        let config = try await configuration(rollout, live: live, network: network, listenPort: listenPort, active: active)
+        let config = configuration(live: live, listenPort: listenPort, active: active)
         let result = try await engine.exec(
             container: entry.id,
             command: [
@@ -117,7 +112,13 @@ extension RolloutProvider {
 
     func deploy(_ rollout: Rollout) async throws {
         try await ensureEntry(rollout, recreate: false)
-        let live = try await live(rollout.name, instance: rollout.instance)
+        var live = try await live(rollout.name, instance: rollout.instance)
+        // A version on another first network: the entry point joins it, and keeps the old one
+        // while the old version serves.
+        if let entry = live.entry, entry.networkSettings?.networks?[rollout.spec.networks[0]] == nil {
+            try await engine.connect(network: rollout.spec.networks[0], container: entry.id, aliases: [rollout.name])
+            live = try await self.live(rollout.name, instance: rollout.instance)
+        }
         let active = try runtime(rollout.name, instance: rollout.instance).activeSlot()
         let version = rollout.spec.version
         let slot = targetSlot(for: version, live: live, active: active)

@@ -93,28 +93,41 @@ public actor RolloutProvider: Provider {
     // MARK: Observe
 
     public func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] {
-        try await live(instance: instance).map { name, rollout in
-            var fields = FieldMap()
-            var networks: [ResourceID] = []
-            if let entry = rollout.entry, entry.state == "running" {
-                let slot = try? runtime(name, instance: instance).activeSlot()
-                if let slot, let version = rollout.version(in: slot),
-                    let versionFields = Self.decodeFields(rollout.replicas(of: version).first)
-                {
-                    for (key, value) in versionFields { fields[key] = value }
-                    fields["replicas"] = .int(rollout.replicas(of: version).filter { $0.state == "running" }.count)
-                    if case .list(let items)? = versionFields["networks"] {
-                        networks = items.compactMap {
-                            if case .string(let name) = $0 { ResourceID(kind: "Network", name: name) } else { nil }
+        let live = try await live(instance: instance)
+        // A container that holds a new rollout's entry point name and is not this instance's:
+        // the plan stops on it rather than fail half-way.
+        var clashes: [ObservedResource] = []
+        for resource in desired where live[resource.id.name] == nil {
+            let name = Self.entryName(resource.id.name)
+            guard let other = try await engine.listContainers(nameFilters: [name]).first(where: { $0.name == name }) else { continue }
+            let owner = other.labels?[OwnershipLabel.managedBy]
+            clashes.append(
+                ObservedResource(
+                    id: resource.id, fields: FieldMap(), ownership: owner.map { .otherInstance($0) } ?? .unmanaged, externalID: other.id))
+        }
+        return clashes
+            + live.map { name, rollout in
+                var fields = FieldMap()
+                var networks: [ResourceID] = []
+                if let entry = rollout.entry, entry.state == "running" {
+                    let slot = try? runtime(name, instance: instance).activeSlot()
+                    if let slot, let version = rollout.version(in: slot),
+                        let versionFields = Self.decodeFields(rollout.replicas(of: version).first)
+                    {
+                        for (key, value) in versionFields { fields[key] = value }
+                        fields["replicas"] = .int(rollout.replicas(of: version).filter { $0.state == "running" }.count)
+                        if case .list(let items)? = versionFields["networks"] {
+                            networks = items.compactMap {
+                                if case .string(let name) = $0 { ResourceID(kind: "Network", name: name) } else { nil }
+                            }
                         }
                     }
+                    if let entryFields = Self.decodeFields(entry) { fields["entryPoint"] = .map(entryFields) }
                 }
-                if let entryFields = Self.decodeFields(entry) { fields["entryPoint"] = .map(entryFields) }
+                return ObservedResource(
+                    id: ResourceID(kind: RolloutSpec.kind, name: name), fields: fields, ownership: .managed,
+                    externalID: rollout.entry?.id ?? name, dependencies: networks)
             }
-            return ObservedResource(
-                id: ResourceID(kind: RolloutSpec.kind, name: name), fields: fields, ownership: .managed,
-                externalID: rollout.entry?.id ?? name, dependencies: networks)
-        }
     }
 
     static func decodeFields(_ container: ContainerSummary?) -> FieldMap? {

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ConvergeDocker
+import ConvergeTestSupport
 import Foundation
 import NIOCore
 import Synchronization
@@ -23,18 +24,12 @@ struct RolloutLab {
     func name(_ service: String) -> String { "\(lab.prefix)-\(service)" }
 
     var base: String {
-        """
-        apiVersion: converge.dev/v1alpha1
-        kind: DockerHost
-        metadata: {name: local}
-        spec: {endpoint: "unix:///var/run/docker.sock"}
-        ---
-        apiVersion: converge.dev/v1alpha1
-        kind: Network
-        metadata: {name: \(network)}
-        spec: {subnet: \(lab.subnetA)0/24}
-        """
+        localDockerNetwork(network, subnet: "\(lab.subnetA)0/24")
+            + "\n---\napiVersion: converge.dev/v1alpha1\nkind: Network\nmetadata: {name: \(otherNetwork)}\nspec: {subnet: \(lab.subnetB)0/24}"
     }
+
+    /// A second network, for a version that moves.
+    var otherNetwork: String { "\(lab.prefix)-app2" }
 
     /// A rollout of `service` at `version`; `healthy: false` makes its post-promotion analysis fail.
     func rollout(
