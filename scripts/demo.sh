@@ -4,7 +4,9 @@
 # that follows compiles nothing), starts govmomi's vCenter simulator on 127.0.0.1:18443
 # (scripts/vcsim.sh builds it), and reconciles the example manifests read from HEAD:
 # manifests/ against the local Docker engine, manifests-vcenter/ against the simulator,
-# manifests-ansible/ (playbooks, a nightly schedule) on two sshd containers it starts:
+# manifests-ansible/ (playbooks, a nightly schedule) on two sshd containers it starts, and
+# manifests-rollouts/ (scenario S2: three services behind their entry points, a pipeline) as
+# Converge instance converge-s2:
 #   1. converge reconcile --dry-run   shows the plan (exit 2: changes pending)
 #   2. converge reconcile             applies it
 #   3. converge reconcile --dry-run   shows nothing left to do (exit 0: in sync)
@@ -32,8 +34,11 @@ bin="$(swift build --show-bin-path)/converge"
 [[ -x "$bin" ]] || { echo "demo: ERROR: the build did not produce $bin" >&2; exit 1; }
 say "built .build/debug/converge (and the tests) in $((SECONDS - start)) s"
 
-# The example sets, each its own reconcile: the Docker lab, the VM on the simulator, the playbooks.
-sets=(manifests manifests-vcenter manifests-ansible)
+# The example sets, each its own reconcile: the Docker lab, the VM on the simulator, the
+# playbooks, the rollouts. The rollouts share the Docker engine with manifests/, so they are
+# another Converge instance: each prunes only what it made.
+sets=(manifests manifests-vcenter manifests-ansible manifests-rollouts)
+instance_of() { [[ "$1" == manifests-rollouts ]] && echo "${CONVERGE_INSTANCE:-converge}-s2" || echo "${CONVERGE_INSTANCE:-converge}"; }
 
 # Runs `converge reconcile ARGS...`; 0 (in sync) and 2 (changes pending) are results, not failures.
 reconcile() {
@@ -54,7 +59,7 @@ reconcile() {
 reconcile_sets() {
     last_rc=0
     for set in "${sets[@]}"; do
-        reconcile "$@" --repo . --path "$set" "${extra[@]}"
+        reconcile "$@" --repo . --path "$set" --instance "$(instance_of "$set")" "${extra[@]}"
     done
 }
 
@@ -101,7 +106,7 @@ say "the schedules of manifests-ansible/ and the hosts of its inventory"
 "$bin" schedules --repo . --path manifests-ansible
 "$bin" inventory --repo . --path manifests-ansible
 if [[ "$last_rc" == 0 ]]; then
-    say "the Docker engine matches manifests/, the vCenter simulator manifests-vcenter/, and the playbooks of manifests-ansible/ ran on their hosts"
+    say "the Docker engine matches manifests/ and manifests-rollouts/ (curl http://127.0.0.1:18081/), the vCenter simulator manifests-vcenter/, and the playbooks of manifests-ansible/ ran on their hosts"
 else
     say "changes are still pending after the apply: see the plans above"
 fi

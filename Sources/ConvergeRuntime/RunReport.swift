@@ -60,6 +60,18 @@ public struct RunReport: Codable, Sendable {
         if let finished = run.finishedAt {
             lines.append("  finished: \(Self.timestamp(finished)) (\(String(format: "%.2f", finished.timeIntervalSince(run.createdAt))) s)")
         }
+        if let plan, !plan.changes.isEmpty {
+            // What the steps act on: each change's fields, as the plan showed them.
+            lines.append("")
+            lines.append("Changes:")
+            for change in plan.changes {
+                lines.append("  \(change.action.rawValue) \(change.resource)" + (change.reason.map { " (\($0))" } ?? ""))
+                for field in change.fields {
+                    let before = field.before?.rendered ?? "(none)", after = field.after?.rendered ?? "(none)"
+                    lines.append("      \(field.path): " + (change.action == .create ? after : "\(before) → \(after)"))
+                }
+            }
+        }
         if !steps.isEmpty {
             lines.append("")
             lines.append("Steps:")

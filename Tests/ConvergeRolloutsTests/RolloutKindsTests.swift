@@ -110,8 +110,21 @@ import Testing
         #expect(phases.filter(\.awaitsApproval).map(\.name) == ["switch"])
         let first = spec.phases(of: ResourceChange(resource: id, action: .create, fields: []))
         #expect(first.allSatisfy { !$0.awaitsApproval }, "a first version is promoted at once")
+        #expect(first.map(\.name) == ["deploy", "ready", "prePromotion", "switch", "postPromotion"], "and has nothing to finalize")
         let entry = FieldChange(path: "entryPoint.publish", before: nil, after: .string("127.0.0.1:1"), forcesReplacement: false)
         #expect(spec.phases(of: ResourceChange(resource: id, action: .update, fields: [entry])).isEmpty)
+    }
+
+    @Test func theExampleSetLoads() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("manifests-rollouts")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".yaml") }.sorted().map { name in
+            SourceFile(path: name, bytes: Array(try Data(contentsOf: folder.appendingPathComponent(name))))
+        }
+        let set = try ManifestSet.load(files, registry: Self.registry)
+        #expect(set.resources(ofKind: RolloutSpec.kind).count == 3)
+        let pipeline = try #require(set.resources(ofKind: PipelineSpec.kind).first?.spec(as: PipelineSpec.self))
+        #expect(pipeline.waves == [["s2-api", "s2-worker"], ["s2-web"]])
     }
 
     @Test func theEntryPointSwitchesWithOneMapCommandAndKeepsBothSlots() {

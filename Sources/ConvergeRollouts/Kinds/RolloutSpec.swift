@@ -180,7 +180,8 @@ public struct RolloutSpec: ResourceSpec, PhasedResource, Equatable {
         // A first version has nothing to be compared with: it is promoted at once.
         phases.append(StepPhase(Phase.switch.rawValue, awaitsApproval: !autoPromote && change.action != .create))
         if postPromotion != nil { phases.append(StepPhase(Phase.postPromotion.rawValue)) }
-        phases.append(StepPhase(Phase.finalize.rawValue))
+        // A first version has no old one to remove.
+        if change.action != .create { phases.append(StepPhase(Phase.finalize.rawValue)) }
         return phases
     }
 
