@@ -98,6 +98,35 @@ import Testing
         }
     }
 
+    @Test func aProbeInTheAnalysisRunsAndAFirstVersionThatFailsLeavesNothing() async throws {
+        try await RolloutLab.with { lab in
+            let client = """
+                apiVersion: converge.dev/v1alpha1
+                kind: Container
+                metadata: {name: \(lab.name("client"))}
+                spec:
+                  image: converge-lab/busybox:1
+                  command: [sleep, "2147483647"]
+                  networks: [{name: \(lab.network)}]
+                ---
+                apiVersion: converge.dev/v1alpha1
+                kind: Probe
+                metadata: {name: \(lab.name("nothing-there"))}
+                spec: {from: \(lab.name("client")), to: \(lab.lab.subnetA)250, type: tcp, port: 80, expect: reachable, timeout: 1s}
+                """
+            let rollout = lab.rollout("web", version: "v1").replacingOccurrences(
+                of: "- http: {path: /status.json, status: 200, field: healthy, equals: true}",
+                with: "- probe: \(lab.name("nothing-there"))")
+            try lab.write([client, rollout])
+            let result = try await lab.lab.reconcile("repo")
+            #expect(result.exitCode == 1, "\(result.stdout)\n\(result.stderr)")
+            #expect(result.stderr.contains("probe \(lab.name("nothing-there"))"), "\(result.stderr)")
+            #expect(result.stderr.contains("rolled back"), "\(result.stderr)")
+            let left = try await lab.lab.managedContainers().compactMap(\.name)
+            #expect(!left.contains { $0.hasPrefix(lab.name("web")) }, "the entry point and the replicas were removed: \(left)")
+        }
+    }
+
     @Test func anEntryPointSettingChangeRecreatesItServingTheSameVersion() async throws {
         try await RolloutLab.with { lab in
             try lab.write([lab.rollout("web", version: "v1")])

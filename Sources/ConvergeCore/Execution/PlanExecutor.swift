@@ -1,7 +1,8 @@
 /// Runs a plan's steps as soon as their dependencies are done, several at a time.
 ///
-/// On the first failure no new step starts; those already running finish, and the
-/// error lists what was done, what failed and what was never started.
+/// On the first failure no new step starts (but those the caller lets continue: a pipeline's
+/// rollouts already under way in other units); those already running finish, and the error
+/// lists what was done, what failed and what was never started.
 public struct PlanExecutor: Sendable {
     public struct Progress: Sendable {
         public var finished: Int

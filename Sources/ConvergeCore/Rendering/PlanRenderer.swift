@@ -73,7 +73,8 @@ public enum PlanRenderer {
         lines.append("")
         for requirement in plan.approvals {
             let approvers = requirement.approvers.isEmpty ? "" : " — approvers: \(requirement.approvers.joined(separator: ", "))"
-            lines.append("> **Approval required** by `ApprovalPolicy/\(requirement.policy)` for \(requirement.resources.map { "`\($0)`" }.joined(separator: ", "))\(approvers)")
+            let held = requirement.gate.map { " before step \($0 + 1) (\(plan.steps[$0].phase ?? "start"))" } ?? ""
+            lines.append("> **Approval required** by `ApprovalPolicy/\(requirement.policy)` for \(requirement.resources.map { "`\($0)`" }.joined(separator: ", "))\(held)\(approvers)")
             lines.append("")
         }
         for warning in plan.warnings {
@@ -87,7 +88,8 @@ public enum PlanRenderer {
             let (symbol, _, verb) = presentation(change.action, style: TextStyle(enabled: false))
             let reason = change.reason.map { " (\($0))" } ?? ""
             let stepGuard = guards[change.resource].map { " (\(describe($0)))" } ?? ""
-            lines.append("| `\(symbol)` | `\(change.resource)` | \(verb)\(reason)\(stepGuard) |")
+            let phases = phases(of: change.resource, in: plan).map { "<br>runs as \($0)" } ?? ""
+            lines.append("| `\(symbol)` | `\(change.resource)` | \(verb)\(reason)\(stepGuard)\(phases) |")
         }
         lines.append("")
         lines.append("<details><summary>Field changes</summary>")
