@@ -56,6 +56,15 @@ import Testing
             let again = try await lab.lab.reconcile("repo", "--dry-run")
             #expect(again.stdout.contains("No changes."), "\(again.stdout)")
 
+            // A restarted entry point comes back serving the version it served.
+            try await lab.lab.engine.restartContainer("\(lab.name("web"))-entry")
+            let afterRestart = TrafficClient(address: try await lab.entryAddress("web"))
+            try await Task.sleep(for: .milliseconds(500))
+            afterRestart.start()
+            try await Task.sleep(for: .milliseconds(200))
+            let restarted = await afterRestart.stop()
+            #expect(!restarted.isEmpty && restarted.allSatisfy { $0.body == "v2" }, "\(restarted.prefix(3))")
+
             // A deleted Rollout manifest takes its replicas and entry point with it.
             try lab.write([])
             let pruned = try await lab.lab.reconcile("repo")

@@ -14,15 +14,18 @@ public struct ContainerCreate: Codable, Sendable, Hashable {
     public var hostname: String?
     public var user: String?
     public var workingDir: String?
+    /// The signal `docker stop` sends first (`SIGUSR1`: HAProxy's graceful stop).
+    public var stopSignal: String?
     public var hostConfig: DockerHostConfig?
     public var networkingConfig: DockerNetworkingConfig?
 
     public init(
         image: String, cmd: [String]? = nil, entrypoint: [String]? = nil, env: [String]? = nil,
         labels: [String: String]? = nil, exposedPorts: DockerPortSet? = nil, healthcheck: DockerHealthcheck? = nil,
-        hostname: String? = nil, user: String? = nil, workingDir: String? = nil,
+        hostname: String? = nil, user: String? = nil, workingDir: String? = nil, stopSignal: String? = nil,
         hostConfig: DockerHostConfig? = nil, networkingConfig: DockerNetworkingConfig? = nil
     ) {
+        self.stopSignal = stopSignal
         self.image = image
         self.cmd = cmd
         self.entrypoint = entrypoint
@@ -48,6 +51,7 @@ public struct ContainerCreate: Codable, Sendable, Hashable {
         case hostname = "Hostname"
         case user = "User"
         case workingDir = "WorkingDir"
+        case stopSignal = "StopSignal"
         case hostConfig = "HostConfig"
         case networkingConfig = "NetworkingConfig"
     }

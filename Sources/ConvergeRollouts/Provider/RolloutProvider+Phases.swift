@@ -40,6 +40,8 @@ extension RolloutProvider {
             env: ["CONVERGE_HAPROXY_CFG=\(config.text)", "CONVERGE_HAPROXY_MAP=\(config.mapText)"],
             labels: labels(rollout.name, instance: rollout.instance, role: .entry, extra: [Label.fields: fields]),
             exposedPorts: DockerPortSet([exposed]), hostname: Self.entryName(rollout.name),
+            // HAProxy's graceful stop: it closes its listeners and lets the requests in flight finish.
+            stopSignal: "SIGUSR1",
             hostConfig: DockerHostConfig(
                 networkMode: network, portBindings: publish, restartPolicy: DockerRestartPolicy(name: "unless-stopped"),
                 binds: ["\(directory):\(EntryPointConfig.socketDirectory)"]),
