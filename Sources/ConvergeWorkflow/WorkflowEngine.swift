@@ -338,9 +338,13 @@ public struct WorkflowEngine: Sendable {
     /// Whether `candidate` may still start after `failures`: only a phase of a change already
     /// under way in another unit than the failed ones (a pipeline's other rollout of the same
     /// wave finishes rather than stop half-switched), and only when every failure is a step's
-    /// own, in a unit.
-    static func continues(_ candidate: PlanStep, in plan: Plan, after failures: [PlanStep], finished: Set<Int>) -> Bool {
-        guard candidate.phase != nil, let unit = candidate.unit, failures.allSatisfy({ $0.unit != nil && $0.unit != unit }) else {
+    /// own, in a unit: never after a stop (a crash, a closed gate, a held step).
+    static func continues(
+        _ candidate: PlanStep, in plan: Plan, after failures: [PlanExecutionError.Failure], finished: Set<Int>
+    ) -> Bool {
+        guard candidate.phase != nil, let unit = candidate.unit,
+            failures.allSatisfy({ $0.step.unit != nil && $0.step.unit != unit && !($0.underlying is RunStop) })
+        else {
             return false
         }
         return plan.steps.contains { $0.resource == candidate.resource && finished.contains($0.index) }

@@ -18,11 +18,11 @@ public struct PlanExecutor: Sendable {
 
     /// Runs every step of `plan` not in `alreadyDone` (steps a resumed run finished before).
     /// After a failure, only steps that `continuingAfterFailure` lets go on start (given the
-    /// failed steps and the finished ones); by default none.
+    /// failures so far and the finished steps); by default none.
     public func run(
         _ plan: Plan,
         alreadyDone: Set<Int> = [],
-        continuingAfterFailure: @escaping (PlanStep, [PlanStep], Set<Int>) -> Bool = { _, _, _ in false },
+        continuingAfterFailure: @escaping (PlanStep, [PlanExecutionError.Failure], Set<Int>) -> Bool = { _, _, _ in false },
         progress: @Sendable (Progress) -> Void = { _ in },
         perform: @escaping @Sendable (PlanStep) async throws -> Void
     ) async throws {
@@ -40,7 +40,7 @@ public struct PlanExecutor: Sendable {
         try await withThrowingTaskGroup(of: (Int, (any Error)?).self) { group in
             func launch() {
                 if !failures.isEmpty {
-                    let failed = failures.map(\.0)
+                    let failed = failures.map { PlanExecutionError.Failure(step: $0.0, message: String(describing: $0.1), underlying: $0.1) }
                     let done = Set(finished)
                     ready.removeAll { !continuingAfterFailure(steps[$0], failed, done) }
                 }
