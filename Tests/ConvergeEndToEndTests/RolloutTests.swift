@@ -73,7 +73,7 @@ import Testing
         }
     }
 
-    @Test func aVersionOnAnotherNetworkIsReachedWithoutAFailedRequest() async throws {
+    @Test func aVersionOnAnotherNetworkIsReachedWithoutAFailedRequestAndTheEntryPointFollowsInOneRun() async throws {
         try await RolloutLab.with { lab in
             try lab.write([lab.rollout("web", version: "v1")])
             #expect(try await lab.lab.reconcile("repo").exitCode == 0)
@@ -89,6 +89,10 @@ import Testing
             #expect(moved.exitCode == 0, "\(moved.stdout)\n\(moved.stderr)")
             #expect(answers.allSatisfy { $0.body != nil }, "\(answers.filter { $0.body == nil }.prefix(2))")
             #expect(answers.last?.body == "v2")
+            let after = try await lab.lab.reconcile("repo", "--dry-run")
+            #expect(after.stdout.contains("No changes."), "the entry point moved to the new network in the same run: \(after.stdout)")
+            let entry = try await lab.lab.engine.inspectContainer("\(lab.name("web"))-entry")
+            #expect(entry.networkSettings?.networks?.keys.sorted() == [lab.otherNetwork])
         }
     }
 

@@ -335,6 +335,14 @@ extension RolloutProvider {
         }
         for replica in retired { try await engine.removeContainer(replica.id, force: true) }
         try await persist(rollout.name, instance: rollout.instance)
+        // The entry point leaves networks only the old version used, and settings changed with
+        // the version apply once the new version alone serves.
+        if let entry = live.entry {
+            for network in entry.networkSettings?.networks?.keys.sorted() ?? [] where network != rollout.spec.networks[0] {
+                try await engine.disconnect(network: network, container: entry.id)
+            }
+        }
+        try await ensureEntry(rollout, recreate: true)
         let names = retired.compactMap(\.name).sorted()
         report(
             names.isEmpty
@@ -344,7 +352,7 @@ extension RolloutProvider {
     }
 
     /// The version finalize will remove (the one not serving), to bring it back on rollback.
-    func retiredVersion(_ live: LiveRollout, keeping version: String, instance: String, name: String) async throws -> Retired? {
+    nonisolated func retiredVersion(_ live: LiveRollout, keeping version: String) -> Retired? {
         guard let replica = live.replicas.first(where: { $0.labels?[Label.version] != version }),
             let retiredVersion = replica.labels?[Label.version], let slot = replica.labels?[Label.slot].flatMap(EntryPointConfig.Slot.init),
             let fields = replica.labels?[Label.fields]
@@ -366,7 +374,9 @@ extension RolloutProvider {
                 throw RolloutError(
                     "version \(version) still serves; traffic was not switched back", hint: "switch it back by hand, then reconcile")
             }
-            try? runtime(rollout, instance: instance).send(EntryPointConfig.fill(slot, with: []))
+            // Emptying the idle slot is tidiness: an entry point that cannot be told still
+            // never sends traffic to a slot the map does not name.
+            _ = try? runtime(rollout, instance: instance).send(EntryPointConfig.fill(slot, with: []))
         }
         for replica in replicas { try await engine.removeContainer(replica.id, force: true) }
         if !entryExisted, live.replicas.allSatisfy({ $0.labels?[Label.version] == version }), let entry = live.entry {

@@ -226,7 +226,7 @@ public actor RolloutProvider: Provider {
         case .switch:
             undo.previousSlot = live.entry == nil ? nil : try? runtime(name, instance: instance).activeSlot()
         case .finalize:
-            undo.retired = try await retiredVersion(live, keeping: spec.version, instance: instance, name: name)
+            undo.retired = retiredVersion(live, keeping: spec.version)
         case .ready, .prePromotion, .postPromotion:
             return nil
         }
