@@ -101,7 +101,7 @@ extension Planner {
 
     /// Moves the approvals of phased changes to the phase that awaits them, and adds the
     /// approvals between stages: a run with these starts at once and waits part-way.
-    static func stepApprovals(
+    static func placingApprovals(
         _ approvals: [ApprovalRequirement], steps: [PlanStep], awaitingApproval: [Int], set: ManifestSet
     ) -> [ApprovalRequirement] {
         var result = approvals

@@ -77,7 +77,7 @@ public struct Planner: Sendable {
             Self.steps(for: changesByID, set: set, observed: observedByID), changes: changesByID, set: set)
         let order = Dictionary(steps.enumerated().map { ($0.element.resource, $0.offset) }, uniquingKeysWith: min)
         let changes = changesByID.values.sorted { (order[$0.resource] ?? 0, $0.resource) < (order[$1.resource] ?? 0, $1.resource) }
-        let approvals = Self.stepApprovals(
+        let approvals = Self.placingApprovals(
             Self.approvals(for: changes, set: set, observed: observedByID), steps: steps, awaitingApproval: awaitingApproval, set: set)
         return Plan(source: source, instance: instance, changes: changes, steps: steps, approvals: approvals)
     }

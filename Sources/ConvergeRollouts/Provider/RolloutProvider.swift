@@ -155,7 +155,7 @@ public actor RolloutProvider: Provider {
             return
         }
         guard let desired, let spec = desired.spec(as: RolloutSpec.self) else { throw ReconcileError.notInPlan(step.resource) }
-        let rollout = Rollout(name: name, resource: desired, spec: spec, instance: instance, set: set)
+        let rollout = Rollout(name: name, spec: spec, instance: instance, set: set)
         guard let phaseName = step.phase else {
             // The entry point's settings changed, not the version.
             try await ensureEntry(rollout, recreate: true)
@@ -182,7 +182,6 @@ public actor RolloutProvider: Provider {
     /// What a phase needs about the rollout it acts on.
     struct Rollout {
         var name: String
-        var resource: Resource
         var spec: RolloutSpec
         var instance: String
         var set: ManifestSet
