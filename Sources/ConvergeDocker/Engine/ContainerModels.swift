@@ -16,16 +16,19 @@ public struct ContainerCreate: Codable, Sendable, Hashable {
     public var workingDir: String?
     /// The signal `docker stop` sends first (`SIGUSR1`: HAProxy's graceful stop).
     public var stopSignal: String?
+    /// Seconds `docker stop` waits for it before SIGKILL.
+    public var stopTimeout: Int?
     public var hostConfig: DockerHostConfig?
     public var networkingConfig: DockerNetworkingConfig?
 
     public init(
         image: String, cmd: [String]? = nil, entrypoint: [String]? = nil, env: [String]? = nil,
         labels: [String: String]? = nil, exposedPorts: DockerPortSet? = nil, healthcheck: DockerHealthcheck? = nil,
-        hostname: String? = nil, user: String? = nil, workingDir: String? = nil, stopSignal: String? = nil,
+        hostname: String? = nil, user: String? = nil, workingDir: String? = nil, stopSignal: String? = nil, stopTimeout: Int? = nil,
         hostConfig: DockerHostConfig? = nil, networkingConfig: DockerNetworkingConfig? = nil
     ) {
         self.stopSignal = stopSignal
+        self.stopTimeout = stopTimeout
         self.image = image
         self.cmd = cmd
         self.entrypoint = entrypoint
@@ -52,6 +55,7 @@ public struct ContainerCreate: Codable, Sendable, Hashable {
         case user = "User"
         case workingDir = "WorkingDir"
         case stopSignal = "StopSignal"
+        case stopTimeout = "StopTimeout"
         case hostConfig = "HostConfig"
         case networkingConfig = "NetworkingConfig"
     }

@@ -135,13 +135,29 @@ public struct DockerHostConfig: Codable, Sendable, Hashable {
     public var privileged: Bool?
     /// `host-path:container-path[:ro]` bind mounts.
     public var binds: [String]?
+    /// Memory limit in bytes; 0 or nil for none.
+    public var memory: Int64?
+    /// CPU quota in billionths of a CPU; 0 or nil for none.
+    public var nanoCpus: Int64?
+    /// Process limit; 0, -1 or nil for none.
+    public var pidsLimit: Int64?
+    public var readonlyRootfs: Bool?
+    public var securityOpt: [String]?
+    public var logConfig: DockerLogConfig?
 
     public init(
         networkMode: String? = nil, portBindings: [String: [DockerPortBinding]]? = nil, capAdd: [String]? = nil,
         capDrop: [String]? = nil, sysctls: [String: String]? = nil, restartPolicy: DockerRestartPolicy? = nil,
-        privileged: Bool? = nil, binds: [String]? = nil
+        privileged: Bool? = nil, binds: [String]? = nil, memory: Int64? = nil, nanoCpus: Int64? = nil, pidsLimit: Int64? = nil,
+        readonlyRootfs: Bool? = nil, securityOpt: [String]? = nil, logConfig: DockerLogConfig? = nil
     ) {
         self.binds = binds
+        self.memory = memory
+        self.nanoCpus = nanoCpus
+        self.pidsLimit = pidsLimit
+        self.readonlyRootfs = readonlyRootfs
+        self.securityOpt = securityOpt
+        self.logConfig = logConfig
         self.networkMode = networkMode
         self.portBindings = portBindings
         self.capAdd = capAdd
@@ -160,6 +176,12 @@ public struct DockerHostConfig: Codable, Sendable, Hashable {
         case restartPolicy = "RestartPolicy"
         case privileged = "Privileged"
         case binds = "Binds"
+        case memory = "Memory"
+        case nanoCpus = "NanoCpus"
+        case pidsLimit = "PidsLimit"
+        case readonlyRootfs = "ReadonlyRootfs"
+        case securityOpt = "SecurityOpt"
+        case logConfig = "LogConfig"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -172,6 +194,29 @@ public struct DockerHostConfig: Codable, Sendable, Hashable {
         sysctls = try c.decodeIfPresent([String: String].self, forKey: .sysctls)
         restartPolicy = try c.decodeIfPresent(DockerRestartPolicy.self, forKey: .restartPolicy)
         privileged = try c.decodeIfPresent(Bool.self, forKey: .privileged)
+        binds = try c.decodeIfPresent([String].self, forKey: .binds)
+        memory = try c.decodeIfPresent(Int64.self, forKey: .memory)
+        nanoCpus = try c.decodeIfPresent(Int64.self, forKey: .nanoCpus)
+        pidsLimit = try c.decodeIfPresent(Int64.self, forKey: .pidsLimit)
+        readonlyRootfs = try c.decodeIfPresent(Bool.self, forKey: .readonlyRootfs)
+        securityOpt = try c.decodeIfPresent([String].self, forKey: .securityOpt)
+        logConfig = try c.decodeIfPresent(DockerLogConfig.self, forKey: .logConfig)
+    }
+}
+
+/// A container's logging driver and its options (`HostConfig.LogConfig`).
+public struct DockerLogConfig: Codable, Sendable, Hashable {
+    public var type: String
+    public var config: [String: String]?
+
+    public init(type: String, config: [String: String]?) {
+        self.type = type
+        self.config = config
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case type = "Type"
+        case config = "Config"
     }
 }
 
@@ -259,12 +304,17 @@ public struct DockerContainerConfig: Codable, Sendable, Hashable {
     public var hostname: String?
     public var user: String?
     public var workingDir: String?
+    public var stopSignal: String?
+    /// Seconds `docker stop` waits before SIGKILL; nil for the engine's default (10).
+    public var stopTimeout: Int?
 
     public init(
         image: String? = nil, cmd: [String]? = nil, entrypoint: [String]? = nil, env: [String]? = nil,
         labels: [String: String]? = nil, healthcheck: DockerHealthcheck? = nil, exposedPorts: DockerPortSet? = nil,
-        hostname: String? = nil, user: String? = nil, workingDir: String? = nil
+        hostname: String? = nil, user: String? = nil, workingDir: String? = nil, stopSignal: String? = nil, stopTimeout: Int? = nil
     ) {
+        self.stopSignal = stopSignal
+        self.stopTimeout = stopTimeout
         self.image = image
         self.cmd = cmd
         self.entrypoint = entrypoint
@@ -288,6 +338,8 @@ public struct DockerContainerConfig: Codable, Sendable, Hashable {
         case hostname = "Hostname"
         case user = "User"
         case workingDir = "WorkingDir"
+        case stopSignal = "StopSignal"
+        case stopTimeout = "StopTimeout"
     }
 }
 

@@ -16,8 +16,9 @@ import ConvergeCore
 ///   restartPolicy: unless-stopped
 ///   healthcheck: {test: [CMD, wget, -q, -O-, http://127.0.0.1/], interval: 10s}
 ///   state: running             # or stopped
-///   dependsOn: [db]            # other containers to create first
+///   dependsOn: [db, {name: cache, condition: healthy, timeout: 2m}]   # created first; healthy: waited for
 ///   routes: [{to: 192.168.200.0/24, via: s1-router}]   # via a Router (or an IPv4 gateway)
+///   resources: {memory: 256Mi, cpus: 0.5}              # and the other `ContainerSettings`
 /// ```
 /// Restart policy, networks, routes and state change in place; anything else recreates the
 /// container. Routes are set in the container's network namespace, not by the image.
@@ -86,7 +87,20 @@ public struct ContainerSpec: ResourceSpec {
     public var healthcheck: Healthcheck?
     public var state: String
     public var routes: [RouteRequest]
-    var dependsOn: [(name: String, location: SourceLocation)]
+    var dependsOn: [Dependency]
+    public var settings: ContainerSettings
+
+    /// A container created first; with `healthy`, this one is created only once its
+    /// healthcheck passes (docker-compose's `condition: service_healthy`).
+    struct Dependency {
+        var name: String
+        var waitsForHealth: Bool
+        var timeout: Duration
+        var location: SourceLocation
+    }
+
+    /// How long a container waits for a dependency to be healthy unless it says.
+    static let defaultHealthTimeout = Duration.seconds(120)
 
     public static let states = ["running", "stopped"]
 
@@ -133,12 +147,41 @@ public struct ContainerSpec: ResourceSpec {
             }
         }
         routes = (spec.optional("routes")?.list ?? []).compactMap(Self.decodeRoute)
-        dependsOn = (spec.optional("dependsOn")?.list ?? []).compactMap { node in
-            node.string.map { (name: $0, location: node.location) }
-        }
+        dependsOn = (spec.optional("dependsOn")?.list ?? []).compactMap(Self.decodeDependency)
+        settings = ContainerSettings(reading: spec)
         if let imageText, imageText.isEmpty || imageText.contains(where: \.isWhitespace) {
             imageNode?.report("invalid image reference '\(imageText)'")
         }
+    }
+
+    private static func decodeDependency(_ node: ManifestNode) -> Dependency? {
+        if case .scalar = node.node {
+            return node.string.map { Dependency(name: $0, waitsForHealth: false, timeout: defaultHealthTimeout, location: node.location) }
+        }
+        guard let reader = node.mapping else { return nil }
+        defer { reader.finish() }
+        guard let name = reader.required("name", hint: "the name of a Container manifest")?.string else { return nil }
+        var dependency = Dependency(name: name, waitsForHealth: false, timeout: defaultHealthTimeout, location: node.location)
+        if let conditionNode = reader.optional("condition"), let condition = conditionNode.string {
+            switch condition {
+            case "started": dependency.waitsForHealth = false
+            case "healthy": dependency.waitsForHealth = true
+            default: conditionNode.report("invalid condition '\(condition)'", hint: "use started or healthy")
+            }
+        }
+        if let timeoutNode = reader.optional("timeout"), let text = timeoutNode.string {
+            if let nanoseconds = DurationText.nanoseconds(text), nanoseconds > 0 {
+                dependency.timeout = .nanoseconds(nanoseconds)
+            } else {
+                timeoutNode.report("'\(text)' is not a duration", hint: "write it as 30s or 2m")
+            }
+        }
+        return dependency
+    }
+
+    /// The dependencies to wait for until they are healthy, with how long.
+    public var healthyDependencies: [(name: String, timeout: Duration)] {
+        dependsOn.filter(\.waitsForHealth).map { ($0.name, $0.timeout) }
     }
 
     private static func decodePort(_ node: ManifestNode) -> PortBinding? {
@@ -306,6 +349,7 @@ public struct ContainerSpec: ResourceSpec {
         for dependency in dependsOn where dependency.name == resource.id.name {
             collector.report("spec.dependsOn: a container cannot depend on itself", at: dependency.location)
         }
+
     }
 
     /// Addresses and host ports are given once: the first holder (by name) keeps them and
@@ -361,6 +405,7 @@ public struct ContainerSpec: ResourceSpec {
         if let healthcheck { fields["healthcheck"] = .map(Self.healthcheckFields(healthcheck)) }
         fields["state"] = .string(state)
         if !routes.isEmpty { fields["routes"] = .strings(routes.map(\.canonical).sorted()) }
+        settings.fields(into: &fields)
         return fields
     }
 

@@ -101,7 +101,8 @@ extension DockerProvider {
             let request = ContainerCreate(
                 image: config?.image ?? container.image ?? "", cmd: config?.cmd, entrypoint: config?.entrypoint,
                 env: config?.env, labels: config?.labels, exposedPorts: config?.exposedPorts, healthcheck: config?.healthcheck,
-                hostname: config?.hostname, user: config?.user, workingDir: config?.workingDir, hostConfig: hostConfig,
+                hostname: config?.hostname, user: config?.user, workingDir: config?.workingDir, stopSignal: config?.stopSignal,
+                stopTimeout: config?.stopTimeout, hostConfig: hostConfig,
                 networkingConfig: first.map { DockerNetworkingConfig(endpointsConfig: [$0.name: $0.endpoint]) })
             let id = try await engine.createContainer(name: container.plainName, request)
             for other in endpoints.dropFirst() {

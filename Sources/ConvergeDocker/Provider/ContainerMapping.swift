@@ -21,7 +21,10 @@ enum ContainerMapping {
             capAdd: spec.capAdd.isEmpty ? nil : spec.capAdd,
             capDrop: spec.capDrop.isEmpty ? nil : spec.capDrop,
             sysctls: spec.sysctls.isEmpty ? nil : spec.sysctls,
-            restartPolicy: restartPolicy(spec.restartPolicy))
+            restartPolicy: restartPolicy(spec.restartPolicy),
+            memory: spec.settings.memory, nanoCpus: spec.settings.nanoCPUs, pidsLimit: spec.settings.pidsLimit,
+            readonlyRootfs: spec.settings.readOnlyRootFilesystem ? true : nil,
+            securityOpt: spec.settings.securityOpt.isEmpty ? nil : spec.settings.securityOpt, logConfig: spec.settings.logging)
         let networking = first.map { attachment in
             DockerNetworkingConfig(endpointsConfig: [attachment.network: endpoint(attachment)])
         }
@@ -36,6 +39,8 @@ enum ContainerMapping {
                 DockerHealthcheck(test: $0.test, interval: $0.interval, timeout: $0.timeout, retries: $0.retries, startPeriod: $0.startPeriod)
             },
             hostname: resource.metadata.name,
+            user: spec.settings.user, workingDir: spec.settings.workingDir,
+            stopSignal: spec.settings.stopSignal, stopTimeout: spec.settings.stopTimeout,
             hostConfig: hostConfig,
             networkingConfig: networking)
         return (request, Array(spec.networks.dropFirst()))
@@ -107,6 +112,16 @@ enum ContainerMapping {
                 startPeriod: nonZero(check.startPeriod), retries: check.retries.flatMap { $0 == 0 ? nil : $0 })))
         }
         fields["state"] = .string(container.state?.running == true ? "running" : "stopped")
+        fields["resources"] = .map(ContainerSettings.resourceFields(memory: host?.memory, nanoCPUs: host?.nanoCpus, pidsLimit: host?.pidsLimit))
+        fields["readOnlyRootFilesystem"] = .bool(host?.readonlyRootfs ?? false)
+        fields["securityOpt"] = .strings(host?.securityOpt ?? [])
+        if let user = config?.user, !user.isEmpty { fields["user"] = .string(user) }
+        if let workingDir = config?.workingDir, !workingDir.isEmpty { fields["workingDir"] = .string(workingDir) }
+        if let logging = host?.logConfig { fields["logging"] = .map(ContainerSettings.loggingFields(logging)) }
+        if let stopSignal = config?.stopSignal, !stopSignal.isEmpty { fields["stopSignal"] = .string(stopSignal) }
+        if let stopTimeout = config?.stopTimeout {
+            fields["stopTimeout"] = .string(DurationText.format(nanoseconds: Int64(stopTimeout) * 1_000_000_000))
+        }
         return fields
     }
 

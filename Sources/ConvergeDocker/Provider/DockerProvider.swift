@@ -143,6 +143,9 @@ public struct DockerProvider: Provider {
             try await ignoringNotFound { try await engine.removeNetwork(observed.externalID) }
         case (ContainerSpec.kind, .create):
             guard let desired, let spec = desired.spec(as: ContainerSpec.self) else { throw DockerProviderError.unsupported(step) }
+            for dependency in spec.healthyDependencies {
+                try await waitUntilHealthy(dependency.name, timeout: dependency.timeout, for: desired.id)
+            }
             let (request, additional) = ContainerMapping.create(desired, spec: spec, instance: instance)
             let id = try await createContainer(desired, request: request, attachments: additional.map { ($0.network, $0.ipv4?.description, $0.aliases) },
                                                start: spec.state == "running", instance: instance)
@@ -158,6 +161,15 @@ public struct DockerProvider: Provider {
             if let frr = spec.frr { try await FRRConfigurator(engine: engine).converge(id, to: frr) }
         case (ContainerSpec.kind, .delete), (RouterSpec.kind, .delete):
             guard let observed else { return }
+            // A container that says how it stops is stopped that way first (its signal, then
+            // its timeout); others are removed at once, as before.
+            if observed.fields["stopSignal"] != nil || observed.fields["stopTimeout"] != nil {
+                var seconds: Int?
+                if case .string(let text)? = observed.fields["stopTimeout"], let nanoseconds = DurationText.nanoseconds(text) {
+                    seconds = Int(nanoseconds / 1_000_000_000)
+                }
+                try await ignoringNotFound { try await engine.stopContainer(observed.externalID, timeoutSeconds: seconds) }
+            }
             try await ignoringNotFound { try await engine.removeContainer(observed.externalID, force: true) }
         case (FirewallPolicySpec.kind, .create), (FirewallPolicySpec.kind, .update):
             guard let desired else { throw DockerProviderError.unsupported(step) }
@@ -257,6 +269,31 @@ public struct DockerProvider: Provider {
         }
     }
 
+    /// Waits until container `name` reports its healthcheck passing; throws once it reports
+    /// failing, or after `timeout`.
+    private func waitUntilHealthy(_ name: String, timeout: Duration, for dependent: ResourceID) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            let health = try await engine.inspectContainer(name).state?.health
+            switch health?.status {
+            case "healthy": return
+            case nil, "none":
+                throw DockerProviderError.dependencyUnhealthy(dependent, dependency: name, detail: "it has no healthcheck")
+            case "unhealthy":
+                let output = health?.log?.last?.output?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+                throw DockerProviderError.dependencyUnhealthy(dependent, dependency: name, detail: "it is unhealthy" + (output.isEmpty ? "" : ": \(output)"))
+            default:
+                guard clock.now < deadline else {
+                    throw DockerProviderError.dependencyUnhealthy(
+                        dependent, dependency: name,
+                        detail: "it was not healthy after \(DurationText.format(nanoseconds: Int64(timeout.timeInterval * 1e9)))")
+                }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
     /// Applies the in-place changes: networks, restart policy, run state and routes.
     private func updateContainer(_ resource: Resource, observed: ObservedResource, change: ResourceChange, in set: ManifestSet) async throws {
         let spec = resource.spec(as: ContainerSpec.self)!
@@ -298,7 +335,7 @@ public struct DockerProvider: Provider {
 public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         enum Base: Sendable, Hashable {
-            case missingImages, unsupported, command
+            case missingImages, unsupported, command, dependencyUnhealthy
         }
 
         let base: Base
@@ -311,6 +348,8 @@ public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
         public static let unsupported = Self(.unsupported)
         /// A command run in a container failed (``DockerProviderError/result``).
         public static let command = Self(.command)
+        /// A dependency a container waits for (`condition: healthy`) did not get healthy.
+        public static let dependencyUnhealthy = Self(.dependencyUnhealthy)
 
         public var description: String { "\(base)" }
     }
@@ -336,6 +375,13 @@ public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
             .missingImages,
             message: "image\(images.count == 1 ? "" : "s") \(names) not found on \(host) (needed by \(needed)); nothing was changed. "
                 + "Build or load the image on that host first.")
+    }
+
+    public static func dependencyUnhealthy(_ dependent: ResourceID, dependency: String, detail: String) -> Self {
+        Self(
+            .dependencyUnhealthy,
+            message: "\(dependent) waits for Container/\(dependency) to be healthy, but \(detail); "
+                + "check its healthcheck (docker inspect \(dependency)), or use condition: started")
     }
 
     public static func unsupported(_ step: PlanStep) -> Self {
