@@ -59,4 +59,48 @@ import Testing
             #expect(try await lab.reconcile("--dry-run", "set").exitCode == 0)
         }
     }
+
+    @Test func undoingAnInPlaceUpdateRestoresTheRoutesAndFRR() async throws {
+        try await Lab.with { lab in
+            let frr = """
+                  frr:
+                    staticRoutes: [{to: 10.251.0.0/16, via: \(lab.subnetB)10}]
+                """
+            try lab.write(manifests(lab, frr: frr), into: "set")
+            #expect(try await lab.reconcile("set").exitCode == 0)
+
+            // The router changes in place while, in the same run, a container waits for a
+            // dependency that never gets healthy: its step fails once the router's is done.
+            var files = manifests(lab, frr: frr.replacingOccurrences(of: "10.251.0.0/16", with: "10.253.0.0/16"))
+            files["router.yaml"] = files["router.yaml"]!.replacingOccurrences(
+                of: "routes: [{to: 10.250.1.0/24, via: \(lab.subnetA)10}]",
+                with: "routes: [{to: 10.250.1.0/24, via: \(lab.subnetA)10}, {to: 10.250.2.0/24, via: \(lab.subnetA)10}]")
+            files["failing.yaml"] = """
+                apiVersion: converge.dev/v1alpha1
+                kind: Container
+                metadata: {name: \(lab.prefix)-sick}
+                spec:
+                  image: converge-lab/busybox:1
+                  command: [sleep, "2147483647"]
+                  healthcheck: {test: "false", interval: 500ms, retries: 1}
+                ---
+                apiVersion: converge.dev/v1alpha1
+                kind: Container
+                metadata: {name: \(lab.prefix)-waiting}
+                spec:
+                  image: converge-lab/busybox:1
+                  command: [sleep, "2147483647"]
+                  dependsOn: [{name: \(lab.prefix)-sick, condition: healthy, timeout: 20s}]
+                """
+            try lab.write(files, into: "set")
+            let failed = try await lab.reconcile("set")
+            #expect(failed.exitCode == 1, "\(failed.stdout)\n\(failed.stderr)")
+            #expect(failed.stderr.contains("rolled back"), "\(failed.stderr)")
+            #expect(
+                failed.stderr.contains("updated Router/\(lab.prefix)-router"), "the router changed before the failure: \(failed.stderr)")
+            let kernel = try await lab.engine.exec(container: "\(lab.prefix)-router", command: ["ip", "route"])
+            #expect(kernel.stdout.contains("10.250.1.0/24") && !kernel.stdout.contains("10.250.2.0/24"), "\(kernel.stdout)")
+            #expect(try await vtyshRoutes(lab) == ["ip route 10.251.0.0/16 \(lab.subnetB)10"])
+        }
+    }
 }

@@ -125,6 +125,14 @@ public struct ContainerSettings: Sendable, Hashable {
         return fields
     }
 
+    /// `rootFilesystem.readOnly`: a map, empty for the writable default, so a create shows it
+    /// only when it is set and a change back to writable is still seen.
+    static func rootFilesystemFields(readOnly: Bool) -> FieldMap {
+        var fields = FieldMap()
+        if readOnly { fields["readOnly"] = .bool(true) }
+        return fields
+    }
+
     static func loggingFields(_ logging: DockerLogConfig) -> FieldMap {
         var fields = FieldMap()
         fields["driver"] = .string(logging.type)
@@ -132,12 +140,13 @@ public struct ContainerSettings: Sendable, Hashable {
         return fields
     }
 
-    /// What the diff compares. Limits, the read-only root and security options are always
-    /// compared (their engine default is none, so a limit set by hand is drift); the others
+    /// What the diff compares. Limits, the read-only root (as `rootFilesystem.readOnly`) and
+    /// security options are always compared (their engine default is none, so a limit set by
+    /// hand is drift); the others
     /// only when the manifest sets them, since an image may set its own.
     func fields(into fields: inout FieldMap) {
         fields["resources"] = .map(Self.resourceFields(memory: memory, nanoCPUs: nanoCPUs, pidsLimit: pidsLimit))
-        fields["readOnlyRootFilesystem"] = .bool(readOnlyRootFilesystem)
+        fields["rootFilesystem"] = .map(Self.rootFilesystemFields(readOnly: readOnlyRootFilesystem))
         fields["securityOpt"] = .strings(securityOpt)
         if let user { fields["user"] = .string(user) }
         if let workingDir { fields["workingDir"] = .string(workingDir) }

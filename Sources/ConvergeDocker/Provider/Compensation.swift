@@ -8,6 +8,9 @@ extension DockerEngineError: TransientClassifying {}
 enum DockerSnapshot: Codable {
     case container(ContainerInspect)
     case network(NetworkInspect)
+    /// A router before an in-place update: the container, and what lives in its namespace
+    /// and FRR, which the engine does not describe. `frr` is nil when FRR was not running.
+    case router(ContainerInspect, routes: [String: String], frr: [String]?)
 
     func encoded() throws -> String {
         String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
@@ -25,6 +28,14 @@ extension DockerProvider {
         }
         guard step.action != .create, let observed else { return nil }
         switch step.resource.kind {
+        case RouterSpec.kind where step.action == .update:
+            let container = try await engine.inspectContainer(observed.externalID)
+            guard container.state?.running == true else { return try DockerSnapshot.container(container).encoded() }
+            let routes = try await NamespaceRoutes(engine: engine).readOwn(container.id)
+            return try DockerSnapshot.router(
+                container, routes: Dictionary(routes.map { ($0.destination, $0.gateway) }, uniquingKeysWith: { first, _ in first }),
+                frr: try await FRRConfigurator(engine: engine).running(container.id)
+            ).encoded()
         case ContainerSpec.kind, RouterSpec.kind:
             return try await DockerSnapshot.container(engine.inspectContainer(observed.externalID)).encoded()
         case NetworkSpec.kind:
@@ -46,8 +57,21 @@ extension DockerProvider {
             guard let snapshot else { return }
             try await recreate(try DockerSnapshot.decode(snapshot), resource: step.resource, instance: instance)
         case .update:
-            guard let snapshot, case .container(let before) = try DockerSnapshot.decode(snapshot) else { return }
-            try await restore(before)
+            guard let snapshot else { return }
+            switch try DockerSnapshot.decode(snapshot) {
+            case .container(let before):
+                try await restore(before)
+            case .router(let before, let routes, let frr):
+                try await restore(before)
+                try await NamespaceRoutes(engine: engine).converge(before.id, to: routes, router: true)
+                let configurator = FRRConfigurator(engine: engine)
+                // FRR that was not running keeps running, without the lines the update added.
+                var lines = frr
+                if lines == nil, try await configurator.running(before.id) != nil { lines = [] }
+                if let lines { try await configurator.converge(before.id, toLines: lines) }
+            case .network:
+                return
+            }
         }
     }
 
@@ -86,6 +110,9 @@ extension DockerProvider {
     private func recreate(_ snapshot: DockerSnapshot, resource: ResourceID, instance: String) async throws {
         let labels = ["\(OwnershipLabel.resource)=\(resource)", "\(OwnershipLabel.managedBy)=\(instance)"]
         switch snapshot {
+        case .router(let container, _, _):
+            // Taken only before an update, never a delete; recreating needs the container alone.
+            try await recreate(.container(container), resource: resource, instance: instance)
         case .network(let network):
             if try await !engine.listNetworks(labelFilters: labels).isEmpty { return }
             _ = try await engine.createNetwork(NetworkCreate(

@@ -113,7 +113,7 @@ enum ContainerMapping {
         }
         fields["state"] = .string(container.state?.running == true ? "running" : "stopped")
         fields["resources"] = .map(ContainerSettings.resourceFields(memory: host?.memory, nanoCPUs: host?.nanoCpus, pidsLimit: host?.pidsLimit))
-        fields["readOnlyRootFilesystem"] = .bool(host?.readonlyRootfs ?? false)
+        fields["rootFilesystem"] = .map(ContainerSettings.rootFilesystemFields(readOnly: host?.readonlyRootfs ?? false))
         fields["securityOpt"] = .strings(host?.securityOpt ?? [])
         if let user = config?.user, !user.isEmpty { fields["user"] = .string(user) }
         if let workingDir = config?.workingDir, !workingDir.isEmpty { fields["workingDir"] = .string(workingDir) }

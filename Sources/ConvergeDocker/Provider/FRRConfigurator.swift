@@ -28,9 +28,14 @@ struct FRRConfigurator {
     }
 
     func converge(_ router: String, to wanted: RouterSpec.FRRConfig) async throws {
+        try await converge(router, toLines: wanted.lines)
+    }
+
+    /// Makes the managed lines exactly `wanted` (`managedLines`' form), starting FRR if needed.
+    func converge(_ router: String, toLines wanted: [String]) async throws {
         try await ensureRunning(router)
         let current = try await running(router) ?? []
-        let commands = Self.commands(from: current, to: wanted.lines)
+        let commands = Self.commands(from: current, to: wanted)
         guard !commands.isEmpty else { return }
         let result = try await engine.exec(container: router, command: ["vtysh"] + commands.flatMap { ["-c", $0] })
         guard result.exitCode == 0, !result.stdout.contains("% ") else {
