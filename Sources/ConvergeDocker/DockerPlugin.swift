@@ -9,11 +9,11 @@ extension ProviderPlugin {
         kinds: [DockerHostSpec.self, NetworkSpec.self, ContainerSpec.self, RouterSpec.self, ProbeSpec.self, FirewallPolicySpec.self],
         targetKind: DockerHostSpec.kind,
         checks: [ProbeSpec.kind: runProbe],
-        makeProvider: { host, _ in
+        makeProvider: { host, context in
             guard let spec = host.spec(as: DockerHostSpec.self) else {
                 throw PluginError(target: host.id, expectedKind: DockerHostSpec.kind)
             }
-            return DockerProvider(host: host.id, engine: DockerEngine(socketPath: spec.socketPath))
+            return DockerProvider(host: host.id, engine: DockerEngine(socketPath: spec.socketPath), context: context)
         })
 
     /// Runs one `Probe` through the engine of its source's DockerHost. A probe that cannot run

@@ -60,6 +60,35 @@ import Testing
         }
     }
 
+    @Test func aContainerWhoseManifestDropsItsRoutesLosesThem() async throws {
+        try await Lab.with { lab in
+            var files = manifests(lab, frr: "")
+            let routed = files["containers.yaml"]!.replacingOccurrences(
+                of: "networks: [{name: \(lab.prefix)-client-net, ipv4: \(lab.subnetA)10}]",
+                with:
+                    "networks: [{name: \(lab.prefix)-client-net, ipv4: \(lab.subnetA)10}]\n  routes: [{to: \(lab.subnetB)0/24, via: \(lab.prefix)-router}]"
+            )
+            #expect(routed != files["containers.yaml"])
+            let plain = files["containers.yaml"]!
+            files["containers.yaml"] = routed
+            try lab.write(files, into: "set")
+            #expect(try await lab.reconcile("set").exitCode == 0)
+            let client = "\(lab.prefix)-client"
+            #expect(
+                try await lab.engine.exec(container: client, command: ["ip", "route"]).stdout.contains(
+                    "\(lab.subnetB)0/24 via \(lab.subnetA)254"))
+
+            files["containers.yaml"] = plain
+            try lab.write(files, into: "set")
+            let plan = try await lab.reconcile("--dry-run", "set")
+            #expect(plan.stdout.contains("~   Container/\(client)"), "\(plan.stdout)")
+            #expect(plan.stdout.contains("routes"), "\(plan.stdout)")
+            #expect(try await lab.reconcile("set").exitCode == 0)
+            #expect(!(try await lab.engine.exec(container: client, command: ["ip", "route"]).stdout.contains("\(lab.subnetB)0/24")))
+            #expect(try await lab.reconcile("--dry-run", "set").stdout.contains("No changes."))
+        }
+    }
+
     @Test func undoingAnInPlaceUpdateRestoresTheRoutesAndFRR() async throws {
         try await Lab.with { lab in
             let frr = """

@@ -404,7 +404,9 @@ public struct ContainerSpec: ResourceSpec {
         fields["restartPolicy"] = .string(restartPolicy)
         if let healthcheck { fields["healthcheck"] = .map(Self.healthcheckFields(healthcheck)) }
         fields["state"] = .string(state)
-        if !routes.isEmpty { fields["routes"] = .strings(routes.map(\.canonical).sorted()) }
+        // Always compared: a manifest that drops its routes is a change (the provider reads
+        // the tables of the containers it gave routes to).
+        fields["routes"] = .strings(routes.map(\.canonical).sorted())
         settings.fields(into: &fields)
         return fields
     }

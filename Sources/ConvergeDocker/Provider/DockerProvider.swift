@@ -8,11 +8,18 @@ public struct DockerProvider: Provider {
     /// How many engine calls observation runs at once (container inspects, image lookups).
     public var concurrency = 16
     let firewallBackends = FirewallBackendCache()
+    /// The store's provider records: which containers Converge gave routes to, so a manifest
+    /// that drops them all is seen without reading every container's namespace.
+    let context: ProviderContext
 
-    public init(host: ResourceID, engine: DockerEngine) {
+    public init(host: ResourceID, engine: DockerEngine, context: ProviderContext = .isolated) {
         self.host = host
         self.engine = engine
+        self.context = context
     }
+
+    /// The record of the routes Converge set in container `name`.
+    static func routesRecord(_ name: String) -> String { "\(ContainerSpec.kind)/\(name)/routes" }
 
     public var managedKinds: Set<String> { [NetworkSpec.kind, ContainerSpec.kind, RouterSpec.kind, FirewallPolicySpec.kind] }
 
@@ -68,6 +75,7 @@ public struct DockerProvider: Provider {
         })
         let desiredByName = Dictionary(desired.map { ($0.metadata.name, $0) }, uniquingKeysWith: { first, _ in first })
         let routes = NamespaceRoutes(engine: engine)
+        let routed = Set(try await context.records()?.records(prefix: "\(ContainerSpec.kind)/").map(\.key) ?? [])
         return try await concurrentMap(inspected, limit: concurrency) { container in
             let name = container.plainName ?? container.id
             let labels = container.config?.labels
@@ -84,10 +92,14 @@ public struct DockerProvider: Provider {
                 fields = RouterMapping.observedFields(container, routes: own, frr: frr)
             } else {
                 fields = ContainerMapping.observedFields(container, image: container.config?.image.flatMap { imageConfigs[$0] ?? nil })
-                // Routes are read only where a manifest declares some: an exec per container
-                // is the cost, and an undeclared table is the engine's business.
+                // Routes are read only where a manifest declares some or Converge set some: an
+                // exec per container is the cost, and other tables are the engine's business.
                 if let spec = desiredByName[name]?.spec(as: ContainerSpec.self), !spec.routes.isEmpty {
                     fields["routes"] = .strings(running ? spec.observedRoutes(try await routes.read(container.id), in: set) : [])
+                } else if running, routed.contains(Self.routesRecord(name)) {
+                    fields["routes"] = .strings(try await routes.read(container.id).map { "\($0.destination) via \($0.gateway)" }.sorted())
+                } else {
+                    fields["routes"] = .strings([])
                 }
             }
             return ObservedResource(
@@ -151,6 +163,7 @@ public struct DockerProvider: Provider {
                                                start: spec.state == "running", instance: instance)
             if spec.state == "running", !spec.routes.isEmpty {
                 try await NamespaceRoutes(engine: engine).converge(id, to: spec.resolvedRoutes(in: set))
+                try await recordRoutes(of: desired.metadata.name, spec.routes)
             }
         case (RouterSpec.kind, .create):
             guard let desired, let spec = desired.spec(as: RouterSpec.self) else { throw DockerProviderError.unsupported(step) }
@@ -160,6 +173,7 @@ public struct DockerProvider: Provider {
             try await NamespaceRoutes(engine: engine).converge(id, to: Self.routeTable(spec), router: true)
             if let frr = spec.frr { try await FRRConfigurator(engine: engine).converge(id, to: frr) }
         case (ContainerSpec.kind, .delete), (RouterSpec.kind, .delete):
+            if step.resource.kind == ContainerSpec.kind { try await recordRoutes(of: step.resource.name, []) }
             guard let observed else { return }
             // A container that says how it stops is stopped that way first (its signal, then
             // its timeout); others are removed at once, as before.
@@ -314,9 +328,23 @@ public struct DockerProvider: Provider {
                 try await engine.stopContainer(id, timeoutSeconds: 10)
             }
         }
-        // A restart gives the container a fresh namespace, so routes follow any state change.
-        if spec.state == "running", !spec.routes.isEmpty, changed.contains("routes") || changed.contains("state") || changed.contains("networks") {
+        // A restart gives the container a fresh namespace, so routes follow any state change;
+        // a manifest that dropped its routes removes the ones Converge set.
+        if spec.state == "running", !spec.routes.isEmpty || changed.contains("routes"),
+            changed.contains("routes") || changed.contains("state") || changed.contains("networks")
+        {
             try await NamespaceRoutes(engine: engine).converge(id, to: spec.resolvedRoutes(in: set))
+            try await recordRoutes(of: resource.metadata.name, spec.routes)
+        }
+    }
+
+    /// Remembers that container `name` has `routes` from Converge (forgets it when none).
+    private func recordRoutes(of name: String, _ routes: [ContainerSpec.RouteRequest]) async throws {
+        guard let records = context.records() else { return }
+        if routes.isEmpty {
+            try await records.remove(Self.routesRecord(name))
+        } else {
+            try await records.put(Self.routesRecord(name), value: routes.map(\.canonical).sorted().joined(separator: "\n"))
         }
     }
 
