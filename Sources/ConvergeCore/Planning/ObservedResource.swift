@@ -22,6 +22,10 @@ public struct ObservedResource: Sendable {
     /// that cannot be snapshotted).
     public var facts: [String: String]
 
+    /// The fact that keeps a managed object whose manifest was removed (a volume whose
+    /// reclaim policy is retain): the plan deletes nothing and shows its value (why) instead.
+    public static let keptWhenRemovedFact = "keptWhenRemoved"
+
     public init(id: ResourceID, fields: FieldMap, ownership: Ownership, externalID: String, dependencies: [ResourceID] = [],
                 facts: [String: String] = [:]) {
         self.id = id

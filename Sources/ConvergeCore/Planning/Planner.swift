@@ -69,7 +69,12 @@ public struct Planner: Sendable {
 
         cascadeReplacements(in: set, changes: &changesByID)
 
+        var kept: [String] = []
         for object in observed where object.ownership == .managed && set[object.id] == nil && observedKinds.contains(object.id.kind) {
+            if let reason = object.facts[ObservedResource.keptWhenRemovedFact] {
+                kept.append("\(object.id) is kept although its manifest was removed: \(reason)")
+                continue
+            }
             changesByID[object.id] = ResourceChange(resource: object.id, action: .delete, fields: [])
         }
 
@@ -79,7 +84,9 @@ public struct Planner: Sendable {
         let changes = changesByID.values.sorted { (order[$0.resource] ?? 0, $0.resource) < (order[$1.resource] ?? 0, $1.resource) }
         let approvals = Self.placingApprovals(
             Self.approvals(for: changes, set: set, observed: observedByID), steps: steps, awaitingApproval: awaitingApproval, set: set)
-        return Plan(source: source, instance: instance, changes: changes, steps: steps, approvals: approvals)
+        var plan = Plan(source: source, instance: instance, changes: changes, steps: steps, approvals: approvals)
+        plan.warnings += kept.sorted()
+        return plan
     }
 
     /// The approval policies that match at least one change. A change is matched against

@@ -10,6 +10,11 @@ public enum PlanRenderer {
         lines.append("")
         if plan.isEmpty {
             lines.append(style.green("No changes.") + " The live state matches the manifests.")
+            if !plan.warnings.isEmpty {
+                lines.append("")
+                lines.append(style.yellow("Warnings:"))
+                lines += plan.warnings.map { "  - \($0)" }
+            }
             return lines.joined(separator: "\n") + "\n"
         }
         let guards = stepGuards(plan)
@@ -67,6 +72,10 @@ public enum PlanRenderer {
         lines.append("")
         if plan.isEmpty {
             lines.append("**No changes.** The live state matches the manifests.")
+            for warning in plan.warnings {
+                lines.append("")
+                lines.append("> **Warning:** \(warning)")
+            }
             return lines.joined(separator: "\n") + "\n"
         }
         lines.append("**Plan: \(plan.summary.add) to add, \(plan.summary.change) to change, \(plan.summary.destroy) to destroy.**")

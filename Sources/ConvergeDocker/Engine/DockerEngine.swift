@@ -94,6 +94,35 @@ public struct DockerEngine: Sendable {
         return try decode(IDResponse.self, response, operation: op, method: .POST, path: "/networks/create").id
     }
 
+    // MARK: - Volumes
+
+    /// `GET /volumes`, filtered by labels (`"key"` or `"key=value"`, all must match).
+    public func listVolumes(labelFilters: [String] = []) async throws -> [VolumeSummary] {
+        struct List: Decodable {
+            var volumes: [VolumeSummary]?
+            enum CodingKeys: String, CodingKey { case volumes = "Volumes" }
+        }
+        let op = "list volumes" + Self.describeFilters(labelFilters, [])
+        return try await get(List.self, "/volumes" + Self.query(["filters": Self.filters(label: labelFilters, name: [])]), operation: op)
+            .volumes ?? []
+    }
+
+    /// `GET /volumes/{name}`.
+    public func inspectVolume(_ name: String) async throws -> VolumeSummary {
+        try await get(VolumeSummary.self, "/volumes/\(Self.segment(name))", operation: "inspect volume \(Self.quote(name))")
+    }
+
+    /// `POST /volumes/create`. Creating a volume that exists with the same driver is a no-op
+    /// on the engine's side.
+    public func createVolume(_ volume: VolumeCreate) async throws {
+        _ = try await send(.POST, "/volumes/create", body: try encode(volume), operation: "create volume \(Self.quote(volume.name))")
+    }
+
+    /// `DELETE /volumes/{name}`: refused (409) while a container uses it.
+    public func removeVolume(_ name: String) async throws {
+        _ = try await send(.DELETE, "/volumes/\(Self.segment(name))", operation: "remove volume \(Self.quote(name))")
+    }
+
     /// `DELETE /networks/{id}`.
     public func removeNetwork(_ id: String) async throws {
         _ = try await send(.DELETE, "/networks/\(Self.segment(id))", operation: "remove network \(Self.quote(id))")

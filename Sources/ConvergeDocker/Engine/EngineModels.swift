@@ -144,13 +144,15 @@ public struct DockerHostConfig: Codable, Sendable, Hashable {
     public var readonlyRootfs: Bool?
     public var securityOpt: [String]?
     public var logConfig: DockerLogConfig?
+    public var mounts: [DockerMount]?
 
     public init(
         networkMode: String? = nil, portBindings: [String: [DockerPortBinding]]? = nil, capAdd: [String]? = nil,
         capDrop: [String]? = nil, sysctls: [String: String]? = nil, restartPolicy: DockerRestartPolicy? = nil,
         privileged: Bool? = nil, binds: [String]? = nil, memory: Int64? = nil, nanoCpus: Int64? = nil, pidsLimit: Int64? = nil,
-        readonlyRootfs: Bool? = nil, securityOpt: [String]? = nil, logConfig: DockerLogConfig? = nil
+        readonlyRootfs: Bool? = nil, securityOpt: [String]? = nil, logConfig: DockerLogConfig? = nil, mounts: [DockerMount]? = nil
     ) {
+        self.mounts = mounts
         self.binds = binds
         self.memory = memory
         self.nanoCpus = nanoCpus
@@ -182,6 +184,7 @@ public struct DockerHostConfig: Codable, Sendable, Hashable {
         case readonlyRootfs = "ReadonlyRootfs"
         case securityOpt = "SecurityOpt"
         case logConfig = "LogConfig"
+        case mounts = "Mounts"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -201,6 +204,7 @@ public struct DockerHostConfig: Codable, Sendable, Hashable {
         readonlyRootfs = try c.decodeIfPresent(Bool.self, forKey: .readonlyRootfs)
         securityOpt = try c.decodeIfPresent([String].self, forKey: .securityOpt)
         logConfig = try c.decodeIfPresent(DockerLogConfig.self, forKey: .logConfig)
+        mounts = try c.decodeIfPresent([DockerMount].self, forKey: .mounts)
     }
 }
 

@@ -89,6 +89,7 @@ public struct ContainerSpec: ResourceSpec {
     public var routes: [RouteRequest]
     var dependsOn: [Dependency]
     public var settings: ContainerSettings
+    public var mounts: [ContainerMount]
 
     /// A container created first; with `healthy`, this one is created only once its
     /// healthcheck passes (docker-compose's `condition: service_healthy`).
@@ -149,6 +150,7 @@ public struct ContainerSpec: ResourceSpec {
         routes = (spec.optional("routes")?.list ?? []).compactMap(Self.decodeRoute)
         dependsOn = (spec.optional("dependsOn")?.list ?? []).compactMap(Self.decodeDependency)
         settings = ContainerSettings(reading: spec)
+        mounts = (spec.optional("mounts")?.list ?? []).compactMap(ContainerMount.decode)
         if let imageText, imageText.isEmpty || imageText.contains(where: \.isWhitespace) {
             imageNode?.report("invalid image reference '\(imageText)'")
         }
@@ -299,6 +301,13 @@ public struct ContainerSpec: ResourceSpec {
             references.append(Reference(target: ResourceID(kind: RouterSpec.kind, name: route.via),
                                         field: "spec.routes[\(index)].via", location: route.location))
         }
+        for (index, mount) in mounts.enumerated() {
+            guard case .volume(let name) = mount.source else { continue }
+            // A replaced volume (a new driver) takes the containers mounting it with it.
+            references.append(
+                Reference(target: ResourceID(kind: VolumeSpec.kind, name: name), field: "spec.mounts[\(index)].volume", location: mount.location,
+                          bindsLifetime: true))
+        }
         for (index, dependency) in dependsOn.enumerated() {
             references.append(Reference(target: ResourceID(kind: Self.kind, name: dependency.name),
                                         field: "spec.dependsOn[\(index)]", location: dependency.location))
@@ -348,6 +357,22 @@ public struct ContainerSpec: ResourceSpec {
         }
         for dependency in dependsOn where dependency.name == resource.id.name {
             collector.report("spec.dependsOn: a container cannot depend on itself", at: dependency.location)
+        }
+        var targets: Set<String> = []
+        for mount in mounts {
+            if !targets.insert(mount.target).inserted {
+                collector.report("spec.mounts: \(mount.target) is mounted twice", at: mount.location)
+            }
+            guard case .bind(let path) = mount.source, let host = target(in: set),
+                let allowed = set[host]?.spec(as: DockerHostSpec.self)?.allowedBindPaths
+            else { continue }
+            if !allowed.contains(where: { path == $0 || path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) {
+                collector.report(
+                    "spec.mounts: \(path) is not under a folder \(host) allows to mount", at: mount.location,
+                    hint: allowed.isEmpty
+                        ? "add it to spec.allowedBindPaths of \(host), or use a Volume"
+                        : "allowed: \(allowed.joined(separator: ", ")); or use a Volume")
+            }
         }
 
     }
@@ -408,6 +433,7 @@ public struct ContainerSpec: ResourceSpec {
         // the tables of the containers it gave routes to).
         fields["routes"] = .strings(routes.map(\.canonical).sorted())
         settings.fields(into: &fields)
+        fields["mounts"] = ContainerMount.fields(mounts)
         return fields
     }
 

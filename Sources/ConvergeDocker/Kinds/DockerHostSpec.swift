@@ -7,6 +7,7 @@ import ConvergeCore
 /// metadata: {name: local}
 /// spec:
 ///   endpoint: unix:///var/run/docker.sock   # the default
+///   allowedBindPaths: [/srv/config]         # host folders containers may mount (read-only)
 /// ```
 public struct DockerHostSpec: ResourceSpec, Equatable {
     public static let kind = "DockerHost"
@@ -15,8 +16,16 @@ public struct DockerHostSpec: ResourceSpec, Equatable {
 
     /// Path of the engine's unix socket.
     public var socketPath: String
+    /// The host folders a container's `bind` mount may name (themselves or below them); none
+    /// by default, since a bind mount reaches the host's files.
+    public var allowedBindPaths: [String]
 
     public init?(spec: MappingReader, metadata: Metadata) {
+        let pathsNode = spec.optional("allowedBindPaths")
+        allowedBindPaths = pathsNode?.stringList ?? []
+        for path in allowedBindPaths where !path.hasPrefix("/") {
+            pathsNode?.report("'\(path)' is not an absolute path", hint: "write host folders from the root, e.g. /srv/config")
+        }
         let endpoint = spec.optional("endpoint")
         let text = endpoint?.string ?? Self.defaultEndpoint
         guard text.hasPrefix("unix://"), text.count > "unix://".count else {

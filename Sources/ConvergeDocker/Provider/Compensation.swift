@@ -11,6 +11,8 @@ enum DockerSnapshot: Codable {
     /// A router before an in-place update: the container, and what lives in its namespace
     /// and FRR, which the engine does not describe. `frr` is nil when FRR was not running.
     case router(ContainerInspect, routes: [String: String], frr: [String]?)
+    /// A volume before it is deleted or its reclaim policy changed.
+    case volume(VolumeSummary, reclaimPolicy: String)
 
     func encoded() throws -> String {
         String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
@@ -40,6 +42,9 @@ extension DockerProvider {
             return try await DockerSnapshot.container(engine.inspectContainer(observed.externalID)).encoded()
         case NetworkSpec.kind:
             return try await DockerSnapshot.network(engine.inspectNetwork(observed.externalID)).encoded()
+        case VolumeSpec.kind:
+            guard case .string(let policy)? = observed.fields["reclaimPolicy"] else { return nil }
+            return try await DockerSnapshot.volume(engine.inspectVolume(observed.externalID), reclaimPolicy: policy).encoded()
         default:
             return nil
         }
@@ -61,6 +66,8 @@ extension DockerProvider {
             switch try DockerSnapshot.decode(snapshot) {
             case .container(let before):
                 try await restore(before)
+            case .volume(let volume, let policy):
+                try await recordReclaimPolicy(volume.name, policy)
             case .router(let before, let routes, let frr):
                 try await restore(before)
                 try await NamespaceRoutes(engine: engine).converge(before.id, to: routes, router: true)
@@ -101,6 +108,12 @@ extension DockerProvider {
             for network in try await engine.listNetworks(labelFilters: labels) {
                 try await ignoringNotFound { try await engine.removeNetwork(network.id) }
             }
+        case VolumeSpec.kind:
+            // Made by this run a moment ago: it holds only what the run's containers wrote.
+            for volume in try await engine.listVolumes(labelFilters: labels) {
+                try await ignoringNotFound { try await engine.removeVolume(volume.name) }
+                if let records = context.records() { try await records.remove(Self.reclaimRecord(volume.name)) }
+            }
         default:
             throw DockerProviderError.unsupported(PlanStep(index: 0, resource: resource, action: .create, dependsOn: []))
         }
@@ -113,6 +126,11 @@ extension DockerProvider {
         case .router(let container, _, _):
             // Taken only before an update, never a delete; recreating needs the container alone.
             try await recreate(.container(container), resource: resource, instance: instance)
+        case .volume(let volume, let policy):
+            // Its data went with it (its policy was delete): it comes back empty.
+            if try await !engine.listVolumes(labelFilters: labels).isEmpty { return }
+            try await engine.createVolume(VolumeCreate(name: volume.name, driver: volume.driver, driverOpts: volume.options, labels: volume.labels))
+            try await recordReclaimPolicy(volume.name, policy)
         case .network(let network):
             if try await !engine.listNetworks(labelFilters: labels).isEmpty { return }
             _ = try await engine.createNetwork(NetworkCreate(

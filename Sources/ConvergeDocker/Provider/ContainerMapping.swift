@@ -24,7 +24,8 @@ enum ContainerMapping {
             restartPolicy: restartPolicy(spec.restartPolicy),
             memory: spec.settings.memory, nanoCpus: spec.settings.nanoCPUs, pidsLimit: spec.settings.pidsLimit,
             readonlyRootfs: spec.settings.readOnlyRootFilesystem ? true : nil,
-            securityOpt: spec.settings.securityOpt.isEmpty ? nil : spec.settings.securityOpt, logConfig: spec.settings.logging)
+            securityOpt: spec.settings.securityOpt.isEmpty ? nil : spec.settings.securityOpt, logConfig: spec.settings.logging,
+            mounts: spec.mounts.isEmpty ? nil : spec.mounts.map(\.engineMount))
         let networking = first.map { attachment in
             DockerNetworkingConfig(endpointsConfig: [attachment.network: endpoint(attachment)])
         }
@@ -115,6 +116,7 @@ enum ContainerMapping {
         fields["resources"] = .map(ContainerSettings.resourceFields(memory: host?.memory, nanoCPUs: host?.nanoCpus, pidsLimit: host?.pidsLimit))
         fields["rootFilesystem"] = .map(ContainerSettings.rootFilesystemFields(readOnly: host?.readonlyRootfs ?? false))
         fields["securityOpt"] = .strings(host?.securityOpt ?? [])
+        fields["mounts"] = ContainerMount.fields((host?.mounts ?? []).compactMap(ContainerMount.init))
         if let user = config?.user, !user.isEmpty { fields["user"] = .string(user) }
         if let workingDir = config?.workingDir, !workingDir.isEmpty { fields["workingDir"] = .string(workingDir) }
         if let logging = host?.logConfig { fields["logging"] = .map(ContainerSettings.loggingFields(logging)) }

@@ -21,7 +21,7 @@ public struct DockerProvider: Provider {
     /// The record of the routes Converge set in container `name`.
     static func routesRecord(_ name: String) -> String { "\(ContainerSpec.kind)/\(name)/routes" }
 
-    public var managedKinds: Set<String> { [NetworkSpec.kind, ContainerSpec.kind, RouterSpec.kind, FirewallPolicySpec.kind] }
+    public var managedKinds: Set<String> { [NetworkSpec.kind, VolumeSpec.kind, ContainerSpec.kind, RouterSpec.kind, FirewallPolicySpec.kind] }
 
     /// Kinds carried by a container on the engine.
     static let containerKinds: Set<String> = [ContainerSpec.kind, RouterSpec.kind]
@@ -32,11 +32,12 @@ public struct DockerProvider: Provider {
 
     public func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] {
         async let networks = observeNetworks(desired: desired.filter { $0.id.kind == NetworkSpec.kind }, instance: instance)
+        async let volumes = observeVolumes(desired: desired.filter { $0.id.kind == VolumeSpec.kind }, instance: instance)
         async let containers = observeContainers(desired: desired.filter { Self.containerKinds.contains($0.id.kind) }, in: set, instance: instance)
         try await checkImagesExist(desired)
         let policies = try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends)
             .observe(desired.filter { $0.id.kind == FirewallPolicySpec.kind }, in: set)
-        return try await networks + containers + policies
+        return try await networks + volumes + containers + policies
     }
 
     private func observeNetworks(desired: [Resource], instance: String) async throws -> [ObservedResource] {
@@ -107,7 +108,9 @@ public struct DockerProvider: Provider {
                 fields: fields,
                 ownership: ownership(of: labels, instance: instance),
                 externalID: container.id,
-                dependencies: networkNames.sorted().map { ResourceID(kind: NetworkSpec.kind, name: $0) })
+                dependencies: networkNames.sorted().map { ResourceID(kind: NetworkSpec.kind, name: $0) }
+                    + (container.hostConfig?.mounts ?? []).filter { $0.type == "volume" }.compactMap(\.source).sorted()
+                    .map { ResourceID(kind: VolumeSpec.kind, name: $0) })
         }
     }
 
@@ -149,6 +152,15 @@ public struct DockerProvider: Provider {
         case (NetworkSpec.kind, .create):
             guard let desired else { throw DockerProviderError.unsupported(step) }
             try await createNetwork(desired, instance: instance)
+        case (VolumeSpec.kind, .create):
+            guard let desired else { throw DockerProviderError.unsupported(step) }
+            try await createVolume(desired, instance: instance)
+        case (VolumeSpec.kind, .update):
+            guard let spec = desired?.spec(as: VolumeSpec.self) else { throw DockerProviderError.unsupported(step) }
+            try await recordReclaimPolicy(step.resource.name, spec.reclaimPolicy)
+        case (VolumeSpec.kind, .delete):
+            guard let observed else { return }
+            try await deleteVolume(step, observed: observed)
         case (NetworkSpec.kind, .delete):
             // No observation: the object is already gone (a resumed run deleted it before).
             guard let observed else { return }
@@ -363,7 +375,7 @@ public struct DockerProvider: Provider {
 public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         enum Base: Sendable, Hashable {
-            case missingImages, unsupported, command, dependencyUnhealthy
+            case missingImages, unsupported, command, dependencyUnhealthy, volumeRetained
         }
 
         let base: Base
@@ -378,6 +390,8 @@ public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
         public static let command = Self(.command)
         /// A dependency a container waits for (`condition: healthy`) did not get healthy.
         public static let dependencyUnhealthy = Self(.dependencyUnhealthy)
+        /// A retained volume would have been deleted (replaced); nothing was.
+        public static let volumeRetained = Self(.volumeRetained)
 
         public var description: String { "\(base)" }
     }
