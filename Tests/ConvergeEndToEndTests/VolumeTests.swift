@@ -1,5 +1,6 @@
 import ConvergeDocker
 import ConvergeTestSupport
+import Crypto
 import Foundation
 import Testing
 
@@ -108,6 +109,39 @@ import Testing
             #expect(removed.exitCode == 0, "\(removed.stdout)\n\(removed.stderr)")
             #expect(removed.stderr.contains("deleted Volume/\(volume)"), "\(removed.stderr)")
             await #expect(throws: DockerEngineError.self) { try await lab.engine.inspectVolume(volume) }
+        }
+    }
+
+    @Test func aFileFromTheRepositoryIsMountedReadOnlyAndItsChangeRecreatesTheContainer() async throws {
+        try await Lab.with { lab in
+            // The files Converge wrote on the host for this lab's instance.
+            defer { try? FileManager.default.removeItem(atPath: "/var/lib/converge/files/\(lab.instance)") }
+            let app = "  files: [{path: config/app.conf, target: /etc/app.conf}]"
+            var files = Self.files(lab, volume: nil, app: app)
+            files["config/app.conf"] = "mode = one\n"
+            try lab.write(files, into: "repo")
+            let first = try await lab.reconcile("repo")
+            #expect(first.exitCode == 0, "\(first.stdout)\n\(first.stderr)")
+            let name = "\(lab.prefix)-app"
+            #expect(try await lab.engine.exec(container: name, command: ["cat", "/etc/app.conf"]).stdout == "mode = one\n")
+            #expect(
+                try await lab.engine.exec(container: name, command: ["sh", "-c", "echo x >> /etc/app.conf"]).exitCode != 0, "read-only")
+            #expect(try await lab.reconcile("repo", "--dry-run").stdout.contains("No changes."))
+
+            files["config/app.conf"] = "mode = two\n"
+            try lab.write(files, into: "repo")
+            let plan = try await lab.reconcile("repo", "--dry-run")
+            let digest = "sha256:" + SHA256.hash(data: Data("mode = two\n".utf8)).map { String(format: "%02x", $0) }.joined()
+            #expect(plan.stdout.contains("files./etc/app.conf") && plan.stdout.contains("config/app.conf (\(digest))"), "\(plan.stdout)")
+            #expect(plan.stdout.contains("-/+ Container/\(name)"), "\(plan.stdout)")
+            #expect(try await lab.reconcile("repo").exitCode == 0)
+            #expect(try await lab.engine.exec(container: name, command: ["cat", "/etc/app.conf"]).stdout == "mode = two\n")
+
+            files["set.yaml"] = files["set.yaml"]!.replacingOccurrences(of: "config/app.conf", with: "config/missing.conf")
+            try lab.write(files, into: "repo")
+            let missing = try await lab.reconcile("repo", "--dry-run")
+            #expect(missing.exitCode == 1)
+            #expect(missing.stderr.contains("spec.files: config/missing.conf is not in config/"), "\(missing.stderr)")
         }
     }
 

@@ -22,7 +22,7 @@ import ConvergeCore
 /// ```
 /// Restart policy, networks, routes and state change in place; anything else recreates the
 /// container. Routes are set in the container's network namespace, not by the image.
-public struct ContainerSpec: ResourceSpec {
+public struct ContainerSpec: ResourceSpec, RepositoryFileUser {
     public static let kind = "Container"
 
     public struct NetworkAttachment: Sendable, Hashable {
@@ -90,6 +90,7 @@ public struct ContainerSpec: ResourceSpec {
     var dependsOn: [Dependency]
     public var settings: ContainerSettings
     public var mounts: [ContainerMount]
+    public var files: [ContainerFile]
 
     /// A container created first; with `healthy`, this one is created only once its
     /// healthcheck passes (docker-compose's `condition: service_healthy`).
@@ -151,6 +152,7 @@ public struct ContainerSpec: ResourceSpec {
         dependsOn = (spec.optional("dependsOn")?.list ?? []).compactMap(Self.decodeDependency)
         settings = ContainerSettings(reading: spec)
         mounts = (spec.optional("mounts")?.list ?? []).compactMap(ContainerMount.decode)
+        files = (spec.optional("files")?.list ?? []).compactMap(ContainerFile.decode)
         if let imageText, imageText.isEmpty || imageText.contains(where: \.isWhitespace) {
             imageNode?.report("invalid image reference '\(imageText)'")
         }
@@ -359,6 +361,17 @@ public struct ContainerSpec: ResourceSpec {
             collector.report("spec.dependsOn: a container cannot depend on itself", at: dependency.location)
         }
         var targets: Set<String> = []
+        for file in files {
+            if !targets.insert(file.target).inserted {
+                collector.report("spec.files: \(file.target) is mounted twice", at: file.location)
+            }
+            // A missing folder is reported where the set reads it; a missing file here.
+            if let folder = set.repositoryPath(file.folder), set.repositoryFolders[folder] != nil, file.content(in: set) == nil {
+                collector.report(
+                    "spec.files: \(file.path) is not in \(folder)/", at: file.location,
+                    hint: "add the file beside the manifests, or correct the path")
+            }
+        }
         for mount in mounts {
             if !targets.insert(mount.target).inserted {
                 collector.report("spec.mounts: \(mount.target) is mounted twice", at: mount.location)
@@ -435,6 +448,19 @@ public struct ContainerSpec: ResourceSpec {
         settings.fields(into: &fields)
         fields["mounts"] = ContainerMount.fields(mounts)
         return fields
+    }
+
+    /// With the content hash of each of its `files`, as the set read them.
+    public func desiredFields(metadata: Metadata, in set: ManifestSet) -> FieldMap {
+        var fields = desiredFields(metadata: metadata)
+        fields["files"] = .stringMap(ContainerFile.summaries(files, in: set))
+        return fields
+    }
+
+    public var repositoryFolders: [(folder: String, field: String, location: SourceLocation)] {
+        files.enumerated().compactMap { index, file in
+            file.folder.isEmpty ? nil : (file.folder, "spec.files[\(index)].path", file.location)
+        }
     }
 
     /// The gateway address of `route`: the named router's address on a network this

@@ -8,6 +8,7 @@ import ConvergeCore
 /// spec:
 ///   endpoint: unix:///var/run/docker.sock   # the default
 ///   allowedBindPaths: [/srv/config]         # host folders containers may mount (read-only)
+///   filesDirectory: /var/lib/converge/files # where containers' `files` are written (the default)
 /// ```
 public struct DockerHostSpec: ResourceSpec, Equatable {
     public static let kind = "DockerHost"
@@ -19,8 +20,13 @@ public struct DockerHostSpec: ResourceSpec, Equatable {
     /// The host folders a container's `bind` mount may name (themselves or below them); none
     /// by default, since a bind mount reaches the host's files.
     public var allowedBindPaths: [String]
+    /// The host folder where the content of containers' `files` is written, by hash.
+    public var filesDirectory: String
 
     public init?(spec: MappingReader, metadata: Metadata) {
+        let filesNode = spec.optional("filesDirectory")
+        filesDirectory = filesNode?.string ?? "/var/lib/converge/files"
+        if !filesDirectory.hasPrefix("/") { filesNode?.report("'\(filesDirectory)' is not an absolute path") }
         let pathsNode = spec.optional("allowedBindPaths")
         allowedBindPaths = pathsNode?.stringList ?? []
         for path in allowedBindPaths where !path.hasPrefix("/") {

@@ -4,7 +4,11 @@ import ConvergeCore
 enum ContainerMapping {
     /// The create request. API 1.41 accepts one network at creation; the others are
     /// connected before the container starts (`additionalNetworks`).
-    static func create(_ resource: Resource, spec: ContainerSpec, instance: String) -> (request: ContainerCreate, additionalNetworks: [ContainerSpec.NetworkAttachment]) {
+    /// `files` are the container's repository files as written on the host (their mounts), and
+    /// `fileSummaries` what the plan showed for them (kept in a label).
+    static func create(
+        _ resource: Resource, spec: ContainerSpec, instance: String, files: [DockerMount] = [], fileSummaries: [String: String] = [:]
+    ) -> (request: ContainerCreate, additionalNetworks: [ContainerSpec.NetworkAttachment]) {
         var exposed: [String] = []
         var bindings: [String: [DockerPortBinding]] = [:]
         for port in spec.ports {
@@ -25,7 +29,7 @@ enum ContainerMapping {
             memory: spec.settings.memory, nanoCpus: spec.settings.nanoCPUs, pidsLimit: spec.settings.pidsLimit,
             readonlyRootfs: spec.settings.readOnlyRootFilesystem ? true : nil,
             securityOpt: spec.settings.securityOpt.isEmpty ? nil : spec.settings.securityOpt, logConfig: spec.settings.logging,
-            mounts: spec.mounts.isEmpty ? nil : spec.mounts.map(\.engineMount))
+            mounts: spec.mounts.isEmpty && files.isEmpty ? nil : spec.mounts.map(\.engineMount) + files)
         let networking = first.map { attachment in
             DockerNetworkingConfig(endpointsConfig: [attachment.network: endpoint(attachment)])
         }
@@ -34,7 +38,8 @@ enum ContainerMapping {
             cmd: spec.command,
             entrypoint: spec.entrypoint,
             env: spec.env.isEmpty ? nil : spec.env.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" },
-            labels: ownedLabels(resource, instance: instance),
+            labels: ownedLabels(resource, instance: instance).merging(
+                fileSummaries.isEmpty ? [:] : [ContainerFile.label: ContainerFile.encode(fileSummaries)], uniquingKeysWith: { _, new in new }),
             exposedPorts: exposed.isEmpty ? nil : DockerPortSet(exposed),
             healthcheck: spec.healthcheck.map {
                 DockerHealthcheck(test: $0.test, interval: $0.interval, timeout: $0.timeout, retries: $0.retries, startPeriod: $0.startPeriod)
@@ -116,7 +121,10 @@ enum ContainerMapping {
         fields["resources"] = .map(ContainerSettings.resourceFields(memory: host?.memory, nanoCPUs: host?.nanoCpus, pidsLimit: host?.pidsLimit))
         fields["rootFilesystem"] = .map(ContainerSettings.rootFilesystemFields(readOnly: host?.readonlyRootfs ?? false))
         fields["securityOpt"] = .strings(host?.securityOpt ?? [])
-        fields["mounts"] = ContainerMount.fields((host?.mounts ?? []).compactMap(ContainerMount.init))
+        let fileSummaries = ContainerFile.decode(label: config?.labels?[ContainerFile.label])
+        fields["files"] = .stringMap(fileSummaries)
+        fields["mounts"] = ContainerMount.fields(
+            (host?.mounts ?? []).filter { fileSummaries[$0.target] == nil }.compactMap(ContainerMount.init))
         if let user = config?.user, !user.isEmpty { fields["user"] = .string(user) }
         if let workingDir = config?.workingDir, !workingDir.isEmpty { fields["workingDir"] = .string(workingDir) }
         if let logging = host?.logConfig { fields["logging"] = .map(ContainerSettings.loggingFields(logging)) }

@@ -170,7 +170,10 @@ public struct DockerProvider: Provider {
             for dependency in spec.healthyDependencies {
                 try await waitUntilHealthy(dependency.name, timeout: dependency.timeout, for: desired.id)
             }
-            let (request, additional) = ContainerMapping.create(desired, spec: spec, instance: instance)
+            let directory = set[host]?.spec(as: DockerHostSpec.self)?.filesDirectory ?? "/var/lib/converge/files"
+            let files = try spec.files.map { try $0.mount(in: set, directory: "\(directory)/\(instance)") }
+            let (request, additional) = ContainerMapping.create(
+                desired, spec: spec, instance: instance, files: files, fileSummaries: ContainerFile.summaries(spec.files, in: set))
             let id = try await createContainer(desired, request: request, attachments: additional.map { ($0.network, $0.ipv4?.description, $0.aliases) },
                                                start: spec.state == "running", instance: instance)
             if spec.state == "running", !spec.routes.isEmpty {
@@ -375,7 +378,7 @@ public struct DockerProvider: Provider {
 public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         enum Base: Sendable, Hashable {
-            case missingImages, unsupported, command, dependencyUnhealthy, volumeRetained
+            case missingImages, unsupported, command, dependencyUnhealthy, volumeRetained, fileMissing
         }
 
         let base: Base
@@ -392,6 +395,8 @@ public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
         public static let dependencyUnhealthy = Self(.dependencyUnhealthy)
         /// A retained volume would have been deleted (replaced); nothing was.
         public static let volumeRetained = Self(.volumeRetained)
+        /// A container's file is not among the files the run read (a damaged journal).
+        public static let fileMissing = Self(.fileMissing)
 
         public var description: String { "\(base)" }
     }
