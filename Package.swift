@@ -77,6 +77,7 @@ let package = Package(
             dependencies: [
                 "ConvergeCore",
                 "ConvergeHTTP",
+                "Yams",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -14,7 +14,7 @@ public func manifestSet(_ yaml: String, file: String = "test.yaml", registry: Ki
 public func inSyncObservation(of set: ManifestSet, dependencyKinds: Set<String>) -> [ObservedResource] {
     set.resources.filter { $0.isLiveObject }.map { resource in
         ObservedResource(
-            id: resource.id, fields: resource.spec.desiredFields(metadata: resource.metadata),
+            id: resource.id, fields: resource.spec.desiredFields(metadata: resource.metadata, in: set),
             ownership: .managed, externalID: "id-\(resource.id.name)",
             dependencies: resource.references(in: set).map(\.target).filter { dependencyKinds.contains($0.kind) })
     }
