@@ -18,6 +18,7 @@ import Testing
               app:
                 image: example/app:1
                 command: ./run --name "my app" --flag
+                environment: [MODE=prod, HOME_DIR]
                 ports: ["8080:80", "127.0.0.1:9090:90/udp", "7000-7005:7000-7005"]
                 volumes: ["./data:/data", "cache:/cache:ro", "/anonymous"]
                 extra_hosts: ["db:10.0.0.5"]
@@ -31,6 +32,7 @@ import Testing
         #expect(
             imported.untranslated == [
                 "secrets: not translated (Converge has no secrets)",
+                "services.app.environment: HOME_DIR is read from docker-compose's shell: not translated; give it a value",
                 "services.app.extra_hosts: not translated",
                 "services.app.ports[2]: port ranges are not translated",
                 "services.app.volumes[0]: a writable bind mount of ./data is not translated: Converge binds host folders read-only; use a Volume",
@@ -40,6 +42,7 @@ import Testing
         let set = try Self.load(imported)
         let app = try #require(set[ResourceID(kind: "Container", name: "shop_app_1")]?.spec(as: ContainerSpec.self))
         #expect(app.command == ["./run", "--name", "my app", "--flag"])
+        #expect(app.env == ["MODE": "prod"])
         #expect(app.ports.map(\.canonical).sorted() == ["0.0.0.0:8080->80/tcp", "127.0.0.1:9090->90/udp"])
         #expect(app.networks.map(\.network) == ["shop_default"] && app.networks.first?.aliases == ["app"])
         #expect(app.settings.stopTimeout == 30)

@@ -111,7 +111,7 @@ private struct Translator {
             default: note("\(path).\(key)", "not translated")
             }
         }
-        networks.append(manifest("Network", "\(project)_\(name)", labels: labels(compose["labels"]), spec: spec))
+        networks.append(manifest("Network", "\(project)_\(name)", labels: keyValues(compose["labels"]), spec: spec))
     }
 
     mutating func translateVolume(_ name: String, _ compose: [String: Any]) {
@@ -126,7 +126,7 @@ private struct Translator {
             default: note("\(path).\(key)", "not translated")
             }
         }
-        volumes.append(manifest("Volume", "\(project)_\(name)", labels: labels(compose["labels"]), spec: spec))
+        volumes.append(manifest("Volume", "\(project)_\(name)", labels: keyValues(compose["labels"]), spec: spec))
     }
 
     // MARK: Services
@@ -143,7 +143,7 @@ private struct Translator {
             case "image": spec["image"] = text(value)
             case "command": spec["command"] = words(value)
             case "entrypoint": spec["entrypoint"] = words(value)
-            case "environment": spec["env"] = keyValues(value)
+            case "environment": spec["env"] = keyValues(value, path: "\(path).environment")
             case "labels": break
             case "ports": spec["ports"] = ports(value, path: "\(path).ports")
             case "networks":
@@ -187,7 +187,7 @@ private struct Translator {
             case "restart": spec["restartPolicy"] = text(value)
             case "cap_add": spec["capabilities", default: [String: Any]()] = capabilities(spec["capabilities"], "add", value)
             case "cap_drop": spec["capabilities", default: [String: Any]()] = capabilities(spec["capabilities"], "drop", value)
-            case "sysctls": spec["sysctls"] = keyValues(value)
+            case "sysctls": spec["sysctls"] = keyValues(value, path: "\(path).sysctls")
             case "user": spec["user"] = text(value)
             case "working_dir": spec["workingDir"] = text(value)
             case "read_only": spec["readOnlyRootFilesystem"] = value as? Bool ?? false
@@ -216,7 +216,7 @@ private struct Translator {
         spec["networks"] = attachments
         if !resources.isEmpty { spec["resources"] = resources }
         if !mounts.isEmpty { spec["mounts"] = mounts }
-        containers.append(manifest("Container", "\(project)_\(service)_1", labels: labels(compose["labels"]), spec: spec))
+        containers.append(manifest("Container", "\(project)_\(service)_1", labels: keyValues(compose["labels"]), spec: spec))
     }
 
     /// `name:/path[:ro]` and `./folder:/path:ro` entries (and their long form).
@@ -351,35 +351,29 @@ private struct Translator {
         return words
     }
 
-    /// `{A: 1}` or `[A=1]` as a text map; a list entry without `=` is left out (compose reads it from the shell).
-    mutating func keyValues(_ value: Any?) -> [String: String] {
-        if let list = value as? [Any] {
-            var map: [String: String] = [:]
-            for entry in list.compactMap(text) {
-                let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                if parts.count == 2 { map[String(parts[0])] = String(parts[1]) }
+    /// `{A: 1}` or `[A=1]` as a text map. A list entry without `=` is a label without a value
+    /// (`labels`), or, under `path`, a variable compose takes from its shell: reported, since
+    /// Converge's value cannot depend on the shell that applies it.
+    mutating func keyValues(_ value: Any?, path: String? = nil) -> [String: String] {
+        guard let list = value as? [Any] else { return stringMap(value) }
+        var map: [String: String] = [:]
+        for entry in list.compactMap(text) {
+            let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if parts.count == 2 {
+                map[String(parts[0])] = String(parts[1])
+            } else if let path {
+                note(path, "\(entry) is read from docker-compose's shell: not translated; give it a value")
+            } else {
+                map[entry] = ""
             }
-            return map
         }
-        return stringMap(value)
+        return map
     }
 
     func stringMap(_ value: Any?) -> [String: String] {
         var map: [String: String] = [:]
         for (key, item) in value as? [String: Any] ?? [:] { map[key] = text(item) ?? "" }
         return map
-    }
-
-    func labels(_ value: Any?) -> [String: String] {
-        if let list = value as? [Any] {
-            var map: [String: String] = [:]
-            for entry in list.compactMap(text) {
-                let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                map[String(parts[0])] = parts.count == 2 ? String(parts[1]) : ""
-            }
-            return map
-        }
-        return stringMap(value)
     }
 
     // MARK: Output
