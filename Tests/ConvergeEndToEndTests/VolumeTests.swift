@@ -31,7 +31,20 @@ import Testing
         return ["set.yaml": documents.joined(separator: "\n---\n")]
     }
 
-    static let mounted = "  mounts: [{volume: VOLUME, target: /data}]"
+    /// Runs `body` in a lab whose app mounts a new Volume at /data holding `/data/kept`
+    /// ("precious"), with the volume's name and the app's mounts; removes the volume after.
+    static func withMountedVolume(_ body: (Lab, String, String) async throws -> Void) async throws {
+        try await Lab.with { lab in
+            let volume = "\(lab.prefix)-data"
+            defer { _ = try? ProcessRunner.run(["docker", "volume", "rm", "-f", volume]) }
+            let mounts = "  mounts: [{volume: \(volume), target: /data}]"
+            try lab.write(files(lab, volume: "", app: mounts), into: "repo")
+            #expect(try await lab.reconcile("repo").exitCode == 0)
+            let wrote = try await lab.engine.exec(container: "\(lab.prefix)-app", command: ["sh", "-c", "echo precious > /data/kept"])
+            #expect(wrote.exitCode == 0)
+            try await body(lab, volume, mounts)
+        }
+    }
 
     func read(_ lab: Lab, volume: String) async throws -> String {
         try await run(
@@ -41,14 +54,7 @@ import Testing
     }
 
     @Test func aNamedVolumeOutlivesAReplacedContainerAndItsOwnManifest() async throws {
-        try await Lab.with { lab in
-            let volume = "\(lab.prefix)-data"
-            defer { _ = try? ProcessRunner.run(["docker", "volume", "rm", "-f", volume]) }
-            let mounts = Self.mounted.replacingOccurrences(of: "VOLUME", with: volume)
-            try lab.write(Self.files(lab, volume: "", app: mounts), into: "repo")
-            #expect(try await lab.reconcile("repo").exitCode == 0)
-            let wrote = try await lab.engine.exec(container: "\(lab.prefix)-app", command: ["sh", "-c", "echo precious > /data/kept"])
-            #expect(wrote.exitCode == 0)
+        try await Self.withMountedVolume { lab, volume, mounts in
 
             // A change that recreates the container keeps the volume and what is in it.
             try lab.write(Self.files(lab, volume: "", app: mounts + "\n  env: {MODE: two}"), into: "repo")
@@ -69,16 +75,7 @@ import Testing
     }
 
     @Test func aRetainedVolumeIsNeverReplacedAndTheRunRollsBack() async throws {
-        try await Lab.with { lab in
-            let volume = "\(lab.prefix)-data"
-            defer { _ = try? ProcessRunner.run(["docker", "volume", "rm", "-f", volume]) }
-            let mounts = Self.mounted.replacingOccurrences(of: "VOLUME", with: volume)
-            try lab.write(Self.files(lab, volume: "", app: mounts), into: "repo")
-            #expect(try await lab.reconcile("repo").exitCode == 0)
-            #expect(
-                try await lab.engine.exec(container: "\(lab.prefix)-app", command: ["sh", "-c", "echo precious > /data/kept"]).exitCode == 0
-            )
-
+        try await Self.withMountedVolume { lab, _, mounts in
             // New driver options would make the volume again, empty.
             try lab.write(Self.files(lab, volume: "driverOptions: {type: tmpfs, device: tmpfs}", app: mounts), into: "repo")
             let refused = try await lab.reconcile("repo")
@@ -90,12 +87,7 @@ import Testing
     }
 
     @Test func reclaimPolicyDeleteLetsARemovedManifestDeleteTheVolume() async throws {
-        try await Lab.with { lab in
-            let volume = "\(lab.prefix)-data"
-            defer { _ = try? ProcessRunner.run(["docker", "volume", "rm", "-f", volume]) }
-            let mounts = Self.mounted.replacingOccurrences(of: "VOLUME", with: volume)
-            try lab.write(Self.files(lab, volume: "", app: mounts), into: "repo")
-            #expect(try await lab.reconcile("repo").exitCode == 0)
+        try await Self.withMountedVolume { lab, volume, mounts in
             // The policy changes in place: only the store's record of it.
             try lab.write(Self.files(lab, volume: "reclaimPolicy: delete", app: mounts), into: "repo")
             let change = try await lab.reconcile("repo", "--dry-run")

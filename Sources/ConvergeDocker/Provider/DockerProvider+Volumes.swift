@@ -45,10 +45,7 @@ extension DockerProvider {
         return observed
     }
 
-    func createVolume(_ resource: Resource, instance: String) async throws {
-        guard let spec = resource.spec(as: VolumeSpec.self) else {
-            throw DockerProviderError.unsupported(.init(index: 0, resource: resource.id, action: .create, dependsOn: []))
-        }
+    func createVolume(_ resource: Resource, spec: VolumeSpec, instance: String) async throws {
         var labels = resource.metadata.labels
         labels[OwnershipLabel.managedBy] = instance
         labels[OwnershipLabel.resource] = resource.id.description

@@ -153,8 +153,8 @@ public struct DockerProvider: Provider {
             guard let desired else { throw DockerProviderError.unsupported(step) }
             try await createNetwork(desired, instance: instance)
         case (VolumeSpec.kind, .create):
-            guard let desired else { throw DockerProviderError.unsupported(step) }
-            try await createVolume(desired, instance: instance)
+            guard let desired, let spec = desired.spec(as: VolumeSpec.self) else { throw DockerProviderError.unsupported(step) }
+            try await createVolume(desired, spec: spec, instance: instance)
         case (VolumeSpec.kind, .update):
             guard let spec = desired?.spec(as: VolumeSpec.self) else { throw DockerProviderError.unsupported(step) }
             try await recordReclaimPolicy(step.resource.name, spec.reclaimPolicy)

@@ -325,11 +325,9 @@ extension RolloutProvider {
 
     func finalize(_ rollout: Rollout) async throws {
         let version = rollout.spec.version
-        if try await live(rollout.name, instance: rollout.instance).replicas.contains(where: { $0.labels?[Label.version] != version }) {
-            try await Task.sleep(for: rollout.spec.drainDelay)
-        }
         let live = try await live(rollout.name, instance: rollout.instance)
         let retired = live.replicas.filter { $0.labels?[Label.version] != version }
+        if !retired.isEmpty { try await Task.sleep(for: rollout.spec.drainDelay) }
         if let slot = live.replicas(of: version).first?.labels?[Label.slot].flatMap(EntryPointConfig.Slot.init) {
             try runtime(rollout.name, instance: rollout.instance).send(EntryPointConfig.fill(slot.other, with: []))
         }
