@@ -19,6 +19,7 @@ PACKAGES=(
     postgresql
     python3 python3-venv openssl
     ansible openssh-client
+    docker-registry apache2-utils
 )
 DOCKER_SOCK=/var/run/docker.sock
 DOCKERD_LOG=/var/log/converge-dockerd.log

@@ -7,6 +7,8 @@
 # Environment:
 #   CONVERGE_TEST_POSTGRES_URL   a PostgreSQL for the store tests; unset: scripts/postgres.sh starts one
 #   CONVERGE_VCSIM               the vCenter simulator binary; unset: scripts/vcsim.sh builds it
+#   CONVERGE_TEST_REGISTRY       a Docker registry for the registry tests (with the other variables
+#                                scripts/registry.sh prints); unset: scripts/registry.sh starts one
 #   CONVERGE_TEST_KUBECONFIG     a kubeconfig for the Kubernetes tests (with CONVERGE_TEST_KUBE_TOKEN_FILE);
 #                                unset: scripts/kube-apiserver.sh builds and starts one
 #   CONVERGE_SKIP_SETUP=1   don't run scripts/setup.sh (the machine is known to be ready)
@@ -41,6 +43,16 @@ if [[ -z "${CONVERGE_TEST_POSTGRES_URL:-}" ]]; then
         export CONVERGE_TEST_POSTGRES_URL
     else
         echo "test: WARNING: scripts/postgres.sh failed; the PostgreSQL store tests will fail" >&2
+    fi
+fi
+
+# The registry tests' Docker registry (Debian's docker-registry, TLS and htpasswd, on loopback).
+if [[ -z "${CONVERGE_TEST_REGISTRY:-}" ]]; then
+    if registry_env="$(bash scripts/registry.sh)"; then
+        eval "$registry_env"
+        export CONVERGE_TEST_REGISTRY CONVERGE_TEST_REGISTRY_USER CONVERGE_TEST_REGISTRY_PASSWORD_FILE CONVERGE_TEST_REGISTRY_LOG
+    else
+        echo "test: WARNING: scripts/registry.sh failed; the registry tests will fail" >&2
     fi
 fi
 

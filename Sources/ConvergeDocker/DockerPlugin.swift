@@ -6,7 +6,10 @@ extension ProviderPlugin {
     /// kinds built on them: routers, firewall policies, and the probes that check them.
     public static let docker = ProviderPlugin(
         name: "docker",
-        kinds: [DockerHostSpec.self, NetworkSpec.self, VolumeSpec.self, ContainerSpec.self, RouterSpec.self, ProbeSpec.self, FirewallPolicySpec.self],
+        kinds: [
+            DockerHostSpec.self, NetworkSpec.self, VolumeSpec.self, ContainerSpec.self, RouterSpec.self, ProbeSpec.self, FirewallPolicySpec.self,
+            RegistryCredentialsSpec.self,
+        ],
         targetKind: DockerHostSpec.kind,
         checks: [ProbeSpec.kind: runProbe],
         makeProvider: { host, context in

@@ -18,17 +18,31 @@ struct CombinedProvider: Provider {
         parts.dropFirst().first { $0.managedKinds.contains(kind) } ?? parts[0]
     }
 
-    func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] {
+    /// `desired` split by the part that serves each resource.
+    private func byPart(_ desired: [Resource]) -> [(provider: any Provider, resources: [Resource])] {
         let extensions = parts.dropFirst()
-        var observed: [ObservedResource] = []
-        for (index, provider) in parts.enumerated() {
-            let own = desired.filter { resource in
+        return parts.enumerated().map { index, provider in
+            (provider, desired.filter { resource in
                 let kind = resource.id.kind
                 return index == 0 ? !extensions.contains { $0.managedKinds.contains(kind) } : provider.managedKinds.contains(kind)
-            }
+            })
+        }
+    }
+
+    func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] {
+        var observed: [ObservedResource] = []
+        for (provider, own) in byPart(desired) {
             observed += try await provider.observe(desired: own, in: set, instance: instance)
         }
         return observed
+    }
+
+    func resolve(desired: [Resource], in set: ManifestSet) async throws -> [ResourceID: [String: String]] {
+        var resolved: [ResourceID: [String: String]] = [:]
+        for (provider, own) in byPart(desired) {
+            resolved.merge(try await provider.resolve(desired: own, in: set)) { first, _ in first }
+        }
+        return resolved
     }
 
     func execute(

@@ -375,7 +375,8 @@ public struct WorkflowEngine: Sendable {
             record.status = .running
             try await store.recordStep(record)
             events(.stepStarted(step, attempt: record.attempts))
-            let reporter = StepReporter()
+            let events = self.events
+            let reporter = StepReporter(progress: { events(.stepProgress(step, $0)) })
             do {
                 try await fault(.beforeStep, step)
                 try await StepReporter.$current.withValue(reporter) {
@@ -517,6 +518,8 @@ public enum WorkflowEvent: Sendable {
     case runStarted(Int64)
     case stepStarted(PlanStep, attempt: Int)
     case stepRetrying(PlanStep, attempt: Int, delaySeconds: Double, error: String)
+    /// What a running step says about its progress (an image pull's bytes).
+    case stepProgress(PlanStep, String)
     case stepFinished(PlanStep, duration: Duration)
     case stepFailed(PlanStep, error: String)
     case compensating(PlanStep)

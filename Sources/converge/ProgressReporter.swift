@@ -37,6 +37,10 @@ final class ProgressReporter: @unchecked Sendable {
                 } else {
                     redraw()
                 }
+            case .stepProgress(let step, let text):
+                guard running[step.index] != nil else { break }
+                running[step.index] = "\(step.action) \(step.resource)\(phase(step)): \(text)"
+                redraw()
             case .stepFinished(let step, let duration):
                 running[step.index] = nil
                 done += 1

@@ -23,7 +23,8 @@ import Testing
                 volumes: ["./data:/data", "cache:/cache:ro", "/anonymous"]
                 extra_hosts: ["db:10.0.0.5"]
                 stop_grace_period: 30s
-              db: {image: example/db:2}
+                depends_on: [db]
+              db: {image: example/db:2, container_name: shop-database}
             volumes:
               cache: {external: true}
             secrets: {}
@@ -42,6 +43,10 @@ import Testing
         let set = try Self.load(imported)
         let app = try #require(set[ResourceID(kind: "Container", name: "shop_app_1")]?.spec(as: ContainerSpec.self))
         #expect(app.command == ["./run", "--name", "my app", "--flag"])
+        #expect(set[ResourceID(kind: "Container", name: "shop-database")] != nil, "container_name names the container")
+        #expect(
+            set.resources.first { $0.id == ResourceID(kind: "Container", name: "shop_app_1") }?.references(in: set)
+                .contains { $0.target == ResourceID(kind: "Container", name: "shop-database") } == true, "and what depends on it")
         #expect(app.env == ["MODE": "prod"])
         #expect(app.ports.map(\.canonical).sorted() == ["0.0.0.0:8080->80/tcp", "127.0.0.1:9090->90/udp"])
         #expect(app.networks.map(\.network) == ["shop_default"] && app.networks.first?.aliases == ["app"])

@@ -1,4 +1,5 @@
 import ConvergeCore
+import ConvergeDocker
 import Dispatch
 import Foundation
 
@@ -7,7 +8,12 @@ import Foundation
 #endif
 
 /// `docker`: `converge reconcile` creating 50 containers on 5 networks against
-/// `docker-compose up -d` of the same set, alternating, plus the no-op reconcile.
+/// `docker-compose up -d` of the same set, alternating, plus the no-op reconcile, and against
+/// the floor: the same creates and starts sent straight to the Engine API.
+///
+/// Converge's manifests are `converge import compose` of the compose file, so every run also
+/// checks the round trip: both tools must make the same containers (name, image, command,
+/// networks and addresses), or the benchmark fails.
 ///
 /// Everything it makes carries a unique `cvb-<random>` prefix (and the converge objects the
 /// `bench-<random>` instance label) and is removed at the end, on failure and on SIGINT/SIGTERM.
@@ -69,21 +75,28 @@ final class DockerBenchmark: @unchecked Sendable {
 
     func measure(rounds: Int) throws -> [Row] {
         try writeInputs()
+        try importCompose()
         try Subprocess.check(["docker", "image", "inspect", Self.image])
         log("docker: prefix \(prefix), converge instance \(instance), compose project \(composeProject), \(rounds) rounds")
 
-        var convergeUp: [Double] = [], composeUp: [Double] = []
+        var convergeUp: [Double] = [], composeUp: [Double] = [], floor: [Double] = []
+        var convergeShapes: [String]?, composeShapes: [String]?
         var noop: [Double] = [], dryRun: [Double] = []
         var convergeDown: [Double] = [], composeDown: [Double] = []
         var convergeRSS = 0, composeRSS = 0
         var notes: [String] = []
         for round in 0..<rounds {
             // Alternate which goes first, so neither always runs on a just-cleaned engine.
-            let order = round % 2 == 0 ? ["converge", "compose"] : ["compose", "converge"]
+            let order = round % 2 == 0 ? ["converge", "compose", "floor"] : ["floor", "compose", "converge"]
             for tool in order {
-                if tool == "converge" {
+                if tool == "floor" {
+                    let seconds = try engineFloor()
+                    floor.append(seconds)
+                    log("docker: round \(round + 1)/\(rounds): Engine API floor \(Table.format(seconds, .seconds))")
+                } else if tool == "converge" {
                     let up = try convergeRun([manifests] + parallelismArguments, expect: [0])
                     try expectRunning(label: "converge.dev/managed-by=\(instance)", tool: "converge reconcile")
+                    if convergeShapes == nil { convergeShapes = try containerShapes(label: "converge.dev/managed-by=\(instance)") }
                     let again = try convergeRun([manifests], expect: [0])
                     let dry = try convergeRun([manifests, "--dry-run"], expect: [0, 2])
                     if dry.status == 2 { notes.append("round \(round + 1): --dry-run after apply found changes pending (exit 2)") }
@@ -97,6 +110,7 @@ final class DockerBenchmark: @unchecked Sendable {
                 } else {
                     let up = try compose(["up", "-d"])
                     try expectRunning(label: "com.docker.compose.project=\(composeProject)", tool: "docker-compose up -d")
+                    if composeShapes == nil { composeShapes = try containerShapes(label: "com.docker.compose.project=\(composeProject)") }
                     let down = try compose(["down", "--remove-orphans", "--timeout", "1"])
                     composeUp.append(up.seconds); composeDown.append(down.seconds)
                     composeRSS = max(composeRSS, up.maxRSSKiB)
@@ -107,8 +121,10 @@ final class DockerBenchmark: @unchecked Sendable {
             }
         }
 
+        try checkRoundTrip(converge: convergeShapes ?? [], compose: composeShapes ?? [])
         let total = Self.networkCount * Self.containersPerNetwork
         let ratio = Stats.median(convergeUp) / Stats.median(composeUp)
+        let floorRatio = Stats.median(convergeUp) / Stats.median(floor)
         let what = "\(Self.networkCount) internal networks + \(total) containers"
         return [
             Row(
@@ -121,7 +137,16 @@ final class DockerBenchmark: @unchecked Sendable {
                 note:
                     "docker-compose \(composeVersion()) (version \"2.4\" file), peak RSS \(String(format: "%.1f", Double(composeRSS) / 1024)) MiB"
             ),
-            Row(Self.name, "ratio converge / compose (medians)", samples: [ratio], unit: .ratio, target: "<= 0.5", bound: 0.5),
+            Row(
+                Self.name, "Engine API floor: the same creates and starts", samples: floor,
+                note: "straight to the engine, \(parallelism ?? 8) at a time, as converge's --parallelism; networks first, all at once"),
+            Row(Self.name, "ratio converge / compose (medians)", samples: [ratio], unit: .ratio, target: "<= 0.82", bound: 0.82),
+            Row(
+                Self.name, "ratio converge / Engine API floor (medians)", samples: [floorRatio], unit: .ratio, target: "<= 1.10",
+                bound: 1.10),
+            Row(
+                Self.name, "compose round trip: containers that differ", samples: [0], unit: .count, target: "0", bound: 0,
+                note: "converge import compose of the compose file; name, image, command, networks and addresses of all \(total) compared"),
             Row(Self.name, "converge reconcile, no-op (in sync)", samples: noop, target: "< 0.5 s", bound: 0.5),
             Row(
                 Self.name, "converge reconcile --dry-run, in sync", samples: dryRun, target: "< 0.5 s", bound: 0.5,
@@ -161,29 +186,15 @@ final class DockerBenchmark: @unchecked Sendable {
 
     // MARK: Inputs
 
+    /// The compose file (its containers at fixed addresses on internal networks) and the
+    /// DockerHost-only set that tears converge's objects down.
     private func writeInputs() throws {
         let manager = FileManager.default
-        try manager.createDirectory(atPath: manifests, withIntermediateDirectories: true)
         try manager.createDirectory(atPath: emptySet, withIntermediateDirectories: true)
-        try write(ManifestGenerator.host, to: manifests + "/host.yaml")
         try write(ManifestGenerator.host, to: emptySet + "/host.yaml")
 
-        var networks: [String] = []
-        var containers: [String] = []
         var compose = "version: \"2.4\"\nnetworks:\n"
         for network in 0..<Self.networkCount {
-            let name = "\(prefix)-net\(network)"
-            networks.append(
-                """
-                apiVersion: converge.dev/v1alpha1
-                kind: Network
-                metadata:
-                  name: \(name)
-                spec:
-                  subnet: \(Self.subnet(network))
-                  internal: true
-
-                """)
             compose += """
                   net\(network):
                     driver: bridge
@@ -199,24 +210,10 @@ final class DockerBenchmark: @unchecked Sendable {
             for slot in 0..<Self.containersPerNetwork {
                 let index = network * Self.containersPerNetwork + slot
                 let number = index < 10 ? "0\(index)" : "\(index)"
-                containers.append(
-                    """
-                    apiVersion: converge.dev/v1alpha1
-                    kind: Container
-                    metadata:
-                      name: \(prefix)-c\(number)
-                    spec:
-                      image: \(Self.image)
-                      command: [sleep, "2147483647"]
-                      networks:
-                        - name: \(prefix)-net\(network)
-                          ipv4: \(Self.address(network, slot))
-
-                    """)
                 compose += """
                       c\(number):
                         image: \(Self.image)
-                        container_name: \(prefix)-k\(number)
+                        container_name: \(prefix)-c\(number)
                         command: [sleep, "2147483647"]
                         networks:
                           net\(network):
@@ -225,9 +222,95 @@ final class DockerBenchmark: @unchecked Sendable {
                     """
             }
         }
-        try write(networks.joined(separator: "---\n"), to: manifests + "/networks.yaml")
-        try write(containers.joined(separator: "---\n"), to: manifests + "/containers.yaml")
         try write(compose, to: composeFile)
+    }
+
+    /// Converge's manifests: `converge import compose` of the compose file, which must
+    /// translate all of it.
+    private func importCompose() throws {
+        let imported = try Subprocess.check([converge, "import", "compose", composeFile, "--out", manifests, "--project", composeProject])
+        guard !imported.stderr.contains("not translated") else {
+            throw Subprocess.Failure(description: "converge import compose left keys untranslated: \(imported.stderr)")
+        }
+    }
+
+    /// One line per container with `label`: name, image, command, and networks with addresses.
+    private func containerShapes(label: String) throws -> [String] {
+        let ids = try Subprocess.check(["docker", "ps", "-q", "--filter", "label=\(label)"]).stdout.split(separator: "\n").map(String.init)
+        let format =
+            #"{{.Name}} {{.Config.Image}} {{json .Config.Cmd}}{{range $name, $net := .NetworkSettings.Networks}} {{$name}}={{$net.IPAMConfig.IPv4Address}}{{end}}"#
+        return try Subprocess.check(["docker", "inspect", "--format", format] + ids).stdout.split(separator: "\n").map(String.init).sorted()
+    }
+
+    /// The compose file's round trip: converge made what compose makes.
+    private func checkRoundTrip(converge: [String], compose: [String]) throws {
+        guard converge == compose else {
+            let difference = converge.difference(from: compose).first.map { "\($0)" } ?? "?"
+            throw Subprocess.Failure(
+                description:
+                    "converge import compose did not make the containers docker-compose makes (\(converge.count) against \(compose.count)); first difference: \(difference)"
+            )
+        }
+    }
+
+    /// The same networks, then the same container creates and starts, sent straight to the
+    /// Engine API with converge's concurrency; returns the wall time, then removes them.
+    private func engineFloor() throws -> Double {
+        let prefix = "\(self.prefix)-floor"
+        let concurrency = parallelism ?? 8
+        let seconds = try blocking {
+            let engine = DockerEngine()
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for network in 0..<Self.networkCount {
+                    group.addTask {
+                        _ = try await engine.createNetwork(
+                            NetworkCreate(
+                                name: "\(prefix)-net\(network)", internal: true,
+                                ipam: DockerIPAM(config: [DockerIPAMPool(subnet: Self.subnet(network))])))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let slots = (0..<Self.networkCount).flatMap { network in (0..<Self.containersPerNetwork).map { (network, $0) } }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var next = 0
+                func addNext() {
+                    guard next < slots.count else { return }
+                    let (network, slot) = slots[next]
+                    let name = "\(prefix)-c\(next)"
+                    next += 1
+                    group.addTask {
+                        let id = try await engine.createContainer(
+                            name: name,
+                            ContainerCreate(
+                                image: Self.image, cmd: ["sleep", "2147483647"],
+                                networkingConfig: DockerNetworkingConfig(endpointsConfig: [
+                                    "\(prefix)-net\(network)": DockerEndpointSettings(ipv4Address: Self.address(network, slot))
+                                ])))
+                        try await engine.startContainer(id)
+                    }
+                }
+                for _ in 0..<concurrency { addNext() }
+                while try await group.next() != nil { addNext() }
+            }
+            let elapsed = (clock.now - start).components
+            return Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        }
+        try removeByName(prefix)
+        return seconds
+    }
+
+    /// Removes the containers, then the networks, whose names start with `prefix`.
+    private func removeByName(_ prefix: String) throws {
+        let filter = "name=\(prefix)"
+        let containers = try Subprocess.check(["docker", "ps", "-aq", "--filter", filter], evenIfInterrupted: true).stdout
+            .split(separator: "\n").map(String.init)
+        if !containers.isEmpty { try Subprocess.check(["docker", "rm", "-f"] + containers, evenIfInterrupted: true) }
+        let networks = try Subprocess.check(["docker", "network", "ls", "-q", "--filter", filter], evenIfInterrupted: true).stdout
+            .split(separator: "\n").map(String.init)
+        if !networks.isEmpty { try Subprocess.check(["docker", "network", "rm"] + networks, evenIfInterrupted: true) }
     }
 
     private func write(_ text: String, to path: String) throws {

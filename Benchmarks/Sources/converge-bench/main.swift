@@ -6,13 +6,15 @@ import Foundation
 #endif
 
 let usage = """
-    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|ansible|controller|rollout|all> [options]
+    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|ansible|controller|rollout|registry|all> [options]
 
       plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
       git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
       journal    workflow journal overhead per step: 1,000 no-op steps, SQLite and PostgreSQL
       resume     resume of a 1,000-step run killed after 999 steps, to its first new step
-      docker     converge reconcile vs docker-compose up -d, 50 containers on 5 networks
+      docker     converge reconcile vs docker-compose up -d, 50 containers on 5 networks (converge's
+                 manifests are `converge import compose` of compose's file: the round trip is
+                 checked), and vs the same creates and starts sent straight to the Engine API
       firewall   one rule change in scenario S1, reconcile to verified; a 1,000-rule policy in
                  one nft transaction vs the seed's 1,000 x docker exec iptables -A
       vsphere    observe 1,000 VMs on govmomi's vCenter simulator: Converge's client and provider
@@ -30,10 +32,13 @@ let usage = """
       rollout    blue-green rollouts through the HAProxy entry point under 200 requests/s: the
                  switch (step start to every request on the new version), failed requests; the
                  same switch by nftables DNAT in a router container, for comparison
-      all        the twelve, in that order
+      registry   plan of 50 containers whose 5 registry images are present: manifest requests to
+                 the registry (counted in its log) with pull: ifNotPresent and pull: always
+                 (needs scripts/registry.sh's registry in the environment)
+      all        the thirteen, in that order
 
     options:
-      --runs N            timed runs for plan, git-load, journal, resume, firewall and vsphere (default 5)
+      --runs N            timed runs for plan, git-load, journal, resume, firewall, vsphere and registry (default 5)
       --seed-runs N       firewall: runs of the seed's 1,000 iptables -A, CLI and Engine API
                           (default 1; each takes a minute or so)
       --rounds N          rounds for docker, kubernetes, ansible and rollout, each tool once per round (default 3)
@@ -92,12 +97,12 @@ func parse(_ arguments: [String]) -> Options {
     while let argument = iterator.next() {
         switch argument {
         case "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, ResumeBenchmark.prepareCommand,
-            KubernetesBenchmark.name, KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name:
+            KubernetesBenchmark.name, KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name, RegistryBenchmark.name:
             options.benchmarks.append(argument)
         case "all":
             options.benchmarks += [
                 "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, KubernetesBenchmark.name,
-                KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name,
+                KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name, RegistryBenchmark.name,
             ]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
@@ -143,6 +148,8 @@ func runChild(_ options: Options) -> Int32 {
         case KubernetesBenchmark.name:
             rows = try KubernetesBenchmark.run(runs: options.runs, rounds: options.rounds, packagePath: options.packagePath)
         case KubernetesBenchmark.scaleName: rows = try KubernetesBenchmark.runScale(packagePath: options.packagePath)
+        case RegistryBenchmark.name:
+            rows = try RegistryBenchmark.run(runs: options.runs, converge: options.converge, packagePath: options.packagePath)
         case RolloutBenchmark.name:
             rows = try RolloutBenchmark.run(rounds: options.rounds, converge: options.converge, packagePath: options.packagePath)
         case AnsibleBenchmark.name:

@@ -31,6 +31,8 @@ public struct Reconciler: Sendable {
     /// What the providers hold for `set`'s resources, and which provider holds each.
     public struct Observation: Sendable {
         public var objects: [ResourceID: ObservedResource]
+        /// What the providers pinned for the desired resources (`Provider.resolve`).
+        public var resolved: [ResourceID: [String: String]]
         var providerOf: [ResourceID: ResourceID]
     }
 
@@ -41,19 +43,25 @@ public struct Reconciler: Sendable {
         }
         let instance = self.instance
         let providers = self.providers
-        let found = try await withThrowingTaskGroup(of: (ResourceID, [ObservedResource]).self) { group in
+        typealias Found = (target: ResourceID, objects: [ObservedResource], resolved: [ResourceID: [String: String]])
+        let found = try await withThrowingTaskGroup(of: Found.self) { group in
             for (target, provider) in providers {
                 let desired = byTarget[target] ?? []
-                group.addTask { (target, try await provider.observe(desired: desired, in: set, instance: instance)) }
+                group.addTask {
+                    async let objects = provider.observe(desired: desired, in: set, instance: instance)
+                    async let resolved = provider.resolve(desired: desired, in: set)
+                    return (target, try await objects, try await resolved)
+                }
             }
-            return try await group.reduce(into: [(ResourceID, [ObservedResource])]()) { $0.append($1) }
+            return try await group.reduce(into: [Found]()) { $0.append($1) }
         }
-        var observation = Observation(objects: [:], providerOf: [:])
-        for (target, objects) in found {
+        var observation = Observation(objects: [:], resolved: [:], providerOf: [:])
+        for (target, objects, resolved) in found {
             for object in objects {
                 observation.objects[object.id] = object
                 observation.providerOf[object.id] = target
             }
+            observation.resolved.merge(resolved) { first, _ in first }
         }
         for (target, resources) in byTarget {
             for resource in resources { observation.providerOf[resource.id] = target }
@@ -68,7 +76,8 @@ public struct Reconciler: Sendable {
     public func plan(_ set: ManifestSet, source: SourceRevision) async throws -> PlannedChange {
         let observation = try await observe(set)
         let kinds = Set(providers.values.flatMap(\.managedKinds))
-        let plan = try Planner(observedKinds: kinds).plan(desired: set, observed: Array(observation.objects.values), source: source, instance: instance)
+        let plan = try Planner(observedKinds: kinds).plan(
+            desired: set, observed: Array(observation.objects.values), resolved: observation.resolved, source: source, instance: instance)
         return PlannedChange(plan: plan, desired: set, observed: observation.objects, providerOf: observation.providerOf)
     }
 
@@ -85,11 +94,13 @@ public struct Reconciler: Sendable {
         // digest pins) what will run.
         var allFields = fields
         if let resource = set[id] {
-            for (key, value) in resource.spec.desiredFields(metadata: resource.metadata, in: set) where !fields.contains(where: { $0.path == key }) {
+            let desired = Planner.desiredFields(of: resource, in: set, resolved: observation.resolved[id])
+            for (key, value) in desired where !fields.contains(where: { $0.path == key }) {
                 Planner.diff(path: key, before: nil, after: value, forcesReplacement: false, into: &allFields)
             }
         }
-        let change = ResourceChange(resource: id, action: action == .create ? .create : .update, reason: reason, fields: allFields)
+        let change = ResourceChange(
+            resource: id, action: action == .create ? .create : .update, reason: reason, fields: allFields, resolved: observation.resolved[id])
         let step = PlanStep(index: 0, resource: id, action: action, dependsOn: [], guard: set[id]?.spec.stepGuard(for: action, observed: observed))
         let approvals = Planner.approvals(for: [change], set: set, observed: observation.objects)
         var plan = Plan(source: source, instance: instance, changes: [change], steps: [step], approvals: approvals)

@@ -9,8 +9,18 @@ public final class StepReporter: Sendable {
     @TaskLocal public static var current: StepReporter?
 
     private let latest = Mutex<String?>(nil)
+    private let onProgress: @Sendable (String) -> Void
 
-    public init() {}
+    /// - Parameter progress: receives what `progress(_:)` says (a terminal shows it).
+    public init(progress: @escaping @Sendable (String) -> Void = { _ in }) {
+        onProgress = progress
+    }
+
+    /// Says how far a long step has got (`pulling …: 12.5 of 40.1 MB`), for whoever watches
+    /// the run; never journaled.
+    public func progress(_ text: String) {
+        onProgress(text)
+    }
 
     /// Replaces the report (JSON, in the provider's shape) with `report`.
     public func report(_ report: String) {

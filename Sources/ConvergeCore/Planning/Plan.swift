@@ -152,12 +152,17 @@ public struct ResourceChange: Sendable, Codable, Equatable {
     /// Why, when it is not evident from the fields (a replacement caused by a dependency).
     public var reason: String?
     public var fields: [FieldChange]
+    /// The values the provider pinned when the plan was made (`Provider.resolve`: an image
+    /// tag's digest), by field; the step runs exactly these. Nil, and absent from the JSON (so
+    /// older plans keep their digests), when there are none.
+    public var resolved: [String: String]?
 
-    public init(resource: ResourceID, action: ChangeAction, reason: String? = nil, fields: [FieldChange]) {
+    public init(resource: ResourceID, action: ChangeAction, reason: String? = nil, fields: [FieldChange], resolved: [String: String]? = nil) {
         self.resource = resource
         self.action = action
         self.reason = reason
         self.fields = fields
+        self.resolved = resolved
     }
 }
 

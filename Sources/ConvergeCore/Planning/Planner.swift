@@ -33,7 +33,12 @@ public struct Planner: Sendable {
         self.observedKinds = observedKinds
     }
 
-    public func plan(desired set: ManifestSet, observed: [ObservedResource], source: SourceRevision, instance: String) throws -> Plan {
+    /// - Parameter resolved: what the providers pinned for the desired resources
+    ///   (`Provider.resolve`), merged into their desired fields.
+    public func plan(
+        desired set: ManifestSet, observed: [ObservedResource], resolved: [ResourceID: [String: String]] = [:], source: SourceRevision,
+        instance: String
+    ) throws -> Plan {
         var observedByID: [ResourceID: ObservedResource] = [:]
         observedByID.reserveCapacity(observed.count)
         for object in observed { observedByID[object.id] = object }
@@ -43,12 +48,13 @@ public struct Planner: Sendable {
         let managedResources = set.resources.filter { $0.isLiveObject }
 
         for resource in managedResources {
-            let desired = resource.spec.desiredFields(metadata: resource.metadata, in: set)
+            let pins = resolved[resource.id]
+            let desired = Self.desiredFields(of: resource, in: set, resolved: pins)
             guard let live = observedByID[resource.id] else {
                 // Empty lists and maps are defaults, not news: a create shows what is set.
                 changesByID[resource.id] = ResourceChange(resource: resource.id, action: .create, fields: desired.entries.compactMap {
                     $0.value.isEmptyCollection ? nil : FieldChange(path: $0.key, before: nil, after: $0.value, forcesReplacement: false)
-                })
+                }, resolved: pins)
                 continue
             }
             guard live.ownership == .managed else {
@@ -63,11 +69,11 @@ public struct Planner: Sendable {
             }
             guard !fieldChanges.isEmpty else { continue }
             let action: ChangeAction = fieldChanges.contains(where: \.forcesReplacement) ? .replace : .update
-            changesByID[resource.id] = ResourceChange(resource: resource.id, action: action, fields: fieldChanges)
+            changesByID[resource.id] = ResourceChange(resource: resource.id, action: action, fields: fieldChanges, resolved: pins)
         }
         if !conflicts.isEmpty { throw OwnershipConflictError(conflicts: conflicts) }
 
-        cascadeReplacements(in: set, changes: &changesByID)
+        cascadeReplacements(in: set, resolved: resolved, changes: &changesByID)
 
         var kept: [String] = []
         for object in observed where object.ownership == .managed && set[object.id] == nil && observedKinds.contains(object.id.kind) {
@@ -87,6 +93,14 @@ public struct Planner: Sendable {
         var plan = Plan(source: source, instance: instance, changes: changes, steps: steps, approvals: approvals)
         plan.warnings += kept.sorted()
         return plan
+    }
+
+    /// The fields the diff compares for `resource`: its kind's, with what its provider pinned
+    /// (`resolved`) in place of what the manifest wrote.
+    public static func desiredFields(of resource: Resource, in set: ManifestSet, resolved: [String: String]?) -> FieldMap {
+        var fields = resource.spec.desiredFields(metadata: resource.metadata, in: set)
+        for (field, value) in resolved ?? [:] { fields[field] = .string(value) }
+        return fields
     }
 
     /// The approval policies that match at least one change. A change is matched against
@@ -124,7 +138,7 @@ public struct Planner: Sendable {
 
     /// A resource bound to one being replaced (a container on a recreated network) is
     /// replaced too, repeated until nothing more changes.
-    private func cascadeReplacements(in set: ManifestSet, changes: inout [ResourceID: ResourceChange]) {
+    private func cascadeReplacements(in set: ManifestSet, resolved: [ResourceID: [String: String]], changes: inout [ResourceID: ResourceChange]) {
         guard changes.values.contains(where: { $0.action == .replace }) else { return }
         var boundDependents: [ResourceID: [ResourceID]] = [:]
         for resource in set.resources {
@@ -139,7 +153,7 @@ public struct Planner: Sendable {
                 guard current?.action != .replace, current?.action != .create else { continue }
                 changes[dependent] = ResourceChange(
                     resource: dependent, action: .replace, reason: "\(replaced) is replaced",
-                    fields: current?.fields ?? [])
+                    fields: current?.fields ?? [], resolved: resolved[dependent])
                 queue.append(dependent)
             }
         }

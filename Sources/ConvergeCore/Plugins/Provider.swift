@@ -9,6 +9,13 @@ public protocol Provider: Sendable {
     /// of `set`), in the kinds' field shape.
     func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource]
 
+    /// Pins what `desired` (this provider's resources of `set`) names but only the live system
+    /// can tell when the plan is made: the digest an image tag points to. By resource, field →
+    /// value. The Planner puts each value in the resource's desired fields, so the plan shows it
+    /// and its digest covers it, and in its change's `resolved`, which the step then runs.
+    /// Throws, before anything changes, when a value cannot be resolved.
+    func resolve(desired: [Resource], in set: ManifestSet) async throws -> [ResourceID: [String: String]]
+
     /// Carries out one step. Must be idempotent: re-running a create after a crash
     /// finds the object it made by its ownership label instead of making a second one.
     /// `set` resolves references (a route's router, a policy's probes).
@@ -36,6 +43,7 @@ public protocol Provider: Sendable {
 }
 
 extension Provider {
+    public func resolve(desired: [Resource], in set: ManifestSet) async throws -> [ResourceID: [String: String]] { [:] }
     public func run() async {}
     public func shutdown() async {}
 }

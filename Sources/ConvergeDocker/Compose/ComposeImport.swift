@@ -48,6 +48,8 @@ private struct Translator {
     var containers: [[String: Any]] = []
     var bindFolders: Set<String> = []
     var untranslated: [String] = []
+    /// Each service's container name: its `container_name`, or compose's `<project>_<service>_1`.
+    var containerNames: [String: String] = [:]
 
     init(project: String, folder: String) {
         self.project = project
@@ -62,6 +64,9 @@ private struct Translator {
         }
         let services = root["services"] as? [String: Any] ?? [:]
         guard !services.isEmpty else { throw ComposeImportError("the compose file has no services") }
+        for (service, spec) in services {
+            containerNames[service] = text((spec as? [String: Any])?["container_name"]) ?? "\(project)_\(service)_1"
+        }
         let declaredNetworks = root["networks"] as? [String: Any] ?? [:]
         var usesDefault = false
         for service in services.keys.sorted() {
@@ -141,6 +146,7 @@ private struct Translator {
             let value = compose[key]
             switch key {
             case "image": spec["image"] = text(value)
+            case "container_name": break  // the manifest's name (`containerNames`)
             case "command": spec["command"] = words(value)
             case "entrypoint": spec["entrypoint"] = words(value)
             case "environment": spec["env"] = keyValues(value, path: "\(path).environment")
@@ -168,11 +174,11 @@ private struct Translator {
                 }
             case "depends_on":
                 if let list = value as? [Any] {
-                    spec["dependsOn"] = list.compactMap(text).map { "\(project)_\($0)_1" }
+                    spec["dependsOn"] = list.compactMap(text).map(containerName)
                 } else if let map = value as? [String: Any] {
                     spec["dependsOn"] = map.keys.sorted().map { dependency -> Any in
                         let condition = (map[dependency] as? [String: Any]).flatMap { text($0["condition"]) }
-                        let name = "\(project)_\(dependency)_1"
+                        let name = containerName(dependency)
                         switch condition {
                         case "service_healthy": return ["name": name, "condition": "healthy"]
                         case "service_completed_successfully":
@@ -216,8 +222,10 @@ private struct Translator {
         spec["networks"] = attachments
         if !resources.isEmpty { spec["resources"] = resources }
         if !mounts.isEmpty { spec["mounts"] = mounts }
-        containers.append(manifest("Container", "\(project)_\(service)_1", labels: keyValues(compose["labels"]), spec: spec))
+        containers.append(manifest("Container", containerName(service), labels: keyValues(compose["labels"]), spec: spec))
     }
+
+    func containerName(_ service: String) -> String { containerNames[service] ?? "\(project)_\(service)_1" }
 
     /// `name:/path[:ro]` and `./folder:/path:ro` entries (and their long form).
     mutating func serviceVolumes(_ value: Any?, path: String) -> [[String: Any]] {

@@ -255,6 +255,49 @@ public struct DockerEngine: Sendable {
         }
     }
 
+    /// `GET /distribution/{name}/json`: the manifest digest `reference` (`registry/app:1.4`)
+    /// has in its registry now. The engine asks the registry (a HEAD of the manifest), with its
+    /// own trust settings and `auth` (an `X-Registry-Auth` value).
+    public func registryDigest(_ reference: String, auth: String?) async throws -> String {
+        struct Inspect: Decodable {
+            struct Descriptor: Decodable { var digest: String }
+            var descriptor: Descriptor
+            enum CodingKeys: String, CodingKey { case descriptor = "Descriptor" }
+        }
+        let path = "/distribution/\(Self.segment(reference, allowSlash: true))/json"
+        let op = "ask the registry for \(Self.quote(reference))"
+        let response = try await send(.GET, path, headers: auth.map { ["X-Registry-Auth": $0] } ?? [:], operation: op)
+        return try decode(Inspect.self, response, operation: op, method: .GET, path: path).descriptor.digest
+    }
+
+    /// `POST /images/create`: pulls `repository@digest` (or `repository:tag`), reporting the
+    /// bytes fetched so far to `progress` as the engine streams them. The engine reports a
+    /// failure inside a 200 stream; it is thrown like any other.
+    public func pullImage(
+        _ repository: String, reference: String, auth: String?, timeout: Duration = .seconds(1800),
+        progress: @escaping @Sendable (PullProgress) -> Void = { _ in }
+    ) async throws {
+        let path = "/images/create" + Self.query(["fromImage": repository, "tag": reference])
+        let op = "pull image \(Self.quote(repository + (reference.hasPrefix("sha256:") ? "@" : ":") + reference))"
+        var reader = PullProgress.Reader()
+        _ = try await send(
+            .POST, path, headers: auth.map { ["X-Registry-Auth": $0] } ?? [:], timeout: timeout, operation: op,
+            consume: { chunk in
+                for update in try reader.feed(chunk.readableBytesView) { progress(update) }
+            })
+        if let failure = reader.failure {
+            throw DockerEngineError(
+                .http, status: 200, operation: op, method: "POST", path: try await versioned(path), message: failure, socketPath: socketPath)
+        }
+    }
+
+    /// `POST /images/{name}/tag`: gives image `source` the name `repository:tag`.
+    public func tagImage(_ source: String, repository: String, tag: String) async throws {
+        _ = try await send(
+            .POST, "/images/\(Self.segment(source, allowSlash: true))/tag" + Self.query(["repo": repository, "tag": tag]),
+            operation: "tag image \(Self.quote(source)) as \(Self.quote(repository + ":" + tag))")
+    }
+
     // MARK: - Exec
 
     /// Runs a command in a running container and waits for it: `POST /containers/{id}/exec`,
@@ -390,7 +433,7 @@ public struct DockerEngine: Sendable {
     /// Sends a request; returns the response if its status is 2xx or listed in `accept`, throws otherwise.
     /// With `consume`, a 2xx body is streamed to it instead of being collected.
     private func send(
-        _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, accept: Set<Int> = [],
+        _ method: HTTPMethod, _ path: String, body: ByteBuffer? = nil, headers extraHeaders: [String: String] = [:], accept: Set<Int> = [],
         timeout: Duration? = nil, versioned: Bool = true, operation: String,
         consume: ((ByteBuffer) throws -> Void)? = nil
     ) async throws -> HTTPTransportResponse {
@@ -409,6 +452,7 @@ public struct DockerEngine: Sendable {
         headers.add(name: "User-Agent", value: "converge")
         headers.add(name: "Accept", value: "application/json")
         if body != nil { headers.add(name: "Content-Type", value: "application/json") }
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
 
         let response: HTTPTransportResponse
         do {

@@ -374,6 +374,9 @@ public struct DockerVersion: Codable, Sendable, Hashable {
 public struct ImageInspect: Codable, Sendable, Hashable {
     public var id: String
     public var repoTags: [String]?
+    /// The manifest digests the image was pulled or pushed as (`registry/app@sha256:…`);
+    /// empty for an image built or loaded locally.
+    public var repoDigests: [String]?
     public var created: String?
     /// The image's defaults (`Env`, `Cmd`, `Entrypoint`, `Labels`, …). `null` for some imported images.
     public var config: DockerContainerConfig?
@@ -381,6 +384,7 @@ public struct ImageInspect: Codable, Sendable, Hashable {
     enum CodingKeys: String, CodingKey {
         case id = "Id"
         case repoTags = "RepoTags"
+        case repoDigests = "RepoDigests"
         case created = "Created"
         case config = "Config"
     }

@@ -6,7 +6,8 @@ import ConvergeCore
 /// kind: Container
 /// metadata: {name: web, labels: {tier: front}}
 /// spec:
-///   image: converge-lab/busybox:1
+///   image: converge-lab/busybox:1   # or registry.example:5000/team/app:1.4, pinned to its digest by the plan
+///   pull: ifNotPresent         # or always (ask the registry at every plan), never (local images only)
 ///   command: [httpd, -f, -p, "80", -h, /www]
 ///   env: {MODE: demo}
 ///   ports: [{containerPort: 80, hostPort: 8080, hostIP: 127.0.0.1}]
@@ -75,6 +76,8 @@ public struct ContainerSpec: ResourceSpec, RepositoryFileUser {
 
     var host: TargetReference
     public var image: String
+    public var pull: ImagePullPolicy
+    var imageLocation: SourceLocation
     public var command: [String]?
     public var entrypoint: [String]?
     public var env: [String: String]
@@ -111,6 +114,13 @@ public struct ContainerSpec: ResourceSpec, RepositoryFileUser {
         let imageNode = spec.required("image", hint: "the image to run, e.g. converge-lab/busybox:1")
         let imageText = imageNode?.string
         image = imageText ?? ""
+        imageLocation = imageNode?.location ?? spec.location
+        pull = .ifNotPresent
+        if let node = spec.optional("pull"), let text = node.string {
+            if let policy = ImagePullPolicy(rawValue: text) { pull = policy } else {
+                node.report("invalid pull policy '\(text)'", hint: "use ifNotPresent (the default), always or never")
+            }
+        }
         command = spec.optional("command")?.stringList
         entrypoint = spec.optional("entrypoint")?.stringList
         env = [:]
@@ -153,8 +163,8 @@ public struct ContainerSpec: ResourceSpec, RepositoryFileUser {
         settings = ContainerSettings(reading: spec)
         mounts = (spec.optional("mounts")?.list ?? []).compactMap(ContainerMount.decode)
         files = (spec.optional("files")?.list ?? []).compactMap(ContainerFile.decode)
-        if let imageText, imageText.isEmpty || imageText.contains(where: \.isWhitespace) {
-            imageNode?.report("invalid image reference '\(imageText)'")
+        if let imageText, ImageReference(imageText) == nil {
+            imageNode?.report("invalid image reference '\(imageText)'", hint: "write [registry/]repository[:tag][@sha256:digest], in lower case")
         }
     }
 

@@ -63,14 +63,26 @@ enum ContainerMapping {
         return DockerRestartPolicy(name: text, maximumRetryCount: text == "on-failure" ? 0 : nil)
     }
 
+    /// The image a container runs, pinned as a plan pins it (`app:1.4@sha256:…`) when the
+    /// image came from its repository's registry, even if the container was made from the bare
+    /// tag (by an older Converge, or by hand): what it runs is that digest, and a plan that
+    /// pins the same one sees no change.
+    static func observedImage(_ configured: String, repoDigests: [String]) -> String {
+        guard let reference = ImageReference(configured), reference.digest == nil, let digest = reference.digest(among: repoDigests) else {
+            return configured
+        }
+        return reference.pinned(to: digest)
+    }
+
     /// The container in the `Container` kind's field shape. What the image already sets
     /// (its env, labels, exposed ports) and what the engine adds by itself (the default bridge,
     /// the container-id alias) are left out, so only what a manifest can declare is compared.
-    static func observedFields(_ container: ContainerInspect, image: DockerContainerConfig?) -> FieldMap {
+    static func observedFields(_ container: ContainerInspect, image inspected: ImageInspect?) -> FieldMap {
         let config = container.config
         let host = container.hostConfig
+        let image = inspected?.config
         var fields = FieldMap()
-        fields["image"] = .string(config?.image ?? container.image ?? "")
+        fields["image"] = .string(observedImage(config?.image ?? container.image ?? "", repoDigests: inspected?.repoDigests ?? []))
         // Reported as the engine holds them; compared only when the manifest sets them.
         if let cmd = config?.cmd { fields["command"] = .strings(cmd) }
         if let entrypoint = config?.entrypoint { fields["entrypoint"] = .strings(entrypoint) }

@@ -70,9 +70,10 @@ public struct DockerProvider: Provider {
         let inspected = try await concurrentMap(summaries, limit: concurrency) { summary in
             try await engine.inspectContainer(summary.id)
         }
-        let images = Set(inspected.compactMap { $0.config?.image })
-        let imageConfigs = try await Dictionary(uniqueKeysWithValues: concurrentMap(Array(images), limit: concurrency) { image in
-            (image, try await imageConfig(image))
+        // Each container's own image (by id, not by a tag that may have moved since).
+        let imageIDs = Set(inspected.compactMap(\.image))
+        let images = try await Dictionary(uniqueKeysWithValues: concurrentMap(Array(imageIDs), limit: concurrency) { id in
+            (id, try await inspectIfPresent(id))
         })
         let desiredByName = Dictionary(desired.map { ($0.metadata.name, $0) }, uniquingKeysWith: { first, _ in first })
         let routes = NamespaceRoutes(engine: engine)
@@ -92,7 +93,7 @@ public struct DockerProvider: Provider {
                 let frr = wantsFRR ? (running ? try await FRRConfigurator(engine: engine).running(container.id) ?? [] : []) : nil
                 fields = RouterMapping.observedFields(container, routes: own, frr: frr)
             } else {
-                fields = ContainerMapping.observedFields(container, image: container.config?.image.flatMap { imageConfigs[$0] ?? nil })
+                fields = ContainerMapping.observedFields(container, image: container.image.flatMap { images[$0] ?? nil })
                 // Routes are read only where a manifest declares some or Converge set some: an
                 // exec per container is the cost, and other tables are the engine's business.
                 if let spec = desiredByName[name]?.spec(as: ContainerSpec.self), !spec.routes.isEmpty {
@@ -114,20 +115,21 @@ public struct DockerProvider: Provider {
         }
     }
 
-    /// The image's own config, to tell its defaults from what a manifest set; nil when the
-    /// image is gone (then nothing is subtracted).
-    private func imageConfig(_ image: String) async throws -> DockerContainerConfig? {
+    /// The image, to tell its defaults from what a manifest set and read its digest; nil when
+    /// it is gone (then nothing is subtracted).
+    func inspectIfPresent(_ image: String) async throws -> ImageInspect? {
         do {
-            return try await engine.inspectImage(image).config
+            return try await engine.inspectImage(image)
         } catch let error as DockerEngineError where error.isNotFound {
             return nil
         }
     }
 
-    /// No registry is assumed: a container whose image is not on the host fails the plan
-    /// before any change, instead of halfway through it.
+    /// Routers' images and the route helper's come from the lab, never from a registry: one
+    /// that is not on the host fails the plan before any change, instead of halfway through it.
+    /// (Containers' images are resolved, and pulled when missing: `resolve`.)
     private func checkImagesExist(_ desired: [Resource]) async throws {
-        var images = Set(desired.compactMap { $0.spec(as: ContainerSpec.self)?.image ?? $0.spec(as: RouterSpec.self)?.image })
+        var images = Set(desired.compactMap { $0.spec(as: RouterSpec.self)?.image })
         if desired.contains(where: { !($0.spec(as: ContainerSpec.self)?.routes.isEmpty ?? true) }) { images.insert(NamespaceRoutes.helperImage) }
         let wanted = images.sorted()
         let engine = self.engine
@@ -136,7 +138,7 @@ public struct DockerProvider: Provider {
         }.compactMap { $0 }
         guard missing.isEmpty else {
             throw DockerProviderError.missingImages(host: host, images: missing, users: desired.filter {
-                missing.contains($0.spec(as: ContainerSpec.self)?.image ?? $0.spec(as: RouterSpec.self)?.image ?? "")
+                missing.contains($0.spec(as: RouterSpec.self)?.image ?? NamespaceRoutes.helperImage)
             }.map(\.id))
         }
     }
@@ -166,10 +168,11 @@ public struct DockerProvider: Provider {
             guard let observed else { return }
             try await ignoringNotFound { try await engine.removeNetwork(observed.externalID) }
         case (ContainerSpec.kind, .create):
-            guard let desired, let spec = desired.spec(as: ContainerSpec.self) else { throw DockerProviderError.unsupported(step) }
+            guard let desired, var spec = desired.spec(as: ContainerSpec.self) else { throw DockerProviderError.unsupported(step) }
             for dependency in spec.healthyDependencies {
                 try await waitUntilHealthy(dependency.name, timeout: dependency.timeout, for: desired.id)
             }
+            spec.image = try await prepareImage(for: desired, spec: spec, pinned: change.resolved?["image"], in: set)
             let directory = set[host]?.spec(as: DockerHostSpec.self)?.filesDirectory ?? "/var/lib/converge/files"
             let files = try spec.files.map { try $0.mount(in: set, directory: "\(directory)/\(instance)") }
             let (request, additional) = ContainerMapping.create(
@@ -378,7 +381,7 @@ public struct DockerProvider: Provider {
 public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         enum Base: Sendable, Hashable {
-            case missingImages, unsupported, command, dependencyUnhealthy, volumeRetained, fileMissing
+            case missingImages, unsupported, command, dependencyUnhealthy, volumeRetained, fileMissing, unresolvableImages, imageMoved
         }
 
         let base: Base
@@ -397,6 +400,10 @@ public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
         public static let volumeRetained = Self(.volumeRetained)
         /// A container's file is not among the files the run read (a damaged journal).
         public static let fileMissing = Self(.fileMissing)
+        /// The plan could not read the digest of some images (unknown, refused, registry down).
+        public static let unresolvableImages = Self(.unresolvableImages)
+        /// An image's tag points elsewhere than when the plan was made; nothing ran it.
+        public static let imageMoved = Self(.imageMoved)
 
         public var description: String { "\(base)" }
     }
@@ -422,6 +429,24 @@ public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
             .missingImages,
             message: "image\(images.count == 1 ? "" : "s") \(names) not found on \(host) (needed by \(needed)); nothing was changed. "
                 + "Build or load the image on that host first.")
+    }
+
+    static func unresolvableImages(host: ResourceID, _ failures: [(image: String, users: [Resource], error: ImageLookupError)]) -> Self {
+        let lines = failures.map { failure in
+            let users = failure.users.map { "\($0.id) (\($0.spec(as: ContainerSpec.self)?.imageLocation ?? $0.location))" }.joined(separator: ", ")
+            return "  image '\(failure.image)' of \(users): \(failure.error)"
+        }
+        return Self(
+            .unresolvableImages,
+            message: "cannot pin \(failures.count == 1 ? "an image" : "\(failures.count) images") on \(host) to a digest; nothing was changed:\n"
+                + lines.joined(separator: "\n"))
+    }
+
+    public static func imageMoved(_ container: ResourceID, image: String, planned: String, detail: String) -> Self {
+        Self(
+            .imageMoved,
+            message: "\(container): the plan pinned image '\(image)' to \(planned), but \(detail) (the tag was pushed again after the plan "
+                + "was made); the container was not created with another image. Reconcile again to plan the image the tag has now.")
     }
 
     public static func dependencyUnhealthy(_ dependent: ResourceID, dependency: String, detail: String) -> Self {
