@@ -24,6 +24,13 @@ import Testing
         #expect(ImageReference("localhost/app")?.registry == "localhost")
         #expect(ImageReference("127.0.0.1:5000/app")?.tag == nil, "a port is not a tag")
 
+        #expect(full.registryPath == "team/app")
+        #expect(hub.registryHost == "registry-1.docker.io" && hub.registryPath == "library/busybox")
+        #expect(ImageReference("team/app:2")?.registryPath == "team/app")
+        #expect(
+            RegistryClient.parameters(of: #"Bearer realm="https://auth.example/token",service="registry.example",scope="x:y:pull""#)
+                == ["realm": "https://auth.example/token", "service": "registry.example", "scope": "x:y:pull"])
+
         for bad in ["", "App:1", "app:", "app@sha256:12", "/app", "app//x", "app:1 2", "registry.example:5000/Team/app"] {
             #expect(ImageReference(bad) == nil, "\(bad)")
         }

@@ -255,21 +255,6 @@ public struct DockerEngine: Sendable {
         }
     }
 
-    /// `GET /distribution/{name}/json`: the manifest digest `reference` (`registry/app:1.4`)
-    /// has in its registry now. The engine asks the registry (a HEAD of the manifest), with its
-    /// own trust settings and `auth` (an `X-Registry-Auth` value).
-    public func registryDigest(_ reference: String, auth: String?) async throws -> String {
-        struct Inspect: Decodable {
-            struct Descriptor: Decodable { var digest: String }
-            var descriptor: Descriptor
-            enum CodingKeys: String, CodingKey { case descriptor = "Descriptor" }
-        }
-        let path = "/distribution/\(Self.segment(reference, allowSlash: true))/json"
-        let op = "ask the registry for \(Self.quote(reference))"
-        let response = try await send(.GET, path, headers: auth.map { ["X-Registry-Auth": $0] } ?? [:], operation: op)
-        return try decode(Inspect.self, response, operation: op, method: .GET, path: path).descriptor.digest
-    }
-
     /// `POST /images/create`: pulls `repository@digest` (or `repository:tag`), reporting the
     /// bytes fetched so far to `progress` as the engine streams them. The engine reports a
     /// failure inside a 200 stream; it is thrown like any other.

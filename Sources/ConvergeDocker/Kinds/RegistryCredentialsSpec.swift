@@ -116,6 +116,9 @@ struct RegistryAuth: Sendable, CustomStringConvertible {
         return json.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
     }
 
+    /// `user:password` in base64, for an `Authorization: Basic` header.
+    var basicCredentials: String { Data("\(username):\(password)".utf8).base64EncodedString() }
+
     /// Never the password.
     var description: String { "credentials of \(username) for \(registry)" }
 }

@@ -12,14 +12,16 @@ extension DockerProvider {
         let containers = desired.compactMap { resource in resource.spec(as: ContainerSpec.self).map { (resource, $0) } }
         let lookups = Set(containers.map { Lookup(image: $0.1.image, pull: $0.1.pull) }).sorted()
         // One lookup per distinct image, concurrently; every failure is reported, not the first.
+        let registry = RegistryClient()
         let outcomes = try await concurrentMap(lookups, limit: concurrency) { lookup -> Result<String?, ImageLookupError> in
             guard let reference = ImageReference(lookup.image) else { return .success(nil) }
             do {
-                return .success(try await currentDigest(of: reference, pull: lookup.pull, in: set))
+                return .success(try await currentDigest(of: reference, pull: lookup.pull, in: set, registry: registry))
             } catch let error as ImageLookupError {
                 return .failure(error)
             }
         }
+        await registry.shutdown()
         var digests: [Lookup: String] = [:]
         var failures: [(image: String, users: [Resource], error: ImageLookupError)] = []
         for (lookup, outcome) in zip(lookups, outcomes) {
@@ -47,7 +49,9 @@ extension DockerProvider {
     /// registry's otherwise. Nil when there is nothing to pin: the reference carries its
     /// digest already, or the image was built or loaded on the host and never came from a
     /// registry.
-    func currentDigest(of reference: ImageReference, pull: ImagePullPolicy, in set: ManifestSet) async throws(ImageLookupError) -> String? {
+    func currentDigest(
+        of reference: ImageReference, pull: ImagePullPolicy, in set: ManifestSet, registry: RegistryClient
+    ) async throws(ImageLookupError) -> String? {
         guard reference.digest == nil else { return nil }
         do {
             if pull != .always, let local = try await inspectIfPresent(reference.tagged) {
@@ -65,7 +69,7 @@ extension DockerProvider {
             throw ImageLookupError(reason: "\(error)")
         }
         do {
-            return try await engine.registryDigest(reference.tagged, auth: auth?.header)
+            return try await registry.digest(of: reference, auth: auth)
         } catch {
             throw ImageLookupError(registryError: error, reference: reference, credentials: credentials?.id)
         }
@@ -85,11 +89,15 @@ extension DockerProvider {
             }
             return spec.image
         }
+        let registry = RegistryClient()
         let current: String?
         do {
-            current = try await currentDigest(of: reference, pull: spec.pull, in: set)
+            current = try await currentDigest(of: reference, pull: spec.pull, in: set, registry: registry)
+            await registry.shutdown()
         } catch {
-            throw DockerProviderError.imageMoved(resource.id, image: spec.image, planned: planned, detail: "\(error)")
+            await registry.shutdown()
+            throw DockerProviderError.imageMoved(
+                resource.id, image: spec.image, planned: planned, detail: "its digest cannot be read now: \(error)")
         }
         guard current == planned else {
             throw DockerProviderError.imageMoved(
@@ -124,25 +132,19 @@ struct ImageLookupError: Error, CustomStringConvertible {
 
     init(reason: String) { self.reason = reason }
 
-    /// From the engine's answer to `/distribution`: who refused, and what to do.
+    /// From the registry's answer: who refused, and what to do.
     init(registryError error: any Error, reference: ImageReference, credentials: ResourceID?) {
-        guard let engineError = error as? DockerEngineError, engineError.code == .http else {
-            reason = "the engine could not ask the registry: \(error)"
-            return
-        }
-        switch engineError.status {
-        case 401, 403:
+        switch (error as? RegistryError)?.status {
+        case 401?, 403?:
             reason =
-                credentials.map { "the registry refused the credentials of \($0) (\(engineError.message))" }
-                ?? "the registry asks for credentials (\(engineError.message)): add a RegistryCredentials for \(reference.registry)"
-        case 404:
-            reason = "the registry \(reference.registry) has no such repository or tag (\(engineError.message))"
-        default:
-            if engineError.message.contains("no basic auth credentials") {
-                reason = "the registry asks for credentials: add a RegistryCredentials for \(reference.registry)"
-            } else {
-                reason = "the registry \(reference.registry) did not answer: \(engineError.message)"
-            }
+                credentials.map { "the registry refused the credentials of \($0) (\(error))" }
+                ?? "the registry asks for credentials (\(error)): add a RegistryCredentials for \(reference.registry)"
+        case 404?:
+            reason = "the registry \(reference.registry) has no such repository or tag (\(error))"
+        case .some:
+            reason = "the registry \(reference.registry) refused: \(error)"
+        case nil:
+            reason = "the registry \(reference.registry) did not answer: \(error)"
         }
     }
 

@@ -50,6 +50,16 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
         return first.contains(".") || first.contains(":") || first == "localhost" ? first : Substring(dockerHub)
     }
 
+    /// The host the registry's API answers on (Docker Hub's is not `docker.io`).
+    public var registryHost: String { registry == Self.dockerHub ? "registry-1.docker.io" : registry }
+
+    /// The repository's path on its registry (`team/app`; `library/busybox` for an official image).
+    public var registryPath: String {
+        guard registry == Self.dockerHub else { return String(repository.dropFirst(registry.count + 1)) }
+        let path = canonicalRepository
+        return path.contains("/") ? path : "library/" + path
+    }
+
     /// The repository as the engine names it in `RepoDigests`, for comparing: Docker Hub's
     /// without its host (and `library/` for official images), others as written.
     public var canonicalRepository: String {
