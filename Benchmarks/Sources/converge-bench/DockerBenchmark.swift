@@ -280,6 +280,8 @@ final class DockerBenchmark: @unchecked Sendable {
                     guard next < slots.count else { return }
                     let (network, slot) = slots[next]
                     let name = "\(prefix)-c\(next)"
+                    // The service name compose (and so the import) gives each container on its network.
+                    let service = "c" + (next < 10 ? "0\(next)" : "\(next)")
                     next += 1
                     group.addTask {
                         let id = try await engine.createContainer(
@@ -287,7 +289,8 @@ final class DockerBenchmark: @unchecked Sendable {
                             ContainerCreate(
                                 image: Self.image, cmd: ["sleep", "2147483647"],
                                 networkingConfig: DockerNetworkingConfig(endpointsConfig: [
-                                    "\(prefix)-net\(network)": DockerEndpointSettings(ipv4Address: Self.address(network, slot))
+                                    "\(prefix)-net\(network)": DockerEndpointSettings(
+                                        ipv4Address: Self.address(network, slot), aliases: [service])
                                 ])))
                         try await engine.startContainer(id)
                     }

@@ -226,8 +226,6 @@ public struct DockerProvider: Provider {
 
     private func createNetwork(_ resource: Resource, instance: String) async throws {
         let labels = ["\(OwnershipLabel.resource)=\(resource.id)", Self.ownerFilter(instance)]
-        // A create cut off by a crash may have finished on the engine: reuse what it made.
-        if try await !engine.listNetworks(labelFilters: labels).isEmpty { return }
         _ = try await createOrAdopt(labels) {
             try await engine.createNetwork(NetworkMapping.create(resource, spec: resource.spec(as: NetworkSpec.self)!, instance: instance))
         } find: {
@@ -235,10 +233,11 @@ public struct DockerProvider: Provider {
         }
     }
 
-    /// Runs `create`; on a name conflict, looks again (`find`) for the object by its
-    /// ownership labels: a create sent by a process that was killed may still be completing
-    /// in the engine when the resumed step first looked, and that object is this step's own.
-    /// A conflict with an object that never shows up with the labels is someone else's.
+    /// Runs `create`; on a name conflict, looks (`find`) for the object by its ownership
+    /// labels: a create cut off by a crash may have finished on the engine, or still be
+    /// completing there, and that object is this step's own. Creating first and looking only
+    /// on a conflict spares every create a listing of the engine's objects. A conflict with an
+    /// object that never shows up with the labels is someone else's.
     private func createOrAdopt(
         _ labels: [String], create: () async throws -> String, find: () async throws -> String?
     ) async throws -> (id: String, adopted: Bool) {
@@ -260,18 +259,14 @@ public struct DockerProvider: Provider {
         start: Bool, instance: String
     ) async throws -> String {
         let labels = ["\(OwnershipLabel.resource)=\(resource.id)", Self.ownerFilter(instance)]
-        let existing = try await engine.listContainers(all: true, labelFilters: labels).first
-        var id = existing?.id ?? ""
-        var attached = Set((existing?.networkSettings?.networks ?? [:]).keys)
-        if existing == nil {
-            let made = try await createOrAdopt(labels) {
-                try await engine.createContainer(name: resource.metadata.name, request)
-            } find: {
-                try await engine.listContainers(all: true, labelFilters: labels).first?.id
-            }
-            id = made.id
-            if made.adopted { attached = Set((try await engine.inspectContainer(id).networkSettings?.networks ?? [:]).keys) }
+        let made = try await createOrAdopt(labels) {
+            try await engine.createContainer(name: resource.metadata.name, request)
+        } find: {
+            try await engine.listContainers(all: true, labelFilters: labels).first?.id
         }
+        let id = made.id
+        var attached: Set<String> = []
+        if made.adopted { attached = Set((try await engine.inspectContainer(id).networkSettings?.networks ?? [:]).keys) }
         // A container made by an attempt that was cut off may lack some of its networks.
         for attachment in attachments where !attached.contains(attachment.network) {
             try await engine.connect(network: attachment.network, container: id, ipv4: attachment.ipv4, aliases: attachment.aliases)
