@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "ConvergeAnsible", targets: ["ConvergeAnsible"]),
         .library(name: "ConvergeRollouts", targets: ["ConvergeRollouts"]),
         .library(name: "ConvergeRuntime", targets: ["ConvergeRuntime"]),
+        .library(name: "ConvergeWorkers", targets: ["ConvergeWorkers"]),
         .library(name: "ConvergeHTTP", targets: ["ConvergeHTTP"]),
         .library(name: "ConvergeForge", targets: ["ConvergeForge"]),
         .library(name: "ConvergeController", targets: ["ConvergeController"]),
@@ -142,6 +143,12 @@ let package = Package(
         ),
         // Durable runs: journal, retries, leases, approvals, rollback (saga), resume.
         .target(name: "ConvergeWorkflow", dependencies: ["ConvergeCore", "ConvergeStore"]),
+        // Workers that run steps where their targets are: the signed jobs of the PostgreSQL
+        // queue, the engine's dispatcher and `converge worker`'s claim loop.
+        .target(
+            name: "ConvergeWorkers",
+            dependencies: ["ConvergeCore", "ConvergeStore", "ConvergeWorkflow", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // What the CLI and the controller share: plug-in registry, stores by location, manifest
         // sources, the reconcile tick, probes, reports, snapshot retention. Knows no provider.
         .target(
@@ -179,8 +186,9 @@ let package = Package(
             name: "converge",
             dependencies: [
                 "ConvergeCore", "ConvergeGit", "ConvergeRuntime", "ConvergeStore", "ConvergeWorkflow", "ConvergeDocker", "ConvergeVSphere",
-                "ConvergeKubernetes", "ConvergeAnsible", "ConvergeRollouts", "ConvergeController", "ConvergeHTTP", "ConvergeForge",
+                "ConvergeKubernetes", "ConvergeAnsible", "ConvergeRollouts", "ConvergeController", "ConvergeHTTP", "ConvergeForge", "ConvergeWorkers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -221,7 +229,8 @@ let package = Package(
             name: "ConvergeEndToEndTests",
             dependencies: [
                 "ConvergeCore", "ConvergeDocker", "ConvergeHTTP", "ConvergeVSphere", "ConvergeForge", "ConvergeRollouts",
-                "ConvergeRuntime", "ConvergeStore", "ConvergeTestSupport", "converge",
+                "ConvergeRuntime", "ConvergeStore", "ConvergeStorePostgres", "ConvergeWorkers", "ConvergeWorkflow", "ConvergeTestSupport",
+                "converge",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

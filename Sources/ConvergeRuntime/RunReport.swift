@@ -83,6 +83,7 @@ public struct RunReport: Codable, Sendable {
                 if let started = step.startedAt, let finished = step.finishedAt {
                     line += " \(Int(finished.timeIntervalSince(started) * 1000)) ms"
                 }
+                if let worker = step.worker { line += " on worker \(worker) (Converge \(step.convergeVersion))" }
                 lines.append(line)
                 if let error = step.error { lines.append("       \(error)") }
                 // A provider's report (a playbook's recap per host) carries its own rendering.

@@ -180,17 +180,17 @@ public final class SQLiteWorkflowStore: WorkflowStore, @unchecked Sendable {
                 _ = try db.writeTransaction {
                     try db.run(
                         """
-                        INSERT INTO steps (\(WorkflowSchema.stepColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        INSERT INTO steps (\(WorkflowSchema.stepColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (run_id, step_index) DO UPDATE SET
                             resource = excluded.resource, action = excluded.action, status = excluded.status,
                             attempts = excluded.attempts, started_at = excluded.started_at, finished_at = excluded.finished_at,
                             output = excluded.output, error = excluded.error, converge_version = excluded.converge_version,
-                            report = excluded.report
+                            report = excluded.report, worker = excluded.worker
                         """,
                         [
                             .int(step.runID), .int(Int64(step.index)), .text(step.resource), .text(step.action),
                             .text(step.status.rawValue), .int(Int64(step.attempts)), .date(step.startedAt), .date(step.finishedAt),
-                            .text(step.output), .text(step.error), .text(step.convergeVersion), .text(step.report),
+                            .text(step.output), .text(step.error), .text(step.convergeVersion), .text(step.report), .text(step.worker),
                         ])
                 }
             } catch let error as SQLiteError where error.isForeignKeyViolation {

@@ -293,6 +293,33 @@ public enum WorkflowSchema {
             sqlite: ["ALTER TABLE approvals ADD COLUMN step INTEGER"],
             postgres: ["ALTER TABLE approvals ADD COLUMN step BIGINT"]
         ),
+        // Workers: which one ran each step; and, on PostgreSQL, the work queue they claim from
+        // (`StepQueue`), the workers themselves and the nonces of the envelopes they ran.
+        Migration(
+            version: 8,
+            sqlite: ["ALTER TABLE steps ADD COLUMN worker TEXT"],
+            postgres: [
+                "ALTER TABLE steps ADD COLUMN worker TEXT",
+                """
+                CREATE TABLE workers (
+                    id TEXT PRIMARY KEY, pool TEXT NOT NULL, version TEXT NOT NULL, plan_format BIGINT NOT NULL,
+                    host TEXT NOT NULL, concurrency BIGINT NOT NULL, started_at BIGINT NOT NULL, heartbeat_at BIGINT NOT NULL,
+                    stopped_at BIGINT)
+                """,
+                """
+                CREATE TABLE step_jobs (
+                    id BIGSERIAL PRIMARY KEY, run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+                    step_index BIGINT NOT NULL, kind TEXT NOT NULL, pool TEXT NOT NULL, plan_format BIGINT NOT NULL,
+                    envelope TEXT NOT NULL, status TEXT NOT NULL, attempt BIGINT NOT NULL DEFAULT 0,
+                    worker TEXT, worker_version TEXT, leased_until BIGINT, enqueued_at BIGINT NOT NULL, claimed_at BIGINT,
+                    finished_at BIGINT, snapshot TEXT, report TEXT, error TEXT,
+                    UNIQUE (run_id, step_index, kind))
+                """,
+                "CREATE INDEX step_jobs_claimable ON step_jobs (pool, id) WHERE status IN ('queued', 'claimed')",
+                "CREATE INDEX step_jobs_worker ON step_jobs (worker) WHERE status = 'claimed'",
+                "CREATE TABLE job_nonces (nonce TEXT PRIMARY KEY, job_id BIGINT NOT NULL, used_at BIGINT NOT NULL)",
+            ]
+        ),
     ]
 
     /// The columns of `runs` in the order both backends select and decode them.
@@ -302,7 +329,15 @@ public enum WorkflowSchema {
 
     /// The columns of `steps` in the order both backends select and decode them.
     public static let stepColumns =
-        "run_id, step_index, resource, action, status, attempts, started_at, finished_at, output, error, converge_version, report"
+        "run_id, step_index, resource, action, status, attempts, started_at, finished_at, output, error, converge_version, report, worker"
+
+    /// The columns of `step_jobs` (PostgreSQL) in the order they are selected and decoded.
+    package static let stepJobColumns =
+        "id, run_id, step_index, kind, pool, plan_format, envelope, status, attempt, worker, worker_version, leased_until, "
+        + "enqueued_at, claimed_at, finished_at, snapshot, report, error"
+
+    /// The columns of `workers` (PostgreSQL).
+    package static let workerColumns = "id, pool, version, plan_format, host, concurrency, started_at, heartbeat_at, stopped_at"
 
     /// The columns of `approvals` both backends select and decode.
     package static let approvalColumns = "run_id, plan_digest, decision, approver, comment, at, via, step"

@@ -10,6 +10,7 @@ public struct StoreError: Error, Equatable, CustomStringConvertible {
             case schemaTooNew
             case invalidConfiguration
             case database
+            case staleClaim
         }
 
         private var base: Base
@@ -27,6 +28,9 @@ public struct StoreError: Error, Equatable, CustomStringConvertible {
         /// The database refused or failed an operation (`operation` names it, `message` is the
         /// database's own text). Never contains a password.
         public static let database = Self(.database)
+        /// A worker wrote a job's outcome with a claim that is no longer the job's (`operation`
+        /// names the job): its lease ran out and another worker took the job over.
+        public static let staleClaim = Self(.staleClaim)
 
         public var description: String {
             switch base {
@@ -34,6 +38,7 @@ public struct StoreError: Error, Equatable, CustomStringConvertible {
             case .schemaTooNew: return "schemaTooNew"
             case .invalidConfiguration: return "invalidConfiguration"
             case .database: return "database"
+            case .staleClaim: return "staleClaim"
             }
         }
     }
@@ -81,6 +86,12 @@ public struct StoreError: Error, Equatable, CustomStringConvertible {
         StoreError(code: .database, operation: operation, message: message)
     }
 
+    public static func staleClaim(job: Int64, attempt: Int) -> StoreError {
+        StoreError(
+            code: .staleClaim, operation: "record the outcome of job \(job)",
+            message: "claim \(attempt) of job \(job) is no longer the job's: its lease ran out and it was claimed again")
+    }
+
     public var description: String {
         switch code {
         case .runNotFound:
@@ -89,7 +100,7 @@ public struct StoreError: Error, Equatable, CustomStringConvertible {
             return "the store at \(location ?? "?") has schema version \(foundVersion.map(String.init) ?? "?"), "
                 + "newer than this Converge supports (\(supportedVersion.map(String.init) ?? "?")): "
                 + "upgrade Converge, or point it at another store"
-        case .invalidConfiguration:
+        case .invalidConfiguration, .staleClaim:
             return message ?? "invalid store configuration"
         default:  // .database
             return "store: \(operation ?? "an operation") failed: \(message ?? "unknown error")"

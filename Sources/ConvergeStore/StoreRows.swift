@@ -75,7 +75,8 @@ extension StepRecord: StoreRowDecodable {
             action: try row.string("action"), status: status, attempts: try row.int("attempts"),
             startedAt: try row.optionalDate("started_at"), finishedAt: try row.optionalDate("finished_at"),
             output: try row.optionalString("output"), error: try row.optionalString("error"),
-            convergeVersion: try row.string("converge_version"), report: try row.optionalString("report"))
+            convergeVersion: try row.string("converge_version"), report: try row.optionalString("report"),
+            worker: try row.optionalString("worker"))
     }
 }
 
@@ -155,5 +156,34 @@ package struct LeaseStanding: StoreRowDecodable {
     /// owner is not this process's to extend.
     package static func mayRenew(_ leases: [LeaseStanding], owner: String) -> Bool {
         !leases.isEmpty && leases.allSatisfy { $0.owner == owner && $0.isLive }
+    }
+}
+
+extension StepJobRecord: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.stepJobColumns`.
+    package init(row: some StoreRow) throws {
+        let id = try row.int64("id")
+        let operation = "read job \(id)"
+        self.init(
+            id: id, runID: try row.int64("run_id"), stepIndex: try row.int("step_index"),
+            kind: try row.enumeration("kind", "job kind", operation: operation), pool: try row.string("pool"),
+            planFormat: try row.int("plan_format"), envelope: try row.string("envelope"),
+            status: try row.enumeration("status", "job status", operation: operation), attempt: try row.int("attempt"),
+            worker: try row.optionalString("worker"), workerVersion: try row.optionalString("worker_version"),
+            leasedUntil: try row.optionalDate("leased_until"), enqueuedAt: try row.date("enqueued_at"),
+            claimedAt: try row.optionalDate("claimed_at"), finishedAt: try row.optionalDate("finished_at"),
+            snapshot: try row.optionalString("snapshot"), report: try row.optionalString("report"), error: try row.optionalString("error"))
+    }
+}
+
+extension WorkerRecord: StoreRowDecodable {
+    /// Columns: `WorkflowSchema.workerColumns`, and `in_flight`.
+    package init(row: some StoreRow) throws {
+        self.init(
+            registration: WorkerRegistration(
+                id: try row.string("id"), pool: try row.string("pool"), version: try row.string("version"),
+                planFormat: try row.int("plan_format"), host: try row.string("host"), concurrency: try row.int("concurrency")),
+            startedAt: try row.date("started_at"), heartbeatAt: try row.date("heartbeat_at"), stoppedAt: try row.optionalDate("stopped_at"),
+            inFlight: try row.int("in_flight"))
     }
 }

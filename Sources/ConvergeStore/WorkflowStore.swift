@@ -257,10 +257,13 @@ public struct StepRecord: Sendable, Codable, Equatable {
     /// What the step reports it did, as JSON in its provider's shape (a playbook's result per
     /// host); nil for steps whose outcome is all in their status.
     public var report: String?
+    /// The worker that ran it (`converge worker`'s id), nil when the run's own process did.
+    public var worker: String?
 
     public init(
         runID: Int64, index: Int, resource: String, action: String, status: StepStatus, attempts: Int,
-        startedAt: Date?, finishedAt: Date?, output: String?, error: String?, convergeVersion: String, report: String? = nil
+        startedAt: Date?, finishedAt: Date?, output: String?, error: String?, convergeVersion: String, report: String? = nil,
+        worker: String? = nil
     ) {
         self.runID = runID
         self.index = index
@@ -274,6 +277,7 @@ public struct StepRecord: Sendable, Codable, Equatable {
         self.error = error
         self.convergeVersion = convergeVersion
         self.report = report
+        self.worker = worker
     }
 }
 

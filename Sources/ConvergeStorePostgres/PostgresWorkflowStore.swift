@@ -13,10 +13,10 @@ import PostgresNIO
 /// a child task beside that work, and closes it when the work is done.
 public final class PostgresWorkflowStore: WorkflowStore {
     public let configuration: PostgresStoreConfiguration
-    private let client: PostgresClient
+    let client: PostgresClient
     /// Set when the pool first hands out a connection (see `withConnection`).
     private let connectedOnce = Flag()
-    private let logger: Logger
+    let logger: Logger
 
     /// Query logging off unless a logger is given (PostgresNIO logs queries at debug level).
     private static let silentLogger: Logger = {
@@ -60,7 +60,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
 
     /// The server's clock in milliseconds since 1970, as SQL. `now()` is the transaction's start,
     /// so every use inside one statement or transaction sees the same instant.
-    private static let nowMS = "(EXTRACT(EPOCH FROM now()) * 1000)::BIGINT"
+    static let nowMS = "(EXTRACT(EPOCH FROM now()) * 1000)::BIGINT"
 
     /// Runs `body` with a pooled connection; errors become `StoreError`s naming `operation`.
     ///
@@ -69,7 +69,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
     /// within half a second, one direct connection attempt tells a slow pool (all connections
     /// busy: keep waiting) from a server that is down, refuses the login or lacks the database
     /// (fail now, with the server's reason).
-    private func withConnection<T: Sendable>(
+    func withConnection<T: Sendable>(
         _ operation: @autoclosure () -> String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         let client = self.client
@@ -144,7 +144,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
 
     /// Runs `body` in a transaction on one connection: committed when it returns, rolled back
     /// when it throws (its error is what the caller sees).
-    private func transaction<T: Sendable>(
+    func transaction<T: Sendable>(
         _ operation: @autoclosure () -> String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
         try await withConnection(operation()) { connection in
@@ -281,7 +281,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
             resource = EXCLUDED.resource, action = EXCLUDED.action, status = EXCLUDED.status,
             attempts = EXCLUDED.attempts, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
             output = EXCLUDED.output, error = EXCLUDED.error, converge_version = EXCLUDED.converge_version,
-            report = EXCLUDED.report
+            report = EXCLUDED.report, worker = EXCLUDED.worker
         """
 
     /// Upserts the step's row in one round trip.
@@ -303,7 +303,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
                         SELECT \(step.runID)::BIGINT, \(Int64(step.index))::BIGINT, \(step.resource)::TEXT, \(step.action)::TEXT,
                                \(step.status.rawValue)::TEXT, \(Int64(step.attempts))::BIGINT, \(step.startedAt?.storeMilliseconds)::BIGINT,
                                \(step.finishedAt?.storeMilliseconds)::BIGINT, \(step.output)::TEXT, \(step.error)::TEXT,
-                               \(step.convergeVersion)::TEXT, \(step.report)::TEXT
+                               \(step.convergeVersion)::TEXT, \(step.report)::TEXT, \(step.worker)::TEXT
                         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS unflushed
                         \(unescaped: Self.stepUpsert)
                         """, logger: self.logger)
@@ -313,7 +313,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
                         INSERT INTO steps (\(unescaped: WorkflowSchema.stepColumns))
                         VALUES (\(step.runID), \(Int64(step.index)), \(step.resource), \(step.action), \(step.status.rawValue),
                                 \(Int64(step.attempts)), \(step.startedAt?.storeMilliseconds), \(step.finishedAt?.storeMilliseconds),
-                                \(step.output), \(step.error), \(step.convergeVersion), \(step.report))
+                                \(step.output), \(step.error), \(step.convergeVersion), \(step.report), \(step.worker))
                         \(unescaped: Self.stepUpsert)
                         """, logger: self.logger)
                 }

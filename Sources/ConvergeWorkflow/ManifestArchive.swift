@@ -14,7 +14,8 @@ enum ManifestArchive {
     }
 
     static func encode(_ manifests: [SourceFile], repositoryFiles: [SourceFile] = []) throws -> String {
-        let entries = manifests.map { Entry(path: $0.path, base64: Data($0.bytes).base64EncodedString()) }
+        let entries =
+            manifests.map { Entry(path: $0.path, base64: Data($0.bytes).base64EncodedString()) }
             + repositoryFiles.map { Entry(path: $0.path, base64: Data($0.bytes).base64EncodedString(), repositoryFile: true) }
         return String(decoding: try JSONEncoder().encode(entries), as: UTF8.self)
     }

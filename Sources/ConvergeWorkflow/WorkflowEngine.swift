@@ -36,6 +36,9 @@ public struct WorkflowEngine: Sendable {
     public var faults: FaultHook?
     /// Checked before each step and each compensation; none lets every step start.
     public var gate: StepGate?
+    /// Sends the steps of targets served by workers to their pool's queue; none runs every
+    /// step in this process.
+    public var dispatcher: (any StepDispatcher)?
 
     public init(
         store: any WorkflowStore, registry: KindRegistry, instance: String, version: String, parallelism: Int = 8,
@@ -63,7 +66,7 @@ public struct WorkflowEngine: Sendable {
         try await reconciler(for: set, instance: instance).plan(set, source: source)
     }
 
-    private func reconciler(for set: ManifestSet, instance: String) throws -> Reconciler {
+    func reconciler(for set: ManifestSet, instance: String) throws -> Reconciler {
         Reconciler(providers: try makeProviders(set), instance: instance)
     }
 
@@ -128,7 +131,7 @@ public struct WorkflowEngine: Sendable {
     }
 
     /// The run's own plan and manifests, with the live state observed now.
-    private func replan(_ run: RunRecord) async throws -> Reconciler.PlannedChange {
+    func replan(_ run: RunRecord) async throws -> Reconciler.PlannedChange {
         let plan = try Self.decode(Plan.self, run.planJSON)
         let set = try archivedSet(of: run)
         return try await reconciler(for: set, instance: run.instance).resume(plan, desired: set)
@@ -206,7 +209,8 @@ public struct WorkflowEngine: Sendable {
         let gate = try await pendingGate(of: run, plan: try Self.decode(Plan.self, run.planJSON))
         try await store.recordApproval(
             ApprovalRecord(
-                runID: id, planDigest: run.planDigest, decision: .rejected, approver: approver, comment: comment, at: clock.now, step: gate))
+                runID: id, planDigest: run.planDigest, decision: .rejected, approver: approver, comment: comment, at: clock.now, step: gate)
+        )
         let reason = "rejected by \(approver)" + (comment.isEmpty ? "" : ": \(comment)")
         if gate != nil { return try await rollBack(run, because: reason) }
         try await store.updateRun(id, status: .rejected, error: reason, finished: true)
@@ -356,6 +360,10 @@ public struct WorkflowEngine: Sendable {
         _ step: PlanStep, of run: RunRecord, planned: Reconciler.PlannedChange, reconciler: Reconciler, journaled: StepRecord?,
         retry: RetryPolicy
     ) async throws {
+        if let dispatcher, let pool = try await dispatcher.pool(of: step, in: planned) {
+            try await runRemotely(step, of: run, on: pool, through: dispatcher, journaled: journaled)
+            return
+        }
         let provider = try reconciler.provider(for: step.resource, in: planned)
         // A step cut off mid-flight keeps the snapshot taken before it first acted: taking
         // it again now could record its own half-done change as the state to go back to.
@@ -419,6 +427,39 @@ public struct WorkflowEngine: Sendable {
         }
     }
 
+    /// One step run by a worker of `pool`: journaled as running, then with the worker's
+    /// outcome (its snapshot, report, name and version). The worker retries what may pass.
+    private func runRemotely(
+        _ step: PlanStep, of run: RunRecord, on pool: String, through dispatcher: any StepDispatcher, journaled: StepRecord?
+    ) async throws {
+        var record = StepRecord(
+            runID: run.id, index: step.index, resource: step.resource.description, action: step.action.rawValue,
+            status: .running, attempts: (journaled?.attempts ?? 0) + 1, startedAt: clock.now, finishedAt: nil,
+            output: journaled?.output, error: nil, convergeVersion: version)
+        try await store.recordStep(record)
+        events(.stepStarted(step, attempt: record.attempts))
+        let started = ContinuousClock.now
+        try await fault(.beforeStep, step)
+        let outcome = try await dispatcher.dispatch(.execute, step: step, of: run, pool: pool, snapshot: nil)
+        record.output = outcome.snapshot
+        record.report = outcome.report
+        record.worker = outcome.worker
+        record.convergeVersion = outcome.workerVersion
+        record.attempts = max(record.attempts, outcome.claims)
+        record.finishedAt = clock.now
+        try Task.checkCancellation()
+        guard outcome.succeeded else {
+            record.status = .failed
+            record.error = outcome.error
+            try await store.recordStep(record)
+            events(.stepFailed(step, error: outcome.error ?? ""))
+            throw DispatchedStepError(worker: outcome.worker, message: outcome.error ?? "the step failed")
+        }
+        record.status = .succeeded
+        try await store.recordStep(record)
+        events(.stepFinished(step, duration: ContinuousClock.now - started))
+    }
+
     /// Throws `WorkflowError.halted`, as a `RunStop`, when the gate is closed.
     private func passGate(_ run: Int64) throws {
         if let reason = gate?.closedReason() { throw RunStop(underlying: WorkflowError.halted(run, reason: reason)) }
@@ -454,9 +495,17 @@ public struct WorkflowEngine: Sendable {
             events(.compensating(step))
             let reporter = StepReporter()
             do {
-                try await StepReporter.$current.withValue(reporter) {
-                    try await reconciler.provider(for: step.resource, in: planned).compensate(
-                        step, snapshot: record.output, instance: run.instance)
+                if let dispatcher, let pool = try await dispatcher.pool(of: step, in: planned) {
+                    let outcome = try await dispatcher.dispatch(.compensate, step: step, of: run, pool: pool, snapshot: record.output)
+                    guard outcome.succeeded else {
+                        throw DispatchedStepError(worker: outcome.worker, message: outcome.error ?? "it failed")
+                    }
+                    if let report = outcome.report { reporter.report(report) }
+                } else {
+                    try await StepReporter.$current.withValue(reporter) {
+                        try await reconciler.provider(for: step.resource, in: planned).compensate(
+                            step, snapshot: record.output, instance: run.instance)
+                    }
                 }
                 record.report = Self.report(record.report, undoneWith: reporter.reported)
                 record.status = .compensated
@@ -473,10 +522,13 @@ public struct WorkflowEngine: Sendable {
         }
         try Task.checkCancellation()
         let cause = try await existingRun(run.id).error ?? "a step failed"
-        let kept = Set(journal.filter { $0.status == .succeeded && !failedUnits.contains(steps[$0.index].unit ?? "") }.map { steps[$0.index].resource })
+        let kept = Set(
+            journal.filter { $0.status == .succeeded && !failedUnits.contains(steps[$0.index].unit ?? "") }.map { steps[$0.index].resource }
+        )
         if failures.isEmpty, scoped, !kept.isEmpty {
             // Part of the run stays applied: it did not roll back as a whole.
-            let summary = "rolled back: \(failedUnits.sorted().joined(separator: ", ")); kept: \(kept.sorted().map(\.description).joined(separator: ", "))"
+            let summary =
+                "rolled back: \(failedUnits.sorted().joined(separator: ", ")); kept: \(kept.sorted().map(\.description).joined(separator: ", "))"
             try await store.updateRun(run.id, status: .failed, error: "\(cause)\n\(summary)", finished: true)
         } else if failures.isEmpty {
             try await store.updateRun(run.id, status: .rolledBack, error: cause, finished: true)

@@ -100,7 +100,9 @@ public struct WorkflowError: Error, CustomStringConvertible, Equatable {
     public static func leaseRenewalFailed(_ id: Int64, _ detail: String) -> WorkflowError {
         WorkflowError(
             code: .leaseRenewalFailed, run: id,
-            message: "run \(id) stopped: its leases could not be renewed (\(detail)); it was left as it was, to be resumed once the store answers again")
+            message:
+                "run \(id) stopped: its leases could not be renewed (\(detail)); it was left as it was, to be resumed once the store answers again"
+        )
     }
 
     public static func halted(_ id: Int64, reason: String) -> WorkflowError {

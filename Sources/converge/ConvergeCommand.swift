@@ -20,7 +20,7 @@ struct ConvergeCommand: AsyncParsableCommand {
         subcommands: [
             ValidateCommand.self, ReconcileCommand.self, ControllerCommand.self, ProbeCommand.self, RunsCommand.self, ReportCommand.self,
             ApproveCommand.self, RejectCommand.self, SnapshotsCommand.self, PullRequestCommand.self, PlaybooksCommand.self,
-            InventoryCommand.self, SchedulesCommand.self, ImportCommand.self,
+            InventoryCommand.self, SchedulesCommand.self, ImportCommand.self, WorkerCommand.self, WorkersCommand.self, KeysCommand.self,
         ])
 
     /// A closed pipe (`converge … | head`, a remote hanging up on libgit2) must surface as an

@@ -138,13 +138,7 @@ struct InventoryCommand: AsyncParsableCommand {
                     $0.vm ?? "-", $0.status ?? "-",
                 ]
             }
-            let widths = header.indices.map { column in ([header] + cells).map { $0[column].count }.max() ?? 0 }
-            return ([header] + cells).map { row in
-                row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(
-                    separator: "  "
-                )
-                .trimmingCharacters(in: .whitespaces)
-            }.joined(separator: "\n") + "\n"
+            return Terminal.table(header, cells)
         }
     }
 }

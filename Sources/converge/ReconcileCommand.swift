@@ -2,6 +2,7 @@ import ArgumentParser
 import ConvergeCore
 import ConvergeRuntime
 import ConvergeStore
+import ConvergeWorkers
 import ConvergeWorkflow
 
 enum PlanFormat: String, ExpressibleByArgument, CaseIterable {
@@ -38,6 +39,12 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(help: "How many steps may run at once when their dependencies allow.")
     var parallelism: Int = 8
 
+    @Flag(help: "Queue the steps of targets served by workers (converge worker) for them; needs a PostgreSQL store and --signing-key.")
+    var workers = false
+
+    @Option(help: "With --workers: the key that signs the jobs (converge keys generate writes it).")
+    var signingKey: String?
+
     func run() async throws {
         try await Terminal.run(instance: instance) { runtime in
             let snapshot = try await source.load()
@@ -55,24 +62,40 @@ struct ReconcileCommand: AsyncParsableCommand {
             }
             let progress = ProgressReporter(live: Terminal.stderrIsTTY)
             try await storage.with { store in
-                let engine = runtime.engine(
-                    store: store, parallelism: parallelism, events: { progress.handle($0) }, faults: FaultInjection.hook)
-                let tick = ReconcileTick(
-                    engine: engine, options: workflow.options,
-                    resumed: { run in
-                        progress.clear()
-                        Terminal.log(RunOutcome.line(run))
-                    },
-                    planned: { plan in
-                        print(plan)
-                        if !plan.isEmpty { progress.begin(total: plan.steps.count) }
-                    })
-                guard case .ran(_, let run) = try await tick.run(set, files: snapshot.files, revision: snapshot.revision) else { return }
-                progress.clear()
-                Terminal.log(RunOutcome.line(run))
-                try RunOutcome.exit(for: run)
+                try await withDispatcher(store) { dispatcher in
+                    var engine = runtime.engine(
+                        store: store, parallelism: parallelism, events: { progress.handle($0) }, faults: FaultInjection.hook)
+                    engine.dispatcher = dispatcher
+                    let tick = ReconcileTick(
+                        engine: engine, options: workflow.options,
+                        resumed: { run in
+                            progress.clear()
+                            Terminal.log(RunOutcome.line(run))
+                        },
+                        planned: { plan in
+                            print(plan)
+                            if !plan.isEmpty { progress.begin(total: plan.steps.count) }
+                        })
+                    guard case .ran(_, let run) = try await tick.run(set, files: snapshot.files, revision: snapshot.revision) else {
+                        return
+                    }
+                    progress.clear()
+                    Terminal.log(RunOutcome.line(run))
+                    try RunOutcome.exit(for: run)
+                }
             }
         }
+    }
+
+    /// Runs `body` with the workers' dispatcher when `--workers` asks for one, with none otherwise.
+    private func withDispatcher(_ store: any WorkflowStore, _ body: ((any StepDispatcher)?) async throws -> Void) async throws {
+        guard workers else { return try await body(nil) }
+        guard let queue = store as? any StepQueue else {
+            throw ValidationError("--workers queues steps in a PostgreSQL store: give --store postgres://… (or CONVERGE_STORE)")
+        }
+        guard let signingKey else { throw ValidationError("--workers needs --signing-key: the key that signs the jobs") }
+        let key = try JobSigningKey(file: signingKey)
+        try await WorkerDispatcher.withDispatcher(queue: queue, signingKey: key) { try await body($0) }
     }
 
     private func print(_ plan: Plan) {

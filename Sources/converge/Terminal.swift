@@ -49,6 +49,15 @@ enum Terminal {
             throw ExitCode(1)
         }
     }
+
+    /// `rows` under `header`, in columns as wide as their widest cell, two spaces apart.
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+        return ([header] + rows).map { row in
+            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n") + "\n"
+    }
 }
 
 /// What to do about a library's error on the command line: the libraries say what went
@@ -94,4 +103,5 @@ enum CLIHint {
         default: return nil
         }
     }
+
 }

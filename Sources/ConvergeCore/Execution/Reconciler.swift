@@ -26,6 +26,9 @@ public struct Reconciler: Sendable {
             self.providerOf = providerOf
             self.changeOf = Dictionary(plan.changes.map { ($0.resource, $0) }, uniquingKeysWith: { first, _ in first })
         }
+
+        /// The target (`DockerHost/dmz`) whose provider serves `resource`.
+        public func target(of resource: ResourceID) -> ResourceID? { providerOf[resource] }
     }
 
     /// What the providers hold for `set`'s resources, and which provider holds each.

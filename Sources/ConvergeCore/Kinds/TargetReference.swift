@@ -37,3 +37,10 @@ public struct TargetReference: Sendable, Hashable {
             hint: targets.isEmpty ? "add a \(kind) manifest (\(example))" : "several \(kind)s are defined (\(targets.joined(separator: ", "))); name one")
     }
 }
+
+/// A target kind whose steps may run on workers (`converge worker --pool NAME`) where the
+/// target can be reached: its manifest names the pool (`pool: dmz`); nil is the default pool,
+/// the controller's own.
+public protocol WorkerPoolTarget: ResourceSpec {
+    var pool: String? { get }
+}

@@ -9,8 +9,9 @@ import ConvergeCore
 ///   endpoint: unix:///var/run/docker.sock   # the default
 ///   allowedBindPaths: [/srv/config]         # host folders containers may mount (read-only)
 ///   filesDirectory: /var/lib/converge/files # where containers' `files` are written (the default)
+///   pool: dmz                               # its steps run on the workers of this pool
 /// ```
-public struct DockerHostSpec: ResourceSpec, Equatable {
+public struct DockerHostSpec: ResourceSpec, WorkerPoolTarget, Equatable {
     public static let kind = "DockerHost"
     public static let isLiveObject = false
     public static let defaultEndpoint = "unix:///var/run/docker.sock"
@@ -22,8 +23,14 @@ public struct DockerHostSpec: ResourceSpec, Equatable {
     public var allowedBindPaths: [String]
     /// The host folder where the content of containers' `files` is written, by hash.
     public var filesDirectory: String
+    public var pool: String?
 
     public init?(spec: MappingReader, metadata: Metadata) {
+        let poolNode = spec.optional("pool")
+        pool = poolNode?.string
+        if let pool, pool.isEmpty || !pool.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {
+            poolNode?.report("invalid pool name '\(pool)'", hint: "letters, digits, - and _")
+        }
         let filesNode = spec.optional("filesDirectory")
         filesDirectory = filesNode?.string ?? "/var/lib/converge/files"
         if !filesDirectory.hasPrefix("/") { filesNode?.report("'\(filesDirectory)' is not an absolute path") }

@@ -21,7 +21,9 @@ public struct DockerProvider: Provider {
     /// The record of the routes Converge set in container `name`.
     static func routesRecord(_ name: String) -> String { "\(ContainerSpec.kind)/\(name)/routes" }
 
-    public var managedKinds: Set<String> { [NetworkSpec.kind, VolumeSpec.kind, ContainerSpec.kind, RouterSpec.kind, FirewallPolicySpec.kind] }
+    public var managedKinds: Set<String> {
+        [NetworkSpec.kind, VolumeSpec.kind, ContainerSpec.kind, RouterSpec.kind, FirewallPolicySpec.kind]
+    }
 
     /// Kinds carried by a container on the engine.
     static let containerKinds: Set<String> = [ContainerSpec.kind, RouterSpec.kind]
@@ -33,7 +35,8 @@ public struct DockerProvider: Provider {
     public func observe(desired: [Resource], in set: ManifestSet, instance: String) async throws -> [ObservedResource] {
         async let networks = observeNetworks(desired: desired.filter { $0.id.kind == NetworkSpec.kind }, instance: instance)
         async let volumes = observeVolumes(desired: desired.filter { $0.id.kind == VolumeSpec.kind }, instance: instance)
-        async let containers = observeContainers(desired: desired.filter { Self.containerKinds.contains($0.id.kind) }, in: set, instance: instance)
+        async let containers = observeContainers(
+            desired: desired.filter { Self.containerKinds.contains($0.id.kind) }, in: set, instance: instance)
         try await checkImagesExist(desired)
         let policies = try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends)
             .observe(desired.filter { $0.id.kind == FirewallPolicySpec.kind }, in: set)
@@ -67,14 +70,20 @@ public struct DockerProvider: Provider {
             summaries += try await engine.listContainers(all: true, nameFilters: missing).filter { missing.contains($0.name ?? "") }
         }
         let engine = self.engine
-        let inspected = try await concurrentMap(summaries, limit: concurrency) { summary in
-            try await engine.inspectContainer(summary.id)
-        }
+        // A container removed between the listing and its inspection is simply gone.
+        let inspected = try await concurrentMap(summaries, limit: concurrency) { summary -> ContainerInspect? in
+            do {
+                return try await engine.inspectContainer(summary.id)
+            } catch let error as DockerEngineError where error.isNotFound {
+                return nil
+            }
+        }.compactMap { $0 }
         // Each container's own image (by id, not by a tag that may have moved since).
         let imageIDs = Set(inspected.compactMap(\.image))
-        let images = try await Dictionary(uniqueKeysWithValues: concurrentMap(Array(imageIDs), limit: concurrency) { id in
-            (id, try await inspectIfPresent(id))
-        })
+        let images = try await Dictionary(
+            uniqueKeysWithValues: concurrentMap(Array(imageIDs), limit: concurrency) { id in
+                (id, try await inspectIfPresent(id))
+            })
         let desiredByName = Dictionary(desired.map { ($0.metadata.name, $0) }, uniquingKeysWith: { first, _ in first })
         let routes = NamespaceRoutes(engine: engine)
         let routed = Set(try await context.records()?.records(prefix: "\(ContainerSpec.kind)/").map(\.key) ?? [])
@@ -130,16 +139,20 @@ public struct DockerProvider: Provider {
     /// (Containers' images are resolved, and pulled when missing: `resolve`.)
     private func checkImagesExist(_ desired: [Resource]) async throws {
         var images = Set(desired.compactMap { $0.spec(as: RouterSpec.self)?.image })
-        if desired.contains(where: { !($0.spec(as: ContainerSpec.self)?.routes.isEmpty ?? true) }) { images.insert(NamespaceRoutes.helperImage) }
+        if desired.contains(where: { !($0.spec(as: ContainerSpec.self)?.routes.isEmpty ?? true) }) {
+            images.insert(NamespaceRoutes.helperImage)
+        }
         let wanted = images.sorted()
         let engine = self.engine
         let missing = try await concurrentMap(wanted, limit: concurrency) { image in
             try await engine.imageExists(image) ? nil : image
         }.compactMap { $0 }
         guard missing.isEmpty else {
-            throw DockerProviderError.missingImages(host: host, images: missing, users: desired.filter {
-                missing.contains($0.spec(as: RouterSpec.self)?.image ?? NamespaceRoutes.helperImage)
-            }.map(\.id))
+            throw DockerProviderError.missingImages(
+                host: host, images: missing,
+                users: desired.filter {
+                    missing.contains($0.spec(as: RouterSpec.self)?.image ?? NamespaceRoutes.helperImage)
+                }.map(\.id))
         }
     }
 
@@ -149,7 +162,9 @@ public struct DockerProvider: Provider {
 
     // MARK: Execute
 
-    public func execute(_ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String) async throws {
+    public func execute(
+        _ step: PlanStep, change: ResourceChange, desired: Resource?, observed: ObservedResource?, in set: ManifestSet, instance: String
+    ) async throws {
         switch (step.resource.kind, step.action) {
         case (NetworkSpec.kind, .create):
             guard let desired else { throw DockerProviderError.unsupported(step) }
@@ -177,8 +192,9 @@ public struct DockerProvider: Provider {
             let files = try spec.files.map { try $0.mount(in: set, directory: "\(directory)/\(instance)") }
             let (request, additional) = ContainerMapping.create(
                 desired, spec: spec, instance: instance, files: files, fileSummaries: ContainerFile.summaries(spec.files, in: set))
-            let id = try await createContainer(desired, request: request, attachments: additional.map { ($0.network, $0.ipv4?.description, $0.aliases) },
-                                               start: spec.state == "running", instance: instance)
+            let id = try await createContainer(
+                desired, request: request, attachments: additional.map { ($0.network, $0.ipv4?.description, $0.aliases) },
+                start: spec.state == "running", instance: instance)
             if spec.state == "running", !spec.routes.isEmpty {
                 try await NamespaceRoutes(engine: engine).converge(id, to: spec.resolvedRoutes(in: set))
                 try await recordRoutes(of: desired.metadata.name, spec.routes)
@@ -186,8 +202,9 @@ public struct DockerProvider: Provider {
         case (RouterSpec.kind, .create):
             guard let desired, let spec = desired.spec(as: RouterSpec.self) else { throw DockerProviderError.unsupported(step) }
             let (request, additional) = RouterMapping.create(desired, spec: spec, instance: instance)
-            let id = try await createContainer(desired, request: request, attachments: additional.map { ($0.network, $0.ipv4.description, []) },
-                                               start: true, instance: instance)
+            let id = try await createContainer(
+                desired, request: request, attachments: additional.map { ($0.network, $0.ipv4.description, []) },
+                start: true, instance: instance)
             try await NamespaceRoutes(engine: engine).converge(id, to: Self.routeTable(spec), router: true)
             if let frr = spec.frr { try await FRRConfigurator(engine: engine).converge(id, to: frr) }
         case (ContainerSpec.kind, .delete), (RouterSpec.kind, .delete):
@@ -208,15 +225,20 @@ public struct DockerProvider: Provider {
             try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends).apply(desired, in: set)
         case (FirewallPolicySpec.kind, .delete):
             guard let observed else { return }
-            try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends).remove(policy: step.resource.name, router: observed.externalID)
+            try await FirewallApplier(engine: engine, instance: instance, backends: firewallBackends).remove(
+                policy: step.resource.name, router: observed.externalID)
         case (ContainerSpec.kind, .update):
             guard let desired, let observed else { throw DockerProviderError.unsupported(step) }
             try await updateContainer(desired, observed: observed, change: change, in: set)
         case (RouterSpec.kind, .update):
-            guard let desired, let spec = desired.spec(as: RouterSpec.self), let observed else { throw DockerProviderError.unsupported(step) }
-            try await attach(observed.externalID, live: observed.fields["interfaces"], wanted: spec.interfaces.map {
-                ($0.network, FieldValue.string($0.ipv4.description), $0.ipv4.description, [String]())
-            })
+            guard let desired, let spec = desired.spec(as: RouterSpec.self), let observed else {
+                throw DockerProviderError.unsupported(step)
+            }
+            try await attach(
+                observed.externalID, live: observed.fields["interfaces"],
+                wanted: spec.interfaces.map {
+                    ($0.network, FieldValue.string($0.ipv4.description), $0.ipv4.description, [String]())
+                })
             try await NamespaceRoutes(engine: engine).converge(observed.externalID, to: Self.routeTable(spec), router: true)
             if let frr = spec.frr { try await FRRConfigurator(engine: engine).converge(observed.externalID, to: frr) }
         default:
@@ -282,7 +304,9 @@ public struct DockerProvider: Provider {
 
     /// Makes a container's networks the `wanted` ones: detaches the others, re-attaches
     /// those whose settings (`fields`, in the observed shape) differ.
-    private func attach(_ id: String, live: FieldValue?, wanted: [(network: String, fields: FieldValue, ipv4: String?, aliases: [String])]) async throws {
+    private func attach(_ id: String, live: FieldValue?, wanted: [(network: String, fields: FieldValue, ipv4: String?, aliases: [String])])
+        async throws
+    {
         guard case .map(let current)? = live else { return }
         let names = Set(wanted.map(\.network))
         for name in current.keys where !names.contains(name) {
@@ -309,7 +333,8 @@ public struct DockerProvider: Provider {
                 throw DockerProviderError.dependencyUnhealthy(dependent, dependency: name, detail: "it has no healthcheck")
             case "unhealthy":
                 let output = health?.log?.last?.output?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-                throw DockerProviderError.dependencyUnhealthy(dependent, dependency: name, detail: "it is unhealthy" + (output.isEmpty ? "" : ": \(output)"))
+                throw DockerProviderError.dependencyUnhealthy(
+                    dependent, dependency: name, detail: "it is unhealthy" + (output.isEmpty ? "" : ": \(output)"))
             default:
                 guard clock.now < deadline else {
                     throw DockerProviderError.dependencyUnhealthy(
@@ -322,14 +347,20 @@ public struct DockerProvider: Provider {
     }
 
     /// Applies the in-place changes: networks, restart policy, run state and routes.
-    private func updateContainer(_ resource: Resource, observed: ObservedResource, change: ResourceChange, in set: ManifestSet) async throws {
+    private func updateContainer(_ resource: Resource, observed: ObservedResource, change: ResourceChange, in set: ManifestSet) async throws
+    {
         let spec = resource.spec(as: ContainerSpec.self)!
         let id = observed.externalID
         let changed = Set(change.fields.map { String($0.path.split(separator: ".").first ?? "") })
         if changed.contains("networks") {
-            try await attach(id, live: observed.fields["networks"], wanted: spec.networks.map {
-                ($0.network, FieldValue.map(ContainerSpec.attachmentFields(ipv4: $0.ipv4?.description, aliases: $0.aliases)), $0.ipv4?.description, $0.aliases)
-            })
+            try await attach(
+                id, live: observed.fields["networks"],
+                wanted: spec.networks.map {
+                    (
+                        $0.network, FieldValue.map(ContainerSpec.attachmentFields(ipv4: $0.ipv4?.description, aliases: $0.aliases)),
+                        $0.ipv4?.description, $0.aliases
+                    )
+                })
         }
         if changed.contains("restartPolicy") {
             try await engine.updateContainer(id, restartPolicy: ContainerMapping.restartPolicy(spec.restartPolicy))
@@ -428,12 +459,14 @@ public struct DockerProviderError: Error, Sendable, CustomStringConvertible {
 
     static func unresolvableImages(host: ResourceID, _ failures: [(image: String, users: [Resource], error: ImageLookupError)]) -> Self {
         let lines = failures.map { failure in
-            let users = failure.users.map { "\($0.id) (\($0.spec(as: ContainerSpec.self)?.imageLocation ?? $0.location))" }.joined(separator: ", ")
+            let users = failure.users.map { "\($0.id) (\($0.spec(as: ContainerSpec.self)?.imageLocation ?? $0.location))" }.joined(
+                separator: ", ")
             return "  image '\(failure.image)' of \(users): \(failure.error)"
         }
         return Self(
             .unresolvableImages,
-            message: "cannot pin \(failures.count == 1 ? "an image" : "\(failures.count) images") on \(host) to a digest; nothing was changed:\n"
+            message:
+                "cannot pin \(failures.count == 1 ? "an image" : "\(failures.count) images") on \(host) to a digest; nothing was changed:\n"
                 + lines.joined(separator: "\n"))
     }
 
