@@ -65,20 +65,20 @@ extension PostgresWorkflowStore: StepQueue {
     }
 
     public func enqueue(_ job: NewStepJob) async throws -> StepJobRecord {
-        try await transaction("queue step \(job.stepIndex) of run \(job.runID)") { connection in
+        try await withConnection("queue step \(job.stepIndex) of run \(job.runID)") { connection in
+            // One statement: the insert, and the pool's wake-up (sent at its commit) when it took.
             let rows = try await connection.query(
                 """
-                INSERT INTO step_jobs (run_id, step_index, kind, pool, plan_format, envelope, status, snapshot, enqueued_at)
-                VALUES (\(job.runID), \(Int64(job.stepIndex)), \(job.kind.rawValue), \(job.pool), \(Int64(job.planFormat)),
-                        \(job.envelope), 'queued', \(job.snapshot), \(unescaped: Self.nowMS))
-                ON CONFLICT (run_id, step_index, kind) DO NOTHING
-                RETURNING \(unescaped: WorkflowSchema.stepJobColumns)
+                WITH queued AS (
+                    INSERT INTO step_jobs (run_id, step_index, kind, pool, plan_format, envelope, status, snapshot, enqueued_at)
+                    VALUES (\(job.runID), \(Int64(job.stepIndex)), \(job.kind.rawValue), \(job.pool), \(Int64(job.planFormat)),
+                            \(job.envelope), 'queued', \(job.snapshot), \(unescaped: Self.nowMS))
+                    ON CONFLICT (run_id, step_index, kind) DO NOTHING
+                    RETURNING \(unescaped: WorkflowSchema.stepJobColumns))
+                SELECT queued.*, pg_notify(\(StepQueueChannel.name), \(StepQueueChannel.queued(pool: job.pool))) FROM queued
                 """, logger: self.logger)
-            if let created = try await rows.records(as: StepJobRecord.self).first {
-                try await connection.query(
-                    "SELECT pg_notify(\(StepQueueChannel.name), \(StepQueueChannel.queued(pool: job.pool)))", logger: self.logger)
-                return created
-            }
+            if let created = try await rows.records(as: StepJobRecord.self).first { return created }
+            // Queued before (the queueing run was resumed): that job is this one.
             let existing = try await connection.query(
                 """
                 SELECT \(unescaped: WorkflowSchema.stepJobColumns) FROM step_jobs
@@ -124,19 +124,21 @@ extension PostgresWorkflowStore: StepQueue {
     }
 
     public func complete(job: Int64, attempt: Int, outcome: StepJobOutcome) async throws {
-        try await transaction("record the outcome of job \(job)") { connection in
+        try await withConnection("record the outcome of job \(job)") { connection in
             let status: StepJobStatus = outcome.succeeded ? .succeeded : .failed
+            // One statement, one round trip: the fenced update, and the notification of the
+            // waiting run (sent at its commit) only when the update took.
             let rows = try await connection.query(
                 """
-                UPDATE step_jobs SET status = \(status.rawValue), report = \(outcome.report), error = \(outcome.error),
-                       finished_at = \(unescaped: Self.nowMS), leased_until = NULL
-                WHERE id = \(job) AND attempt = \(Int64(attempt)) AND status = 'claimed' RETURNING id
+                WITH done AS (
+                    UPDATE step_jobs SET status = \(status.rawValue), report = \(outcome.report), error = \(outcome.error),
+                           finished_at = \(unescaped: Self.nowMS), leased_until = NULL
+                    WHERE id = \(job) AND attempt = \(Int64(attempt)) AND status = 'claimed' RETURNING id)
+                SELECT pg_notify(\(StepQueueChannel.name), 'done:' || id) FROM done
                 """, logger: self.logger)
             var updated = false
             for try await _ in rows { updated = true }
             if !updated { throw StoreError.staleClaim(job: job, attempt: attempt) }
-            try await connection.query(
-                "SELECT pg_notify(\(StepQueueChannel.name), \(StepQueueChannel.done(job: job)))", logger: self.logger)
         }
     }
 

@@ -6,7 +6,7 @@ import Foundation
 #endif
 
 let usage = """
-    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|ansible|controller|rollout|registry|all> [options]
+    usage: converge-bench <plan|git-load|journal|resume|docker|firewall|vsphere|kubernetes|kubernetes-scale|ansible|controller|rollout|registry|workers|all> [options]
 
       plan       plan engine alone: ManifestSet.load + Planner.plan of 10,000 resources (no I/O)
       git-load   GitSource.load of a commit with 10,000 manifest files (local and file://)
@@ -35,7 +35,9 @@ let usage = """
       registry   plan of 50 containers whose 5 registry images are present: manifest requests to
                  the registry (counted in its log) with pull: ifNotPresent and pull: always
                  (needs scripts/registry.sh's registry in the environment)
-      all        the thirteen, in that order
+      workers    the workers' PostgreSQL queue: claim throughput of no-op jobs with 4 workers,
+                 pickup latency of idle workers (NOTIFY), takeover of a dead worker's job
+      all        the fourteen, in that order
 
     options:
       --runs N            timed runs for plan, git-load, journal, resume, firewall, vsphere and registry (default 5)
@@ -97,12 +99,12 @@ func parse(_ arguments: [String]) -> Options {
     while let argument = iterator.next() {
         switch argument {
         case "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, ResumeBenchmark.prepareCommand,
-            KubernetesBenchmark.name, KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name, RegistryBenchmark.name:
+            KubernetesBenchmark.name, KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name, RegistryBenchmark.name, WorkerBenchmark.name:
             options.benchmarks.append(argument)
         case "all":
             options.benchmarks += [
                 "plan", "git-load", "journal", "resume", "docker", "firewall", VSphereBenchmark.name, KubernetesBenchmark.name,
-                KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name, RegistryBenchmark.name,
+                KubernetesBenchmark.scaleName, AnsibleBenchmark.name, ControllerBenchmark.name, RolloutBenchmark.name, RegistryBenchmark.name, WorkerBenchmark.name,
             ]
         case "--runs": options.runs = count(argument)
         case "--rounds": options.rounds = count(argument)
@@ -148,6 +150,8 @@ func runChild(_ options: Options) -> Int32 {
         case KubernetesBenchmark.name:
             rows = try KubernetesBenchmark.run(runs: options.runs, rounds: options.rounds, packagePath: options.packagePath)
         case KubernetesBenchmark.scaleName: rows = try KubernetesBenchmark.runScale(packagePath: options.packagePath)
+        case WorkerBenchmark.name:
+            rows = try WorkerBenchmark.run(runs: options.runs, postgresURL: options.postgresURL)
         case RegistryBenchmark.name:
             rows = try RegistryBenchmark.run(runs: options.runs, converge: options.converge, packagePath: options.packagePath)
         case RolloutBenchmark.name:
