@@ -1,4 +1,6 @@
 import ConvergeCore
+import ConvergeDocker
+import ConvergeRuntime
 import ConvergeStore
 import ConvergeStorePostgres
 import ConvergeTestSupport
@@ -246,6 +248,53 @@ import Testing
             #expect(applied.exitCode == 0, "\(applied.stderr)")
             let run = try #require(Self.runID(applied))
             #expect(try await workers.jobs(run: run).allSatisfy { $0.worker == "\(lab.prefix)-dmz" && $0.pool == "dmz" })
+        }
+    }
+
+    @Test func twoVersionsRunSideBySideAndAPinnedRunIsLeftToWorkersThatKnowItsPlanFormat() async throws {
+        try await WorkerLab.with { workers in
+            let lab = workers.lab
+            // This build's `converge worker`, and beside it, in this process, the same worker code
+            // registered as two other builds: a newer one that knows this plan format, and an
+            // older one that only knows format 0 and so must never claim these runs.
+            try await workers.startWorker("\(lab.prefix)-current", concurrency: 1)
+            try await workers.withQueue { queue in
+                let runtime = Runtime(plugins: [.docker], instance: lab.instance, version: "9.9.9")
+                try await runtime.run { runtime in
+                    func worker(_ id: String, version: String, planFormat: Int) throws -> Worker {
+                        var worker = Worker(
+                            queue: queue, engine: runtime.engine(store: queue, parallelism: 1),
+                            registration: WorkerRegistration(
+                                id: "\(lab.prefix)-\(id)", pool: "default", version: version, planFormat: planFormat, host: "test",
+                                concurrency: 1),
+                            keys: try JobVerificationKeys(files: [workers.publicKey]))
+                        worker.pollInterval = .milliseconds(200)
+                        return worker
+                    }
+                    let newer = try worker("newer", version: "0.2.0", planFormat: Plan.formatVersion)
+                    let older = try worker("older", version: "0.0.9", planFormat: Plan.formatVersion - 1)
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { try await newer.run() }
+                        group.addTask { try await older.run() }
+                        try await eventually("the in-process workers register", timeout: .seconds(30)) {
+                            try await queue.workers().filter { $0.registration.host == "test" && $0.stoppedAt == nil }.count == 2
+                        }
+                        try lab.write(Self.manifests(lab, containers: 11), into: "repo")
+                        let applied = try await workers.reconcile(["repo"])
+                        #expect(applied.exitCode == 0, "\(applied.stderr)")
+                        let run = try #require(Self.runID(applied))
+
+                        let steps = try await queue.steps(run: run)
+                        #expect(
+                            Set(steps.map(\.convergeVersion)) == ["0.1.0", "0.2.0"], "\(steps.map { ($0.worker, $0.convergeVersion) })")
+                        #expect(!steps.contains { $0.worker == "\(lab.prefix)-older" }, "the older worker claims nothing of a format-1 run")
+                        let shown = try await lab.converge(["runs", "show", String(run), "--store", workers.url])
+                        #expect(shown.stdout.contains("on worker \(lab.prefix)-newer (Converge 0.2.0)"), "\(shown.stdout)")
+                        #expect(shown.stdout.contains("on worker \(lab.prefix)-current (Converge 0.1.0)"), "\(shown.stdout)")
+                        group.cancelAll()
+                    }
+                }
+            }
         }
     }
 }
