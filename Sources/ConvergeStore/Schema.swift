@@ -320,6 +320,35 @@ public enum WorkflowSchema {
                 "CREATE TABLE job_nonces (nonce TEXT PRIMARY KEY, job_id BIGINT NOT NULL, used_at BIGINT NOT NULL)",
             ]
         ),
+        // The role workers log in with (PostgreSQL only): members of `converge_worker`, each
+        // bound to its pools in `worker_pools`, read the runs of their pools' jobs and write only
+        // their pools' claims, outcomes and worker rows (row-level security). Other roles see
+        // every row, as before.
+        Migration(
+            version: 9,
+            sqlite: [],
+            postgres: [
+                """
+                DO $$ BEGIN
+                    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'converge_worker') THEN CREATE ROLE converge_worker NOLOGIN; END IF;
+                END $$
+                """,
+                "CREATE TABLE worker_pools (role_name TEXT NOT NULL, pool TEXT NOT NULL, PRIMARY KEY (role_name, pool))",
+                "GRANT SELECT ON schema_migrations, worker_pools, runs TO converge_worker",
+                "GRANT SELECT, UPDATE ON step_jobs TO converge_worker",
+                "GRANT SELECT, INSERT, UPDATE ON workers TO converge_worker",
+                "GRANT SELECT, INSERT ON job_nonces TO converge_worker",
+                "ALTER TABLE step_jobs ENABLE ROW LEVEL SECURITY",
+                "ALTER TABLE workers ENABLE ROW LEVEL SECURITY",
+                "ALTER TABLE runs ENABLE ROW LEVEL SECURITY",
+                "CREATE POLICY everyone_else ON step_jobs USING (NOT pg_has_role(current_user, 'converge_worker', 'MEMBER'))",
+                "CREATE POLICY worker_pools ON step_jobs TO converge_worker USING (pool IN (SELECT pool FROM worker_pools WHERE role_name = current_user)) WITH CHECK (pool IN (SELECT pool FROM worker_pools WHERE role_name = current_user))",
+                "CREATE POLICY everyone_else ON workers USING (NOT pg_has_role(current_user, 'converge_worker', 'MEMBER'))",
+                "CREATE POLICY worker_pools ON workers TO converge_worker USING (pool IN (SELECT pool FROM worker_pools WHERE role_name = current_user)) WITH CHECK (pool IN (SELECT pool FROM worker_pools WHERE role_name = current_user))",
+                "CREATE POLICY everyone_else ON runs USING (NOT pg_has_role(current_user, 'converge_worker', 'MEMBER'))",
+                "CREATE POLICY worker_pools ON runs FOR SELECT TO converge_worker USING (id IN (SELECT run_id FROM step_jobs))",
+            ]
+        ),
     ]
 
     /// The columns of `runs` in the order both backends select and decode them.

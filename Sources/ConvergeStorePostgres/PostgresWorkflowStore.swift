@@ -196,7 +196,14 @@ public final class PostgresWorkflowStore: WorkflowStore {
         try await transaction("migrate \(location)") { connection in
             // Serializes concurrent starts: the second waits, then finds everything applied.
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: self.logger)
-            try await connection.query(PostgresQuery(unsafeSQL: WorkflowSchema.migrationsTable(.postgres)), logger: self.logger)
+            // Created only when missing: a worker's role may read the schema but not create in it.
+            var present = false
+            for try await row in try await connection.query("SELECT to_regclass('schema_migrations')::text", logger: self.logger) {
+                present = try row.decode(String?.self) != nil
+            }
+            if !present {
+                try await connection.query(PostgresQuery(unsafeSQL: WorkflowSchema.migrationsTable(.postgres)), logger: self.logger)
+            }
             var applied = Set<Int>()
             let versions = try await connection.query(PostgresQuery(unsafeSQL: WorkflowSchema.selectAppliedVersions), logger: self.logger)
             for try await row in versions { applied.insert(try row.makeRandomAccess().int("version")) }
@@ -317,7 +324,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
                         \(unescaped: Self.stepUpsert)
                         """, logger: self.logger)
                 }
-            } catch where Self.isForeignKeyViolation(error) {
+            } catch  where Self.isForeignKeyViolation(error) {
                 throw StoreError.runNotFound(step.runID)
             }
         }
@@ -343,7 +350,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
                     VALUES (\(approval.runID), \(approval.planDigest), \(approval.decision.rawValue), \(approval.approver),
                             \(approval.comment), \(approval.at.storeMilliseconds), \(approval.via), \(approval.step))
                     """, logger: self.logger)
-            } catch where Self.isForeignKeyViolation(error) {
+            } catch  where Self.isForeignKeyViolation(error) {
                 throw StoreError.runNotFound(approval.runID)
             }
         }
@@ -368,7 +375,7 @@ public final class PostgresWorkflowStore: WorkflowStore {
                     _ = try? await connection.query("ROLLBACK", logger: self.logger)
                     throw error
                 }
-            } catch where Self.isForeignKeyViolation(error) {
+            } catch  where Self.isForeignKeyViolation(error) {
                 throw StoreError.runNotFound(run)
             }
         }

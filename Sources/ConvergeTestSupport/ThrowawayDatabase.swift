@@ -143,6 +143,25 @@ public final class ThrowawayDatabase: @unchecked Sendable {
     }
 
     /// One statement with a client of its own.
+    /// Runs `sql` as `configuration`'s user (a test's own role) and returns each row's first
+    /// column as text (cast it with `::text`); throws with the server's words when refused.
+    public static func rows(_ sql: String, as configuration: PostgresStoreConfiguration) async throws -> [String?] {
+        let client = PostgresClient(configuration: configuration.clientConfiguration)
+        return try await withThrowingTaskGroup(of: Void.self, returning: [String?].self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            do {
+                var values: [String?] = []
+                for try await row in try await client.query(PostgresQuery(unsafeSQL: sql)) {
+                    values.append(try row.makeRandomAccess()[0].decode(String?.self))
+                }
+                return values
+            } catch let error as PSQLError {
+                throw TestSupportError(error.serverInfo?[.message] ?? String(reflecting: error))
+            }
+        }
+    }
+
     private static func runStatement(_ sql: String, on configuration: PostgresStoreConfiguration) async throws {
         let client = PostgresClient(configuration: configuration.clientConfiguration)
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -297,4 +297,64 @@ import Testing
             }
         }
     }
+
+    @Test func theWorkerRoleReadsAndWritesOnlyItsPoolsRows() async throws {
+        try await WorkerLab.with { workers in
+            let role = workers.lab.prefix.replacingOccurrences(of: "-", with: "_") + "_dmz"
+            let (dmzRun, officeRun) = try await workers.withQueue { queue -> (Int64, Int64) in
+                try await queue.migrate()
+                func run(_ pool: String) async throws -> Int64 {
+                    let run = try await queue.createRun(
+                        NewRun(
+                            instance: workers.lab.instance, repository: "repo", commit: nil, planDigest: "sha256:\(pool)", planJSON: "{}",
+                            status: .running, executor: "test", convergeVersion: "test"))
+                    _ = try await queue.enqueue(
+                        NewStepJob(runID: run.id, stepIndex: 0, kind: .execute, pool: pool, planFormat: 1, envelope: "{}", snapshot: nil))
+                    return run.id
+                }
+                return (try await run("dmz"), try await run("office"))
+            }
+            try await workers.database.executeRaw("CREATE ROLE \(role) LOGIN")
+            do {
+                try await workers.database.executeRaw("GRANT converge_worker TO \(role)")
+                try await workers.database.executeRaw("INSERT INTO worker_pools (role_name, pool) VALUES ('\(role)', 'dmz')")
+                var login = try #require(workers.database.postgres)
+                login.username = role
+
+                // Direct SQL as the worker's role: its pool's rows only, and no write elsewhere.
+                #expect(try await ThrowawayDatabase.rows("SELECT pool FROM step_jobs", as: login) == ["dmz"])
+                #expect(try await ThrowawayDatabase.rows("SELECT id::text FROM runs", as: login) == [String(dmzRun)])
+                #expect(
+                    try await ThrowawayDatabase.rows(
+                        "UPDATE step_jobs SET status = 'failed' WHERE pool = 'office' RETURNING id::text", as: login
+                    )
+                    .isEmpty)
+                await #expect(throws: TestSupportError.self) {
+                    try await ThrowawayDatabase.rows("UPDATE step_jobs SET pool = 'office' RETURNING id::text", as: login)
+                }
+                do {
+                    _ = try await ThrowawayDatabase.rows(
+                        "UPDATE runs SET status = 'failed' WHERE id = \(officeRun) RETURNING id::text", as: login)
+                    Issue.record("the worker role updated a run")
+                } catch {
+                    #expect("\(error)".contains("permission denied"), "\(error)")
+                }
+
+                // And through the store, as `converge worker --store postgres://ROLE@…` would.
+                let claims = try await PostgresWorkflowStore.withStore(configuration: login) { store in
+                    try await store.migrate()
+                    let office = try await store.claim(
+                        pool: "office", worker: "w", version: "t", planFormat: 1, limit: 5, lease: .seconds(15))
+                    let dmz = try await store.claim(pool: "dmz", worker: "w", version: "t", planFormat: 1, limit: 5, lease: .seconds(15))
+                    return (office.count, dmz.map(\.runID))
+                }
+                #expect(claims.0 == 0)
+                #expect(claims.1 == [dmzRun])
+            } catch {
+                try? await workers.database.executeRaw("DROP ROLE \(role)")
+                throw error
+            }
+            try await workers.database.executeRaw("DROP ROLE \(role)")
+        }
+    }
 }
