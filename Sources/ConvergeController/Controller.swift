@@ -38,6 +38,9 @@ public final class Controller: Sendable {
         public var advertisedURL: String?
         /// The engine's fault hook, for crash tests; none in normal use.
         public var faults: FaultHook?
+        /// Sends the steps of targets served by workers to their pools (`--workers`); none runs
+        /// every step in the controller.
+        public var dispatcher: (any StepDispatcher)?
 
         public init(
             sources: [SourceConfiguration], host: String = "0.0.0.0", port: Int = 8080, tokens: APITokens,
@@ -129,7 +132,7 @@ public final class Controller: Sendable {
         SourceController(
             source, runtime: runtime, store: store, gate: gate, metrics: metrics, logger: logger, options: configuration.workflow,
             parallelism: configuration.parallelism, gitCache: configuration.gitCache, faults: configuration.faults,
-            statusChanged: statusChanged)
+            dispatcher: configuration.dispatcher, statusChanged: statusChanged)
     }
 
     /// Brings the sources in line with the catalog's entries: a source whose object went away

@@ -22,16 +22,28 @@ public final class WorkerDispatcher: StepDispatcher {
     let validity: TimeInterval
     /// How often a waiting step looks at its job when no notification came.
     let pollInterval: Duration
-    private let servedPools: Set<String>
+    /// The pools live workers serve, and when that was read (a long-lived controller reads it
+    /// again every `servedPoolsAge`).
+    private let served = Mutex<(pools: Set<String>, readAt: Date)?>(nil)
+    static let servedPoolsAge: TimeInterval = 10
     private let waiters = Waiters()
 
-    private init(queue: any StepQueue, signingKey: JobSigningKey, servedPools: Set<String>, validity: TimeInterval, pollInterval: Duration)
-    {
+    private init(queue: any StepQueue, signingKey: JobSigningKey, validity: TimeInterval, pollInterval: Duration) {
         self.queue = queue
         self.signingKey = signingKey
-        self.servedPools = servedPools
         self.validity = validity
         self.pollInterval = pollInterval
+    }
+
+    /// The pools whose workers were heard from lately.
+    private func servedPools() async throws -> Set<String> {
+        let now = Date()
+        if let cached = served.withLock({ $0 }), now.timeIntervalSince(cached.readAt) < Self.servedPoolsAge { return cached.pools }
+        let pools = Set(
+            try await queue.workers().filter { $0.stoppedAt == nil && now.timeIntervalSince($0.heartbeatAt) < Self.liveWindow }
+                .map(\.registration.pool))
+        served.withLock { $0 = (pools, now) }
+        return pools
     }
 
     /// Runs `body` with a dispatcher on `queue`, listening for finished jobs beside it (one
@@ -40,13 +52,7 @@ public final class WorkerDispatcher: StepDispatcher {
         queue: any StepQueue, signingKey: JobSigningKey, validity: TimeInterval = 3600, pollInterval: Duration = .seconds(1),
         _ body: (WorkerDispatcher) async throws -> T
     ) async throws -> T {
-        let now = Date()
-        let served = Set(
-            try await queue.workers().filter {
-                $0.stoppedAt == nil && now.timeIntervalSince($0.heartbeatAt) < liveWindow
-            }.map(\.registration.pool))
-        let dispatcher = WorkerDispatcher(
-            queue: queue, signingKey: signingKey, servedPools: served, validity: validity, pollInterval: pollInterval)
+        let dispatcher = WorkerDispatcher(queue: queue, signingKey: signingKey, validity: validity, pollInterval: pollInterval)
         return try await queue.withQueueNotifications { notifications in
             try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
                 group.addTask {
@@ -63,7 +69,8 @@ public final class WorkerDispatcher: StepDispatcher {
     public func pool(of step: PlanStep, in planned: Reconciler.PlannedChange) async throws -> String? {
         guard let target = planned.target(of: step.resource) else { return nil }
         let pool = (planned.desired[target]?.spec as? any WorkerPoolTarget)?.pool ?? Self.defaultPool
-        return pool != Self.defaultPool || servedPools.contains(pool) ? pool : nil
+        if pool != Self.defaultPool { return pool }
+        return try await servedPools().contains(pool) ? pool : nil
     }
 
     public func dispatch(_ kind: StepJobKind, step: PlanStep, of run: RunRecord, pool: String, snapshot: String?) async throws

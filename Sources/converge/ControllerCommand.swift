@@ -48,6 +48,7 @@ struct ControllerCommand: AsyncParsableCommand {
     @OptionGroup var storage: StoreOptions
     @OptionGroup var workflow: WorkflowOptionsGroup
     @OptionGroup var forge: ForgeOptions
+    @OptionGroup var workers: WorkerDispatchOptions
 
     @Option(help: "Address of the HTTP server (API, webhooks, /healthz, /readyz, /metrics): HOST:PORT or :PORT.")
     var listen: String = ":8080"
@@ -138,11 +139,14 @@ struct ControllerCommand: AsyncParsableCommand {
                         safetyMargin: .milliseconds(Int64(min(2, (leaseDuration - renewEvery) / 2) * 1000))),
                     workflow: workflow.options, parallelism: parallelism, gitCache: gitCache, faults: FaultInjection.hook)
                 configuration.advertisedURL = advertiseURL ?? ProcessInfo.processInfo.environment["POD_IP"].map { "http://\($0):\(port)" }
-                let controller = try Controller(
-                    configuration: configuration,
-                    runtime: runtime, store: store, lock: lock, catalog: catalog, logger: logger)
                 do {
-                    try await controller.run { port in logger.info("listening on \(host):\(port)") }
+                    try await workers.withDispatcher(store) { dispatcher in
+                        configuration.dispatcher = dispatcher
+                        let controller = try Controller(
+                            configuration: configuration,
+                            runtime: runtime, store: store, lock: lock, catalog: catalog, logger: logger)
+                        try await controller.run { port in logger.info("listening on \(host):\(port)") }
+                    }
                 } catch {
                     await cluster?.shutdown()
                     throw error

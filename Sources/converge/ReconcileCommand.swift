@@ -39,11 +39,7 @@ struct ReconcileCommand: AsyncParsableCommand {
     @Option(help: "How many steps may run at once when their dependencies allow.")
     var parallelism: Int = 8
 
-    @Flag(help: "Queue the steps of targets served by workers (converge worker) for them; needs a PostgreSQL store and --signing-key.")
-    var workers = false
-
-    @Option(help: "With --workers: the key that signs the jobs (converge keys generate writes it).")
-    var signingKey: String?
+    @OptionGroup var workers: WorkerDispatchOptions
 
     func run() async throws {
         try await Terminal.run(instance: instance) { runtime in
@@ -62,7 +58,7 @@ struct ReconcileCommand: AsyncParsableCommand {
             }
             let progress = ProgressReporter(live: Terminal.stderrIsTTY)
             try await storage.with { store in
-                try await withDispatcher(store) { dispatcher in
+                try await workers.withDispatcher(store) { dispatcher in
                     var engine = runtime.engine(
                         store: store, parallelism: parallelism, events: { progress.handle($0) }, faults: FaultInjection.hook)
                     engine.dispatcher = dispatcher
@@ -85,17 +81,6 @@ struct ReconcileCommand: AsyncParsableCommand {
                 }
             }
         }
-    }
-
-    /// Runs `body` with the workers' dispatcher when `--workers` asks for one, with none otherwise.
-    private func withDispatcher(_ store: any WorkflowStore, _ body: ((any StepDispatcher)?) async throws -> Void) async throws {
-        guard workers else { return try await body(nil) }
-        guard let queue = store as? any StepQueue else {
-            throw ValidationError("--workers queues steps in a PostgreSQL store: give --store postgres://… (or CONVERGE_STORE)")
-        }
-        guard let signingKey else { throw ValidationError("--workers needs --signing-key: the key that signs the jobs") }
-        let key = try JobSigningKey(file: signingKey)
-        try await WorkerDispatcher.withDispatcher(queue: queue, signingKey: key) { try await body($0) }
     }
 
     private func print(_ plan: Plan) {

@@ -124,3 +124,23 @@ struct KeysCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `--workers` and `--signing-key`, for the commands that run plans (reconcile, controller).
+struct WorkerDispatchOptions: ParsableArguments {
+    @Flag(help: "Queue the steps of targets served by workers (converge worker) for them; needs a PostgreSQL store and --signing-key.")
+    var workers = false
+
+    @Option(help: "With --workers: the key that signs the jobs (converge keys generate writes it).")
+    var signingKey: String?
+
+    /// Runs `body` with the workers' dispatcher when `--workers` asks for one, with none otherwise.
+    func withDispatcher<T: Sendable>(_ store: any WorkflowStore, _ body: ((any StepDispatcher)?) async throws -> T) async throws -> T {
+        guard workers else { return try await body(nil) }
+        guard let queue = store as? any StepQueue else {
+            throw ValidationError("--workers queues steps in a PostgreSQL store: give --store postgres://… (or CONVERGE_STORE)")
+        }
+        guard let signingKey else { throw ValidationError("--workers needs --signing-key: the key that signs the jobs") }
+        let key = try JobSigningKey(file: signingKey)
+        return try await WorkerDispatcher.withDispatcher(queue: queue, signingKey: key) { try await body($0) }
+    }
+}

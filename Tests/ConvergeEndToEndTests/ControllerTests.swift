@@ -1,4 +1,5 @@
 import ConvergeDocker
+import ConvergeStore
 import Foundation
 import Testing
 
@@ -65,6 +66,26 @@ struct ControllerTests {
             }
             let info = try await controller.get("/metrics").body
             #expect(info.contains(#"converge_source_revision_info{source="\#(lab.lab.instance)",revision="\#(second)"} 1"#))
+        }
+    }
+
+    @Test("with --workers, the controller's steps run on the workers, each step naming the one that ran it")
+    func controllerQueuesStepsForWorkers() async throws {
+        try await ControllerLab.with { lab in
+            try await WorkerLab.with(in: lab.lab) { workers in
+                try await workers.startWorker("\(lab.lab.prefix)-w1", concurrency: 2)
+                try await lab.push(lab.webManifests(color: "blue"))
+                let controller = try await lab.startController(
+                    ["--interval", "2s"], store: ["--store", workers.url, "--workers", "--signing-key", workers.signingKey])
+                try await eventually("the commit is applied", timeout: .seconds(60)) { try await color(lab.lab) == "blue" }
+                let steps = try await workers.withQueue { queue in
+                    try await queue.steps(run: try #require(try await queue.runs(RunFilter(instance: lab.lab.instance)).first).id)
+                }
+                #expect(!steps.isEmpty && steps.allSatisfy { $0.worker == "\(lab.lab.prefix)-w1" }, "\(steps.map(\.worker))")
+                // Stopped while its database is still there (leaving the worker lab drops it).
+                controller.kill(SIGTERM)
+                #expect(try await controller.waitForExit(timeout: .seconds(30)) == 0, "\(controller.logText)")
+            }
         }
     }
 

@@ -55,6 +55,7 @@ public final class SourceController: Sendable {
     /// Where the source's pull requests are planned and approved; nil without a forge.
     let desk: PullRequestDesk?
     private let faults: FaultHook?
+    private let dispatcher: (any StepDispatcher)?
     /// Told the status after a reconcile or an approval changed it (a `ConvergeSource`'s
     /// status is written from it).
     private let statusChanged: (@Sendable (SourceStatus) async -> Void)?
@@ -74,7 +75,7 @@ public final class SourceController: Sendable {
 
     init(
         _ configuration: SourceConfiguration, runtime: Runtime, store: any WorkflowStore, gate: StepGate, metrics: ControllerMetrics,
-        logger: Logger, options: WorkflowOptions, parallelism: Int, gitCache: String, faults: FaultHook?,
+        logger: Logger, options: WorkflowOptions, parallelism: Int, gitCache: String, faults: FaultHook?, dispatcher: (any StepDispatcher)?,
         statusChanged: (@Sendable (SourceStatus) async -> Void)?
     ) {
         self.configuration = configuration
@@ -91,6 +92,7 @@ public final class SourceController: Sendable {
         self.parallelism = parallelism
         self.gitCache = gitCache
         self.faults = faults
+        self.dispatcher = dispatcher
         self.statusChanged = statusChanged
         do {
             desk = try configuration.forge.map { PullRequestDesk(forge: try Forges.make($0), source: configuration.name) }
@@ -369,7 +371,10 @@ public final class SourceController: Sendable {
     // MARK: Helpers
 
     func engine() -> WorkflowEngine {
-        runtime.engine(store: store, parallelism: parallelism, events: { [metrics] in metrics.step($0) }, gate: gate, faults: faults)
+        var engine = runtime.engine(
+            store: store, parallelism: parallelism, events: { [metrics] in metrics.step($0) }, gate: gate, faults: faults)
+        engine.dispatcher = dispatcher
+        return engine
     }
 
     func update(_ change: (inout SourceStatus) -> Void) {

@@ -24,19 +24,22 @@ struct WorkerLab {
     /// Runs `body` with a new lab and database; kills every worker it started and removes what
     /// the lab made, whether `body` failed or not.
     static func with(_ body: (WorkerLab) async throws -> Void) async throws {
+        try await Lab.with { lab in try await with(in: lab, body) }
+    }
+
+    /// The same in an existing lab (a controller's).
+    static func with(in lab: Lab, _ body: (WorkerLab) async throws -> Void) async throws {
         guard let server = ThrowawayDatabase.environmentPostgresURL else {
             Issue.record("CONVERGE_TEST_POSTGRES_URL is not set: run `eval \"$(scripts/postgres.sh)\"` first (scripts/test.sh does)")
             throw MissingComponent(name: "PostgreSQL")
         }
-        try await Lab.with { lab in
-            try await ThrowawayDatabase.with(.postgres, postgresURL: server) { database in
-                let keys = lab.directory.appendingPathComponent("keys")
-                let generated = try await lab.converge(["keys", "generate", "--out", keys.path])
-                try #require(generated.exitCode == 0, "\(generated.stderr)")
-                let workers = WorkerLab(lab: lab, database: database, url: database.postgres!.redactedURL, keys: keys)
-                defer { for worker in workers.started.all { worker.kill() } }
-                try await body(workers)
-            }
+        try await ThrowawayDatabase.with(.postgres, postgresURL: server) { database in
+            let keys = lab.directory.appendingPathComponent("keys")
+            let generated = try await lab.converge(["keys", "generate", "--out", keys.path])
+            try #require(generated.exitCode == 0, "\(generated.stderr)")
+            let workers = WorkerLab(lab: lab, database: database, url: database.postgres!.redactedURL, keys: keys)
+            defer { for worker in workers.started.all { worker.kill() } }
+            try await body(workers)
         }
     }
 
