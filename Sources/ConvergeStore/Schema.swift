@@ -341,15 +341,30 @@ public enum WorkflowSchema {
                 "ALTER TABLE step_jobs ENABLE ROW LEVEL SECURITY",
                 "ALTER TABLE workers ENABLE ROW LEVEL SECURITY",
                 "ALTER TABLE runs ENABLE ROW LEVEL SECURITY",
-                "CREATE POLICY everyone_else ON step_jobs USING (NOT pg_has_role(current_user, 'converge_worker', 'MEMBER'))",
-                "CREATE POLICY worker_pools ON step_jobs TO converge_worker USING (pool IN (SELECT pool FROM worker_pools WHERE role_name = current_user)) WITH CHECK (pool IN (SELECT pool FROM worker_pools WHERE role_name = current_user))",
-                "CREATE POLICY everyone_else ON workers USING (NOT pg_has_role(current_user, 'converge_worker', 'MEMBER'))",
-                "CREATE POLICY worker_pools ON workers TO converge_worker USING (pool IN (SELECT pool FROM worker_pools WHERE role_name = current_user)) WITH CHECK (pool IN (SELECT pool FROM worker_pools WHERE role_name = current_user))",
-                "CREATE POLICY everyone_else ON runs USING (NOT pg_has_role(current_user, 'converge_worker', 'MEMBER'))",
+                "CREATE POLICY everyone_else ON step_jobs USING (NOT \(workerMember))",
+                "CREATE POLICY worker_pools ON step_jobs TO converge_worker USING (\(workerPools)) WITH CHECK (\(workerPools))",
+                "CREATE POLICY everyone_else ON workers USING (NOT \(workerMember))",
+                "CREATE POLICY worker_pools ON workers TO converge_worker USING (\(workerPools)) WITH CHECK (\(workerPools))",
+                "CREATE POLICY everyone_else ON runs USING (NOT \(workerMember))",
                 "CREATE POLICY worker_pools ON runs FOR SELECT TO converge_worker USING (id IN (SELECT run_id FROM step_jobs))",
+                // A job's report (a playbook's log) in bounded chunks, written with its outcome.
+                """
+                CREATE TABLE job_outputs (
+                    job_id BIGINT NOT NULL REFERENCES step_jobs(id) ON DELETE CASCADE, attempt BIGINT NOT NULL, seq BIGINT NOT NULL,
+                    chunk TEXT NOT NULL, PRIMARY KEY (job_id, attempt, seq))
+                """,
+                "GRANT SELECT, INSERT ON job_outputs TO converge_worker",
+                "ALTER TABLE job_outputs ENABLE ROW LEVEL SECURITY",
+                "CREATE POLICY everyone_else ON job_outputs USING (NOT \(workerMember))",
+                "CREATE POLICY worker_pools ON job_outputs TO converge_worker USING (job_id IN (SELECT id FROM step_jobs)) WITH CHECK (job_id IN (SELECT id FROM step_jobs))",
             ]
         ),
     ]
+
+    /// True for a role that logs in as a worker (a member of `converge_worker`), in SQL.
+    static let workerMember = "pg_has_role(current_user, 'converge_worker', 'MEMBER')"
+    /// The rows of a worker role's pools, in SQL.
+    static let workerPools = "pool IN (SELECT pool FROM worker_pools WHERE role_name = current_user)"
 
     /// The columns of `runs` in the order both backends select and decode them.
     public static let runColumns =

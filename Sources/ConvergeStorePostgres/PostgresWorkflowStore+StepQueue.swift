@@ -123,15 +123,20 @@ extension PostgresWorkflowStore: StepQueue {
         }
     }
 
+    /// Reports past this many characters are written in chunks of this size (`job_outputs`).
+    static let reportChunkCharacters = 16_384
+
     public func complete(job: Int64, attempt: Int, outcome: StepJobOutcome) async throws {
-        try await withConnection("record the outcome of job \(job)") { connection in
+        let chunks = outcome.report.map(Self.chunks) ?? []
+        try await transaction("record the outcome of job \(job)") { connection in
             let status: StepJobStatus = outcome.succeeded ? .succeeded : .failed
-            // One statement, one round trip: the fenced update, and the notification of the
-            // waiting run (sent at its commit) only when the update took.
+            // The fenced update, and the notification of the waiting run (sent at commit) only
+            // when it took. A long report goes to `job_outputs` in bounded chunks instead.
+            let inline = chunks.count > 1 ? nil : outcome.report
             let rows = try await connection.query(
                 """
                 WITH done AS (
-                    UPDATE step_jobs SET status = \(status.rawValue), report = \(outcome.report), error = \(outcome.error),
+                    UPDATE step_jobs SET status = \(status.rawValue), report = \(inline), error = \(outcome.error),
                            finished_at = \(unescaped: Self.nowMS), leased_until = NULL
                     WHERE id = \(job) AND attempt = \(Int64(attempt)) AND status = 'claimed' RETURNING id)
                 SELECT pg_notify(\(StepQueueChannel.name), 'done:' || id) FROM done
@@ -139,22 +144,57 @@ extension PostgresWorkflowStore: StepQueue {
             var updated = false
             for try await _ in rows { updated = true }
             if !updated { throw StoreError.staleClaim(job: job, attempt: attempt) }
+            guard chunks.count > 1 else { return }
+            for (seq, chunk) in chunks.enumerated() {
+                try await connection.query(
+                    "INSERT INTO job_outputs (job_id, attempt, seq, chunk) VALUES (\(job), \(Int64(attempt)), \(Int64(seq)), \(chunk))",
+                    logger: self.logger)
+            }
         }
+    }
+
+    static func chunks(_ text: String) -> [String] {
+        var chunks: [String] = []
+        var start = text.startIndex
+        while start < text.endIndex {
+            let end = text.index(start, offsetBy: reportChunkCharacters, limitedBy: text.endIndex) ?? text.endIndex
+            chunks.append(String(text[start..<end]))
+            start = end
+        }
+        return chunks
+    }
+
+    /// `records` with the reports written in chunks put back together.
+    private func withChunkedReports(_ records: [StepJobRecord], on connection: PostgresConnection) async throws -> [StepJobRecord] {
+        var records = records
+        for index in records.indices where records[index].report == nil && records[index].finishedAt != nil {
+            let rows = try await connection.query(
+                """
+                SELECT chunk FROM job_outputs WHERE job_id = \(records[index].id) AND attempt = \(Int64(records[index].attempt))
+                ORDER BY seq
+                """, logger: self.logger)
+            var chunks: [String] = []
+            for try await row in rows { chunks.append(try row.decode(String.self)) }
+            if !chunks.isEmpty { records[index].report = chunks.joined() }
+        }
+        return records
     }
 
     public func job(_ id: Int64) async throws -> StepJobRecord? {
         try await withConnection("read job \(id)") { connection in
-            try await connection.query(
+            let records = try await connection.query(
                 "SELECT \(unescaped: WorkflowSchema.stepJobColumns) FROM step_jobs WHERE id = \(id)", logger: self.logger
-            ).records(as: StepJobRecord.self).first
+            ).records(as: StepJobRecord.self)
+            return try await self.withChunkedReports(records, on: connection).first
         }
     }
 
     public func jobs(run id: Int64) async throws -> [StepJobRecord] {
         try await withConnection("read the jobs of run \(id)") { connection in
-            try await connection.query(
+            let records = try await connection.query(
                 "SELECT \(unescaped: WorkflowSchema.stepJobColumns) FROM step_jobs WHERE run_id = \(id) ORDER BY id", logger: self.logger
             ).records(as: StepJobRecord.self)
+            return try await self.withChunkedReports(records, on: connection)
         }
     }
 

@@ -357,4 +357,30 @@ import Testing
             try await workers.database.executeRaw("DROP ROLE \(role)")
         }
     }
+
+    @Test func aLongReportIsWrittenInBoundedChunksAndReadBackWhole() async throws {
+        try await WorkerLab.with { workers in
+            let report = String(repeating: "ok: [host-é-🚀] => changed\n", count: 4_000)
+            let job = try await workers.withQueue { queue -> StepJobRecord in
+                try await queue.migrate()
+                let run = try await queue.createRun(
+                    NewRun(
+                        instance: workers.lab.instance, repository: "repo", commit: nil, planDigest: "sha256:log", planJSON: "{}",
+                        status: .running, executor: "test", convergeVersion: "test"))
+                _ = try await queue.enqueue(
+                    NewStepJob(runID: run.id, stepIndex: 0, kind: .execute, pool: "logs", planFormat: 1, envelope: "{}", snapshot: nil))
+                let claimed = try #require(
+                    try await queue.claim(pool: "logs", worker: "w", version: "t", planFormat: 1, limit: 1, lease: .seconds(15)).first)
+                try await queue.complete(
+                    job: claimed.id, attempt: claimed.attempt, outcome: StepJobOutcome(succeeded: true, report: report))
+                return try #require(try await queue.job(claimed.id))
+            }
+            #expect(job.report == report, "read back whole, multi-byte characters intact")
+            let chunks = try await ThrowawayDatabase.rows(
+                "SELECT length(chunk)::text FROM job_outputs WHERE job_id = \(job.id) ORDER BY seq",
+                as: try #require(workers.database.postgres))
+            #expect(chunks.count > 1)
+            #expect(chunks.allSatisfy { Int($0 ?? "") ?? .max <= 16_384 }, "\(chunks)")
+        }
+    }
 }
