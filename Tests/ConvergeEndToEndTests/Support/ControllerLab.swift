@@ -114,9 +114,7 @@ struct ControllerLab {
     ) async throws -> ControllerProcess {
         let port = try freeLoopbackPort()
         let log = lab.directory.appendingPathComponent("\(name).log")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: convergeBinary)
-        process.arguments =
+        let process = try lab.spawn(
             [
                 "controller"
             ] + (withoutRepository ? [] : ["--repo", repositoryURL, "--ref", "main", "--instance", lab.instance]) + [
@@ -124,15 +122,8 @@ struct ControllerLab {
                 "--webhook-secret-file", lab.directory.appendingPathComponent("webhook-secret").path,
                 "--git-cache", lab.directory.appendingPathComponent("\(name)-git-cache").path,
             ] + (store ?? ["--state", lab.directory.appendingPathComponent("state.db").path])
-            + (advertise ? ["--advertise-url", "http://127.0.0.1:\(port)"] : []) + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.currentDirectoryURL = lab.directory
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+                + (advertise ? ["--advertise-url", "http://127.0.0.1:\(port)"] : []) + arguments,
+            log: log, environment: environment)
         let controller = try ControllerProcess(process: process, port: port, log: log)
         started.add(controller)
         do {

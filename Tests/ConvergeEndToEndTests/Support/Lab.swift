@@ -8,7 +8,9 @@ typealias CommandResult = ProcessResult
 
 /// Runs a program and collects its output; tests drive Converge the way a user does.
 @discardableResult
-func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) async throws -> CommandResult {
+func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) async throws
+    -> CommandResult
+{
     try await ProcessRunner.run([executable] + arguments, environment: environment, directory: directory?.path)
 }
 
@@ -80,13 +82,32 @@ struct Lab {
 
     @discardableResult
     func reconcile(_ arguments: [String], environment: [String: String] = [:]) async throws -> CommandResult {
-        try await run(convergeBinary, ["reconcile"] + arguments + ["--instance", instance, "--color", "never"], in: directory, environment: environment)
+        try await run(
+            convergeBinary, ["reconcile"] + arguments + ["--instance", instance, "--color", "never"], in: directory,
+            environment: environment)
     }
 
     /// Any other `converge` subcommand, in the lab's folder.
     @discardableResult
     func converge(_ arguments: [String]) async throws -> CommandResult {
         try await run(convergeBinary, arguments, in: directory)
+    }
+
+    /// Starts `converge ARGS` in the lab's folder as a long-running process (a controller, a
+    /// worker), its output going to `log`; the caller stops it.
+    func spawn(_ arguments: [String], log: URL, environment: [String: String] = [:]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: convergeBinary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.currentDirectoryURL = directory
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        return process
     }
 
     /// Writes files (relative path → content) into a folder of the lab, creating it.
@@ -120,41 +141,41 @@ struct Lab {
     func labManifests(serverRestart: String = "unless-stopped", extra: String = "") -> [String: String] {
         [
             "host.yaml": """
-                apiVersion: converge.dev/v1alpha1
-                kind: DockerHost
-                metadata: {name: local}
-                spec: {endpoint: "unix:///var/run/docker.sock"}
-                """,
+            apiVersion: converge.dev/v1alpha1
+            kind: DockerHost
+            metadata: {name: local}
+            spec: {endpoint: "unix:///var/run/docker.sock"}
+            """,
             "networks.yaml": """
-                apiVersion: converge.dev/v1alpha1
-                kind: Network
-                metadata: {name: \(prefix)-client-net}
-                spec: {subnet: \(subnetA)0/24, internal: true}
-                ---
-                apiVersion: converge.dev/v1alpha1
-                kind: Network
-                metadata: {name: \(prefix)-server-net}
-                spec: {subnet: \(subnetB)0/24, internal: true}
-                """,
+            apiVersion: converge.dev/v1alpha1
+            kind: Network
+            metadata: {name: \(prefix)-client-net}
+            spec: {subnet: \(subnetA)0/24, internal: true}
+            ---
+            apiVersion: converge.dev/v1alpha1
+            kind: Network
+            metadata: {name: \(prefix)-server-net}
+            spec: {subnet: \(subnetB)0/24, internal: true}
+            """,
             "containers.yaml": """
-                apiVersion: converge.dev/v1alpha1
-                kind: Container
-                metadata: {name: \(prefix)-client}
-                spec:
-                  image: converge-lab/busybox:1
-                  command: [sleep, "2147483647"]
-                  networks: [{name: \(prefix)-client-net, ipv4: \(subnetA)10}]
-                ---
-                apiVersion: converge.dev/v1alpha1
-                kind: Container
-                metadata: {name: \(prefix)-server}
-                spec:
-                  image: converge-lab/busybox:1
-                  command: [httpd, -f, -p, "80", -h, /www]
-                  networks: [{name: \(prefix)-server-net, ipv4: \(subnetB)10}]
-                  restartPolicy: \(serverRestart)
-                \(extra)
-                """,
+            apiVersion: converge.dev/v1alpha1
+            kind: Container
+            metadata: {name: \(prefix)-client}
+            spec:
+              image: converge-lab/busybox:1
+              command: [sleep, "2147483647"]
+              networks: [{name: \(prefix)-client-net, ipv4: \(subnetA)10}]
+            ---
+            apiVersion: converge.dev/v1alpha1
+            kind: Container
+            metadata: {name: \(prefix)-server}
+            spec:
+              image: converge-lab/busybox:1
+              command: [httpd, -f, -p, "80", -h, /www]
+              networks: [{name: \(prefix)-server-net, ipv4: \(subnetB)10}]
+              restartPolicy: \(serverRestart)
+            \(extra)
+            """,
         ]
     }
 }
@@ -170,7 +191,8 @@ struct GitRepository {
 
     @discardableResult
     func git(_ arguments: [String]) async throws -> String {
-        let result = try await run("/usr/bin/git", ["-c", "user.name=Converge Tests", "-c", "user.email=tests@converge.invalid"] + arguments, in: directory)
+        let result = try await run(
+            "/usr/bin/git", ["-c", "user.name=Converge Tests", "-c", "user.email=tests@converge.invalid"] + arguments, in: directory)
         guard result.exitCode == 0 else {
             throw GitCommandFailed(arguments: arguments, output: result.stderr)
         }

@@ -57,20 +57,11 @@ struct WorkerLab {
         _ id: String, pool: String = "default", concurrency: Int = 2, lease: String = "15s", environment: [String: String] = [:]
     ) async throws -> WorkerProcess {
         let log = lab.directory.appendingPathComponent("\(id).log")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: convergeBinary)
-        process.arguments = [
-            "worker", "--store", url, "--pool", pool, "--concurrency", String(concurrency), "--key-file", publicKey, "--id", id,
-            "--lease", lease,
-        ]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.currentDirectoryURL = lab.directory
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try lab.spawn(
+            [
+                "worker", "--store", url, "--pool", pool, "--concurrency", String(concurrency), "--key-file", publicKey, "--id", id,
+                "--lease", lease,
+            ], log: log, environment: environment)
         let worker = WorkerProcess(process: process, id: id, log: log)
         started.add(worker)
         try await eventually("worker \(id) registers", timeout: .seconds(30)) {
