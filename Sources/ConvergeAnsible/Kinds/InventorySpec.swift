@@ -24,7 +24,7 @@ import Foundation
 /// ```
 /// A host belongs to one environment (in any number of its groups). Keys come from a file or
 /// an environment variable, never from Git.
-public struct InventorySpec: MachineInventory, Equatable {
+public struct InventorySpec: MachineInventory, WorkerPoolTarget, Equatable {
     public static let kind = "Inventory"
     public static let isLiveObject = false
     /// The kind of target a host's `vm` names: the vCenter that snapshots it.
@@ -98,8 +98,12 @@ public struct InventorySpec: MachineInventory, Equatable {
     public var environments: [Environment]
     var location: SourceLocation
 
+    /// The workers that reach its hosts, when not the controller's (`pool: dmz`).
+    public var pool: String?
+
     public init?(spec: MappingReader, metadata: Metadata) {
         location = spec.location
+        pool = spec.workerPool()
         ssh = spec.optional("ssh").flatMap(Self.readSSH) ?? SSH()
         knownHostsFile = spec.optional("knownHostsFile")?.string
         pipelining = spec.optional("pipelining")?.bool ?? true

@@ -34,7 +34,8 @@ public struct TargetReference: Sendable, Hashable {
         let targets = set.resources(ofKind: kind).map(\.id.name)
         collector.report(
             "spec.\(field): required field is missing", at: location,
-            hint: targets.isEmpty ? "add a \(kind) manifest (\(example))" : "several \(kind)s are defined (\(targets.joined(separator: ", "))); name one")
+            hint: targets.isEmpty
+                ? "add a \(kind) manifest (\(example))" : "several \(kind)s are defined (\(targets.joined(separator: ", "))); name one")
     }
 }
 
@@ -43,4 +44,15 @@ public struct TargetReference: Sendable, Hashable {
 /// the controller's own.
 public protocol WorkerPoolTarget: ResourceSpec {
     var pool: String? { get }
+}
+
+extension MappingReader {
+    /// A target's `pool:` (letters, digits, `-` and `_`), reported where written when invalid.
+    public func workerPool() -> String? {
+        guard let node = optional("pool"), let pool = node.string else { return nil }
+        if pool.isEmpty || !pool.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {
+            node.report("invalid pool name '\(pool)'", hint: "letters, digits, - and _")
+        }
+        return pool
+    }
 }

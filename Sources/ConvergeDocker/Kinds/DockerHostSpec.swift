@@ -26,11 +26,7 @@ public struct DockerHostSpec: ResourceSpec, WorkerPoolTarget, Equatable {
     public var pool: String?
 
     public init?(spec: MappingReader, metadata: Metadata) {
-        let poolNode = spec.optional("pool")
-        pool = poolNode?.string
-        if let pool, pool.isEmpty || !pool.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {
-            poolNode?.report("invalid pool name '\(pool)'", hint: "letters, digits, - and _")
-        }
+        pool = spec.workerPool()
         let filesNode = spec.optional("filesDirectory")
         filesDirectory = filesNode?.string ?? "/var/lib/converge/files"
         if !filesDirectory.hasPrefix("/") { filesNode?.report("'\(filesDirectory)' is not an absolute path") }
@@ -58,6 +54,7 @@ public struct DockerHostSpec: ResourceSpec, WorkerPoolTarget, Equatable {
 extension TargetReference {
     /// `host:`, naming the DockerHost a resource lives on.
     public static func dockerHost(reading spec: MappingReader) -> TargetReference {
-        TargetReference(kind: DockerHostSpec.kind, field: "host", example: "spec.endpoint: \(DockerHostSpec.defaultEndpoint)", reading: spec)
+        TargetReference(
+            kind: DockerHostSpec.kind, field: "host", example: "spec.endpoint: \(DockerHostSpec.defaultEndpoint)", reading: spec)
     }
 }

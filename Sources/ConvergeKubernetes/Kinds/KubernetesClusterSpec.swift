@@ -14,7 +14,7 @@ import ConvergeCore
 /// #   inCluster: true             # the service account's token and CA, KUBERNETES_SERVICE_HOST/PORT
 /// ```
 /// Credentials come from the kubeconfig or the pod's service account, never from Git.
-public struct KubernetesClusterSpec: ResourceSpec, Equatable {
+public struct KubernetesClusterSpec: ResourceSpec, WorkerPoolTarget, Equatable {
     public static let kind = "KubernetesCluster"
     public static let isLiveObject = false
     static let defaultNamespace = "default"
@@ -26,8 +26,11 @@ public struct KubernetesClusterSpec: ResourceSpec, Equatable {
 
     public var source: Source
     public var namespace: String?
+    /// The workers that reach its API server, when not the controller's.
+    public var pool: String?
 
     public init?(spec: MappingReader, metadata: Metadata) {
+        pool = spec.workerPool()
         let kubeconfig = spec.optional("kubeconfig")?.string
         let context = spec.optional("context")?.string
         let inCluster = spec.optional("inCluster")?.bool ?? false

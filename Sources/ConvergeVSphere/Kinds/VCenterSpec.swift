@@ -19,7 +19,7 @@ import Foundation
 /// ```
 /// The password is never part of the manifests: it comes from the environment or a file of
 /// the machine Converge runs on, so a repository never holds it.
-public struct VCenterSpec: ResourceSpec, Equatable {
+public struct VCenterSpec: ResourceSpec, WorkerPoolTarget, Equatable {
     public static let kind = "VCenter"
     public static let isLiveObject = false
 
@@ -33,15 +33,24 @@ public struct VCenterSpec: ResourceSpec, Equatable {
     public var caFile: String?
     /// How long the snapshots taken as step guards are kept (the retention pass).
     public var snapshotRetention: RetentionHours
+    /// The workers that reach it, when not the controller's (`pool: mgmt`).
+    public var pool: String?
 
     public init(spec: MappingReader, metadata: Metadata) {
+        pool = spec.workerPool()
         url = spec.required("url", hint: "the vCenter's SDK URL, e.g. https://vcenter.example.com/sdk").flatMap(Self.decodeURL) ?? ""
         datacenter = ""
-        if let node = spec.required("datacenter", hint: "the datacenter's name as the vSphere Client shows it, e.g. DC0"), let text = node.string {
+        if let node = spec.required("datacenter", hint: "the datacenter's name as the vSphere Client shows it, e.g. DC0"),
+            let text = node.string
+        {
             if text.isEmpty { node.report("must not be empty", hint: "the datacenter's name as the vSphere Client shows it, e.g. DC0") }
             datacenter = text
         }
-        credentials = spec.required("credentials", hint: "give username (or usernameEnv) and passwordEnv (or passwordFile); the password itself is never written in a manifest")?
+        credentials =
+            spec.required(
+                "credentials",
+                hint: "give username (or usernameEnv) and passwordEnv (or passwordFile); the password itself is never written in a manifest"
+            )?
             .mapping.map(VCenterCredentials.init(reading:))
             // Kept when unreadable (the set is rejected anyway), like the other fields.
             ?? VCenterCredentials(username: .literal(""), password: .environment(""))
@@ -50,7 +59,9 @@ public struct VCenterSpec: ResourceSpec, Equatable {
         if let tls = spec.optional("tls")?.mapping {
             insecureSkipVerify = tls.optional("insecureSkipVerify")?.bool ?? false
             caFile = tls.optional("caFile")?.string
-            if caFile?.isEmpty == true { tls.optional("caFile")?.report("must not be empty", hint: "the path of a PEM file, or leave caFile out") }
+            if caFile?.isEmpty == true {
+                tls.optional("caFile")?.report("must not be empty", hint: "the path of a PEM file, or leave caFile out")
+            }
             tls.finish()
         }
         snapshotRetention = spec.optional("snapshotRetention").flatMap(Self.decodeRetention) ?? .standard
@@ -60,8 +71,10 @@ public struct VCenterSpec: ResourceSpec, Equatable {
     private static func decodeURL(_ node: ManifestNode) -> String? {
         guard let text = node.string else { return nil }
         guard var components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
-              ["https", "http"].contains(scheme), let host = components.host, !host.isEmpty else {
-            node.report("'\(text)' is not an https:// URL", hint: "write it as https://vcenter.example.com/sdk (http:// is accepted for labs)")
+            ["https", "http"].contains(scheme), let host = components.host, !host.isEmpty
+        else {
+            node.report(
+                "'\(text)' is not an https:// URL", hint: "write it as https://vcenter.example.com/sdk (http:// is accepted for labs)")
             return nil
         }
         if components.user != nil || components.password != nil {
@@ -119,25 +132,33 @@ public struct VCenterCredentials: Sendable, Hashable {
         if reader.keys.contains("password") {
             _ = reader.optional("password")
             passwordRefused = true
-            reader.node.collector.report("spec.credentials.password: passwords are never read from Git", at: reader.keyLocation("password"),
-                                         hint: "use passwordEnv (an environment variable) or passwordFile")
+            reader.node.collector.report(
+                "spec.credentials.password: passwords are never read from Git", at: reader.keyLocation("password"),
+                hint: "use passwordEnv (an environment variable) or passwordFile")
         }
-        username = Self.source(reader, [("username", Source.literal), ("usernameEnv", Source.environment)],
-                               hint: "set username, or usernameEnv to read it from an environment variable") ?? .literal("")
-        password = Self.source(reader, [("passwordEnv", Source.environment), ("passwordFile", Source.file)],
-                               hint: "set passwordEnv (an environment variable) or passwordFile", reportMissing: !passwordRefused) ?? .environment("")
+        username =
+            Self.source(
+                reader, [("username", Source.literal), ("usernameEnv", Source.environment)],
+                hint: "set username, or usernameEnv to read it from an environment variable") ?? .literal("")
+        password =
+            Self.source(
+                reader, [("passwordEnv", Source.environment), ("passwordFile", Source.file)],
+                hint: "set passwordEnv (an environment variable) or passwordFile", reportMissing: !passwordRefused) ?? .environment("")
     }
 
     /// The one field of `choices` that is set; both or neither are reported.
-    private static func source(_ reader: MappingReader, _ choices: [(key: String, make: (String) -> Source)], hint: String,
-                               reportMissing: Bool = true) -> Source? {
+    private static func source(
+        _ reader: MappingReader, _ choices: [(key: String, make: (String) -> Source)], hint: String,
+        reportMissing: Bool = true
+    ) -> Source? {
         let given = choices.compactMap { choice -> (key: String, node: ManifestNode, make: (String) -> Source)? in
             reader.optional(choice.key).map { (choice.key, $0, choice.make) }
         }
         let names = choices.map(\.key)
         guard let first = given.first else {
             if reportMissing {
-                reader.node.collector.report("spec.credentials: \(names.joined(separator: " or ")) is required", at: reader.location, hint: hint)
+                reader.node.collector.report(
+                    "spec.credentials: \(names.joined(separator: " or ")) is required", at: reader.location, hint: hint)
             }
             return nil
         }
@@ -148,7 +169,8 @@ public struct VCenterCredentials: Sendable, Hashable {
         if text.isEmpty {
             first.node.report("must not be empty", hint: hint)
         } else if first.key.hasSuffix("Env"), !isEnvironmentVariableName(text) {
-            first.node.report("'\(text)' is not an environment variable name", hint: "use letters, digits and '_', not starting with a digit")
+            first.node.report(
+                "'\(text)' is not an environment variable name", hint: "use letters, digits and '_', not starting with a digit")
         }
         return first.make(text)
     }
