@@ -23,6 +23,10 @@ public struct Worker: Sendable {
     public var pollInterval: Duration = .seconds(1)
     /// One line per job: claimed, done, refused, lost.
     public var log: @Sendable (String) -> Void
+    /// Each run's plan with its targets observed, shared by the run's jobs for a while: the
+    /// engine, too, observes once per run, and observing for every step would cost a full
+    /// listing of the run's targets per step.
+    private let plans = PlanCache()
 
     public init(
         queue: any StepQueue, engine: WorkflowEngine, registration: WorkerRegistration, keys: JobVerificationKeys,
@@ -106,7 +110,7 @@ public struct Worker: Sendable {
         let outcome: StepJobOutcome
         do {
             let run = try await checked(job)
-            let planned = try await engine.plannedChange(of: run)
+            let planned = try await plans.plannedChange(of: run, using: engine)
             let queue = self.queue
             let report = try await engine.work(
                 job.kind, step: job.stepIndex, of: run, planned: planned, snapshot: job.snapshot,
@@ -207,6 +211,27 @@ final class WakeupBell: Sendable {
         state.withLock { state in
             state.waiter = nil
             state.rung = false
+        }
+    }
+}
+
+/// Runs' plans with their observations, kept `lifetime` (30 s) after they were made; the
+/// loads of one run's concurrent jobs are one.
+actor PlanCache {
+    private var entries: [Int64: (made: ContinuousClock.Instant, plan: Task<Reconciler.PlannedChange, any Error>)] = [:]
+    let lifetime: Duration = .seconds(30)
+
+    func plannedChange(of run: RunRecord, using engine: WorkflowEngine) async throws -> Reconciler.PlannedChange {
+        let now = ContinuousClock.now
+        entries = entries.filter { now - $0.value.made < lifetime }
+        if let entry = entries[run.id] { return try await entry.plan.value }
+        let loading = Task { try await engine.plannedChange(of: run) }
+        entries[run.id] = (now, loading)
+        do {
+            return try await loading.value
+        } catch {
+            entries[run.id] = nil
+            throw error
         }
     }
 }
