@@ -208,10 +208,9 @@ final class WakeupBell: Sendable {
         }
         guard !rung else { return }
         await wakeup.wait(timeout: timeout)
-        state.withLock { state in
-            state.waiter = nil
-            state.rung = false
-        }
+        // A ring stays rung until a wait consumes it: one that came while this wait was ending
+        // is not lost (at worst the next wait returns at once).
+        state.withLock { $0.waiter = nil }
     }
 }
 
