@@ -81,8 +81,10 @@ extension DockerProvider {
     func prepareImage(for resource: Resource, spec: ContainerSpec, pinned: String?, in set: ManifestSet) async throws -> String {
         guard let reference = ImageReference(spec.image) else { return spec.image }
         guard let pinned, let planned = ImageReference(pinned)?.digest, reference.digest == nil else {
-            if try await inspectIfPresent(spec.image) == nil {
-                guard let digest = reference.digest, spec.pull != .never else {
+            // Written with its digest: pulled when missing. A local image the plan found needs
+            // no second look: the create says so if it has gone since.
+            if let digest = reference.digest, try await inspectIfPresent(spec.image) == nil {
+                guard spec.pull != .never else {
                     throw DockerProviderError.missingImages(host: host, images: [spec.image], users: [resource.id])
                 }
                 try await pull(reference, digest: digest, for: resource, in: set)
