@@ -22,9 +22,11 @@ final class DockerBenchmark: @unchecked Sendable {
     static let image = "converge-lab/busybox:1"
     static let networkCount = 5
     static let containersPerNetwork = 10
-    /// 10.213.X.0/24: a private range no other test of the project uses.
-    static func subnet(_ network: Int) -> String { "10.213.\(network).0/24" }
-    static func address(_ network: Int, _ slot: Int) -> String { "10.213.\(network).\(10 + slot)" }
+    /// Five adjacent /24s in 10.213.0.0/16 that no network on the engine overlaps: a private
+    /// range no test of the project uses.
+    let firstSubnet: Int
+    func subnet(_ network: Int) -> String { "10.213.\(firstSubnet + network).0/24" }
+    func address(_ network: Int, _ slot: Int) -> String { "10.213.\(firstSubnet + network).\(10 + slot)" }
 
     let suffix = randomSuffix()
     var prefix: String { "cvb-\(suffix)" }
@@ -46,6 +48,7 @@ final class DockerBenchmark: @unchecked Sendable {
         self.converge = converge
         self.parallelism = parallelism
         root = try makeTemporaryDirectory(prefix: "cvb-docker-")
+        firstSubnet = try freeSubnets(count: Self.networkCount, in: 213)
     }
 
     static func run(rounds: Int, converge: String?, parallelism: Int?, packagePath: String) throws -> [Row] {
@@ -201,7 +204,7 @@ final class DockerBenchmark: @unchecked Sendable {
                     internal: true
                     ipam:
                       config:
-                        - subnet: \(Self.subnet(network))
+                        - subnet: \(subnet(network))
 
                 """
         }
@@ -217,7 +220,7 @@ final class DockerBenchmark: @unchecked Sendable {
                         command: [sleep, "2147483647"]
                         networks:
                           net\(network):
-                            ipv4_address: \(Self.address(network, slot))
+                            ipv4_address: \(address(network, slot))
 
                     """
             }
@@ -268,7 +271,7 @@ final class DockerBenchmark: @unchecked Sendable {
                         _ = try await engine.createNetwork(
                             NetworkCreate(
                                 name: "\(prefix)-net\(network)", internal: true,
-                                ipam: DockerIPAM(config: [DockerIPAMPool(subnet: Self.subnet(network))])))
+                                ipam: DockerIPAM(config: [DockerIPAMPool(subnet: self.subnet(network))])))
                     }
                 }
                 try await group.waitForAll()
@@ -290,7 +293,7 @@ final class DockerBenchmark: @unchecked Sendable {
                                 image: Self.image, cmd: ["sleep", "2147483647"],
                                 networkingConfig: DockerNetworkingConfig(endpointsConfig: [
                                     "\(prefix)-net\(network)": DockerEndpointSettings(
-                                        ipv4Address: Self.address(network, slot), aliases: [service])
+                                        ipv4Address: self.address(network, slot), aliases: [service])
                                 ])))
                         try await engine.startContainer(id)
                     }

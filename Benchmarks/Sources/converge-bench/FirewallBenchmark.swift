@@ -143,18 +143,8 @@ final class FirewallBenchmark: @unchecked Sendable {
 
     /// Two adjacent /24s in 10.214.0.0/16 that no Docker network on this engine overlaps.
     private func pickSubnets() throws -> (Int, Int) {
-        let ids = try Subprocess.check(["docker", "network", "ls", "-q"]).stdout.split(separator: "\n").map(String.init)
-        let used =
-            ids.isEmpty
-            ? []
-            : try Subprocess.check(["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"] + ids)
-                .stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { IPv4Network(String($0)) }
-        for _ in 0..<64 {
-            let client = 2 * Int.random(in: 0..<127)
-            let candidates = [client, client + 1].compactMap { IPv4Network("10.214.\($0).0/24") }
-            if !candidates.contains(where: { candidate in used.contains { $0.overlaps(candidate) } }) { return (client, client + 1) }
-        }
-        throw Subprocess.Failure(description: "no free pair of /24s in 10.214.0.0/16")
+        let first = try freeSubnets(count: 2, in: 214)
+        return (first, first + 1)
     }
 
     /// The example manifests without approvals, renamed `s1-` → `cvb-<random>-` and moved to

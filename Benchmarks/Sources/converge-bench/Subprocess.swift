@@ -1,3 +1,4 @@
+import ConvergeCore
 import ConvergeTestSupport
 import Foundation
 
@@ -72,4 +73,21 @@ func makeTemporaryDirectory(prefix: String) throws -> String {
 func randomSuffix(_ length: Int = 6) -> String {
     let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
     return String((0..<length).map { _ in alphabet.randomElement()! })
+}
+
+/// The third octet of the first of `count` adjacent /24s in 10.`second`.0.0/16 that no Docker
+/// network on the engine overlaps (a network a failed run left behind, another benchmark's).
+func freeSubnets(count: Int, in second: Int) throws -> Int {
+    let ids = try Subprocess.check(["docker", "network", "ls", "-q"]).stdout.split(separator: "\n").map(String.init)
+    let used =
+        ids.isEmpty
+        ? []
+        : try Subprocess.check(["docker", "network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"] + ids)
+            .stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { IPv4Network(String($0)) }
+    for _ in 0..<64 {
+        let first = count * Int.random(in: 0..<(256 / count))
+        let candidates = (first..<first + count).compactMap { IPv4Network("10.\(second).\($0).0/24") }
+        if !candidates.contains(where: { candidate in used.contains { $0.overlaps(candidate) } }) { return first }
+    }
+    throw Subprocess.Failure(description: "no \(count) free adjacent /24s in 10.\(second).0.0/16")
 }
