@@ -171,16 +171,14 @@ public struct StepJobRecord: Sendable, Equatable {
 public struct StepJobOutcome: Sendable, Equatable {
     public var succeeded: Bool
     public var report: String?
-    /// Why it failed; for a refused envelope, the reason it was refused.
+    /// Why it failed; for a refused envelope, the reason it was refused. (The worker has
+    /// retried what could pass already.)
     public var error: String?
-    /// Whether trying again may help (a busy engine); a refusal never is.
-    public var transient: Bool
 
-    public init(succeeded: Bool, report: String? = nil, error: String? = nil, transient: Bool = false) {
+    public init(succeeded: Bool, report: String? = nil, error: String? = nil) {
         self.succeeded = succeeded
         self.report = report
         self.error = error
-        self.transient = transient
     }
 }
 
@@ -188,5 +186,6 @@ public struct StepJobOutcome: Sendable, Equatable {
 public enum StepQueueChannel {
     public static let name = "converge_step_jobs"
     public static func queued(pool: String) -> String { "jobs:\(pool)" }
-    public static func done(job: Int64) -> String { "done:\(job)" }
+    /// What precedes the job's id in a finished job's notification (`done:<id>`).
+    public static let donePrefix = "done:"
 }

@@ -139,7 +139,7 @@ extension PostgresWorkflowStore: StepQueue {
                     UPDATE step_jobs SET status = \(status.rawValue), report = \(inline), error = \(outcome.error),
                            finished_at = \(unescaped: Self.nowMS), leased_until = NULL
                     WHERE id = \(job) AND attempt = \(Int64(attempt)) AND status = 'claimed' RETURNING id)
-                SELECT pg_notify(\(StepQueueChannel.name), 'done:' || id) FROM done
+                SELECT pg_notify(\(StepQueueChannel.name), \(StepQueueChannel.donePrefix) || id) FROM done
                 """, logger: self.logger)
             var updated = false
             for try await _ in rows { updated = true }

@@ -27,6 +27,7 @@ public final class WorkerDispatcher: StepDispatcher {
     private let served = Mutex<(pools: Set<String>, readAt: Date)?>(nil)
     static let servedPoolsAge: TimeInterval = 10
     private let waiters = Waiters()
+    private let digests = Mutex<[String: [String: String]]>([:])
 
     private init(queue: any StepQueue, signingKey: JobSigningKey, validity: TimeInterval, pollInterval: Duration) {
         self.queue = queue
@@ -56,8 +57,8 @@ public final class WorkerDispatcher: StepDispatcher {
         return try await queue.withQueueNotifications { notifications in
             try await withThrowingTaskGroup(of: Void.self, returning: T.self) { group in
                 group.addTask {
-                    for await payload in notifications where payload.hasPrefix("done:") {
-                        if let id = Int64(payload.dropFirst("done:".count)) { dispatcher.waiters.wake(id) }
+                    for await payload in notifications where payload.hasPrefix(StepQueueChannel.donePrefix) {
+                        if let id = Int64(payload.dropFirst(StepQueueChannel.donePrefix.count)) { dispatcher.waiters.wake(id) }
                     }
                 }
                 defer { group.cancelAll() }
@@ -79,8 +80,7 @@ public final class WorkerDispatcher: StepDispatcher {
         let now = Date()
         var nonce = [UInt8](repeating: 0, count: 16)
         for index in nonce.indices { nonce[index] = UInt8.random(in: 0...255) }
-        let files = Dictionary(
-            try JobEnvelope.pinnedFiles(kind, of: run).map { ($0.path, sha256Hex($0.bytes)) }, uniquingKeysWith: { first, _ in first })
+        let files = try fileDigests(kind, of: run)
         let envelope = JobEnvelope(
             run: run.id, step: step.index, kind: kind, resource: step.resource.description,
             pool: pool, planDigest: run.planDigest, files: files, snapshotDigest: snapshot.map { sha256Hex(Array($0.utf8)) },
@@ -95,6 +95,21 @@ public final class WorkerDispatcher: StepDispatcher {
         return DispatchedStep(
             succeeded: done.status == .succeeded, snapshot: kind == .execute ? done.snapshot : snapshot, report: done.report,
             error: done.error, worker: done.worker ?? "?", workerVersion: done.workerVersion ?? "?", claims: done.attempt)
+    }
+
+    /// The digests a job of `kind` pins, computed once per run and kind: a run's files do not
+    /// change, and hashing them (a playbook's bundle) for each of its steps would be waste.
+    private func fileDigests(_ kind: StepJobKind, of run: RunRecord) throws -> [String: String] {
+        let key = "\(run.id)/\(kind.rawValue)"
+        if let known = digests.withLock({ $0[key] }) { return known }
+        let computed = Dictionary(
+            try JobEnvelope.pinnedFiles(kind, of: run).map { ($0.path, sha256Hex($0.bytes)) }, uniquingKeysWith: { first, _ in first })
+        digests.withLock { digests in
+            // A controller lives long: keep the runs in flight, not every run it ever made.
+            if digests.count >= 64 { digests.removeAll() }
+            digests[key] = computed
+        }
+        return computed
     }
 
     /// Job `id` once it has finished: woken by its notification, looked at every `pollInterval`
