@@ -73,15 +73,27 @@ struct ControllerTests {
     func controllerQueuesStepsForWorkers() async throws {
         try await ControllerLab.with { lab in
             try await WorkerLab.with(in: lab.lab) { workers in
-                try await workers.startWorker("\(lab.lab.prefix)-w1", concurrency: 2)
-                try await lab.push(lab.webManifests(color: "blue"))
+                // A named pool: its steps go to its workers whatever the controller last heard of them.
+                let worker = try await workers.startWorker("\(lab.lab.prefix)-w1", pool: "dmz", concurrency: 2)
+                var files = lab.webManifests(color: "blue")
+                files["host.yaml"] = files["host.yaml"]?.replacingOccurrences(
+                    of: #"spec: {endpoint: "unix:///var/run/docker.sock"}"#,
+                    with: #"spec: {endpoint: "unix:///var/run/docker.sock", pool: dmz}"#)
+                try await lab.push(files)
                 let controller = try await lab.startController(
                     ["--interval", "2s"], store: ["--store", workers.url, "--workers", "--signing-key", workers.signingKey])
-                try await eventually("the commit is applied", timeout: .seconds(60)) { try await color(lab.lab) == "blue" }
-                let steps = try await workers.withQueue { queue in
-                    try await queue.steps(run: try #require(try await queue.runs(RunFilter(instance: lab.lab.instance)).first).id)
+                // The container shows as soon as the worker made it; the step's record is
+                // complete once the controller has its outcome and the run ends.
+                var run: RunRecord?
+                try await eventually("the run succeeds", timeout: .seconds(60)) {
+                    run = try await workers.withQueue { try await $0.runs(RunFilter(instance: lab.lab.instance)).first }
+                    return run?.status == .succeeded
                 }
-                #expect(!steps.isEmpty && steps.allSatisfy { $0.worker == "\(lab.lab.prefix)-w1" }, "\(steps.map(\.worker))")
+                #expect(try await color(lab.lab) == "blue")
+                let steps = try await workers.withQueue { try await $0.steps(run: try #require(run).id) }
+                #expect(
+                    !steps.isEmpty && steps.allSatisfy { $0.worker == "\(lab.lab.prefix)-w1" },
+                    "\(steps.map(\.worker)); worker: \(worker.output); controller: \(controller.logText)")
                 // Stopped while its database is still there (leaving the worker lab drops it).
                 controller.kill(SIGTERM)
                 #expect(try await controller.waitForExit(timeout: .seconds(30)) == 0, "\(controller.logText)")
